@@ -1,0 +1,101 @@
+// loupe-demo — the reference application.
+//
+// Routes:
+//   GET  /                 "Hello, world!"
+//   GET  /json             {"data": "Hello, world!"}
+//   GET  /users/{id:\d+}   {"id": <id>}
+//   POST /echo             the request body back (413 past the body limit)
+//   GET  /sleep?ms=N       waits N ms on an async timer: a suspended task
+//   GET  /block?ms=N       blocks the loop thread N ms: a deliberately bad handler
+//   GET  /cpu?ms=N         burns CPU on the loop thread N ms in demo_burn_cpu()
+//
+//   loupe-demo --port 8080 --log-format text
+#include <loupe/runtime.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+using loupe::awaitable;
+using loupe::request;
+using loupe::response;
+
+// The `ms` query parameter: a non-negative integer up to ten minutes.
+static std::int64_t ms_param(const request& req) {
+  const auto text = req.query().get("ms");
+  if (!text) throw loupe::http_bad_request("query parameter 'ms' is required");
+  std::int64_t ms = -1;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), ms);
+  if (ec != std::errc{} || end != text->data() + text->size() || ms < 0 || ms > 600000)
+    throw loupe::http_bad_request("query parameter 'ms' must be an integer from 0 to 600000");
+  return ms;
+}
+
+// Blocks the calling (loop) thread: what a handler must never do.
+[[gnu::noinline]] void demo_block_loop(std::int64_t ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// Burns CPU on the calling thread for `ms` milliseconds; a profiler target.
+[[gnu::noinline]] double demo_burn_cpu(std::int64_t ms) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  volatile double x = 0;
+  while (std::chrono::steady_clock::now() < until)
+    for (int i = 1; i < 1000; ++i) x = x + std::sqrt(static_cast<double>(i));
+  return x;
+}
+
+int main(int argc, char** argv) {
+  loupe::application app;
+
+  app.get("/", [](request&) -> awaitable<response> {
+    co_return response::text("Hello, world!");
+  }, "index");
+
+  app.get("/json", [](request&) -> awaitable<response> {
+    co_return response::json({{"data", "Hello, world!"}});
+  }, "json");
+
+  app.get(R"(/users/{id:\d+})", [](request& req) -> awaitable<response> {
+    const auto id = req.match_info().at("id");
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
+    if (ec != std::errc{} || end != id.data() + id.size())
+      throw loupe::http_not_found("no user " + std::string(id));  // too large to be an id
+    co_return response::json({{"id", n}});
+  }, "user");
+
+  app.post("/echo", [](request& req) -> awaitable<response> {
+    const auto type = req.header("Content-Type").value_or("application/octet-stream");
+    co_return response::bytes(req.text(), type);
+  }, "echo");
+
+  app.get("/sleep", [](request& req) -> awaitable<response> {
+    const auto ms = ms_param(req);
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    timer.expires_after(std::chrono::milliseconds(ms));
+    co_await timer.async_wait(boost::asio::use_awaitable);
+    co_return response::text("slept " + std::to_string(ms) + " ms");
+  }, "sleep");
+
+  app.get("/block", [](request& req) -> awaitable<response> {
+    const auto ms = ms_param(req);
+    demo_block_loop(ms);
+    co_return response::text("blocked the loop for " + std::to_string(ms) + " ms");
+  }, "block");
+
+  app.get("/cpu", [](request& req) -> awaitable<response> {
+    const auto ms = ms_param(req);
+    demo_burn_cpu(ms);
+    co_return response::text("burned " + std::to_string(ms) + " ms of CPU");
+  }, "cpu");
+
+  loupe::flag_set flags("loupe-demo", "The loupe reference application.");
+  loupe::run_options opts;
+  return loupe::run_main(app, argc, argv, flags, opts);
+}

@@ -1,0 +1,53 @@
+// loupe/runtime/run_app.hpp — run an application as a program.
+//
+//   int main(int argc, char** argv) {
+//     loupe::application app;
+//     ...
+//     return loupe::run_main(app, argc, argv);   // parses the standard flags
+//   }
+//
+// run_app prints where it listens ("======== Running on http://127.0.0.1:8080 ========"),
+// serves until SIGINT or SIGTERM, then shuts down gracefully: stop accepting,
+// let requests in flight finish within the grace period, run the shutdown and
+// clean-up hooks, and return 0. A failing start-up hook or a port that cannot
+// be bound returns 1 with an ERROR record; a bad flag returns 2.
+#pragma once
+
+#include <loupe/runtime/flags.hpp>
+#include <loupe/runtime/log.hpp>
+#include <loupe/runtime/server.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace loupe {
+
+class application;
+
+/// What `run_app` needs; the standard flags fill it.
+struct run_options {
+  std::string host = "127.0.0.1";
+  std::int64_t port = 8080;
+  std::int64_t workers = 1;            ///< loops; more than one arrives with worker loops
+  std::int64_t monitor_port = 20101;   ///< the console's port; 0 = off (console: later)
+  std::int64_t slow_callback_ms = 100; ///< 0 = off (detection: with task tracking)
+  std::string log_format = "json";
+  std::string log_level = "info";
+  std::int64_t grace_ms = 10000;        ///< how long shutdown waits for requests in flight
+  server_options server;
+
+  /// Registers --host, --port, --workers, --monitor-port, --slow-callback-ms,
+  /// --log-format, --log-level and --grace-ms on `flags`, writing into *this.
+  void add_flags(flag_set& flags);
+};
+
+/// Runs `app` until SIGINT/SIGTERM; see above. Returns the exit code.
+int run_app(application& app, const run_options& opts);
+
+/// Parses the standard flags (and any the caller added to `flags`) and runs
+/// `app`. Bad flags: message on stderr, returns 2. --help: usage, returns 0.
+int run_main(application& app, int argc, char** argv, flag_set& flags, run_options& opts);
+int run_main(application& app, int argc, char** argv);
+
+}  // namespace loupe

@@ -1,0 +1,84 @@
+// loupe/runtime/server.hpp — the HTTP/1.1 server that serves an application on a loop.
+//
+//   loupe::loop loop;
+//   loupe::server srv(loop, app);
+//   auto ep = srv.listen("127.0.0.1", 0);        // port 0: the kernel picks one
+//   ...                                          // loop.run() serves
+//   co_await srv.shutdown(std::chrono::seconds(10));
+//
+// Each connection is a task ("http.connection") and each request runs as its
+// own task ("GET /users/{id}") that the connection awaits, so requests on one
+// connection — pipelined or not — are answered in order. Keep-alive follows
+// HTTP/1.1; a malformed request gets a 4xx and its connection is closed; the
+// server goes on.
+//
+// Graceful shutdown stops accepting, closes idle keep-alive connections, lets
+// requests in flight finish (their responses say `Connection: close`) and,
+// past the grace period, cancels what is left.
+//
+// Owned by the caller; lives on its loop's thread and is not thread-safe.
+// The loop and the application must outlive it.
+#pragma once
+
+#include <loupe/runtime/task.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loupe {
+
+class application;
+class loop;
+
+struct server_options {
+  /// Connections served at once; past it new ones get 503 and are closed.
+  std::size_t max_connections = 10000;
+  /// From a connection's first byte (or the end of the previous response with
+  /// pipelined data waiting) to the end of the request headers.
+  std::chrono::milliseconds header_timeout{15000};
+  /// How long an idle keep-alive connection is kept (aiohttp: 75 s).
+  std::chrono::milliseconds keepalive_timeout{75000};
+  /// Reading the request body, and writing the response.
+  std::chrono::milliseconds io_timeout{60000};
+  /// Request line plus headers; past it the client gets 431.
+  std::size_t max_header_bytes = 16 * 1024;
+  /// The `Server` header; empty for none.
+  std::string server_header = "loupe";
+};
+
+class server {
+ public:
+  server(loop& l, application& app, server_options opts = {});
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds and starts accepting. Freezes the application. `host` is an IP
+  /// address or a name to resolve. Throws boost::system::system_error naming
+  /// the address if it cannot listen there.
+  boost::asio::ip::tcp::endpoint listen(std::string_view host, unsigned short port);
+
+  /// The endpoints being listened on.
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
+
+  /// Graceful shutdown (see above). Completes when every connection is closed.
+  awaitable<void> shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  /// Open connections.
+  std::size_t connection_count() const noexcept;
+  /// Requests whose handlers are running.
+  std::size_t requests_in_flight() const noexcept;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace loupe

@@ -1,0 +1,258 @@
+// The application: routing across sub-applications, the middleware onion, hooks.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/log.hpp>
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace loupe {
+
+namespace http = boost::beast::http;
+
+awaitable<response> next_handler::operator()(request& req) const {
+  if (first_ == last_) return (*final_)(req);
+  return (*first_)(req, next_handler(first_ + 1, last_, final_));
+}
+
+namespace detail {
+
+std::any* find_state(const application* app, const void* key) noexcept {
+  for (auto* a = const_cast<application*>(app); a; a = a->parent_) {
+    auto it = a->state_.find(key);
+    if (it != a->state_.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+void throw_missing_state(const std::string& key_name) {
+  throw std::out_of_range("application state has no value for key '" + key_name + "'");
+}
+
+}  // namespace detail
+
+application::application() = default;
+application::~application() = default;
+
+application::application(application&& o) noexcept { *this = std::move(o); }
+
+application& application::operator=(application&& o) noexcept {
+  router_ = std::move(o.router_);
+  middlewares_ = std::move(o.middlewares_);
+  chain_ = std::move(o.chain_);
+  on_startup_ = std::move(o.on_startup_);
+  on_shutdown_ = std::move(o.on_shutdown_);
+  on_cleanup_ = std::move(o.on_cleanup_);
+  subapps_ = std::move(o.subapps_);
+  state_ = std::move(o.state_);
+  parent_ = o.parent_;
+  prefix_ = std::move(o.prefix_);
+  mount_point_ = std::move(o.mount_point_);
+  client_max_size_ = o.client_max_size_;
+  frozen_ = o.frozen_;
+  // Children point at their parent, which has moved.
+  for (auto& s : subapps_) s->parent_ = this;
+  return *this;
+}
+
+namespace {
+void check_not_frozen(bool frozen, const char* what) {
+  if (frozen)
+    throw std::logic_error(std::string("application: cannot ") + what + " after the application has started");
+}
+}  // namespace
+
+route& application::add_route(http::verb method, std::string_view path, handler h, std::string name) {
+  check_not_frozen(frozen_, "add a route");
+  return router_.add(method, path, std::move(h), std::move(name));
+}
+route& application::get(std::string_view p, handler h, std::string n) { return add_route(http::verb::get, p, std::move(h), std::move(n)); }
+route& application::post(std::string_view p, handler h, std::string n) { return add_route(http::verb::post, p, std::move(h), std::move(n)); }
+route& application::put(std::string_view p, handler h, std::string n) { return add_route(http::verb::put, p, std::move(h), std::move(n)); }
+route& application::patch(std::string_view p, handler h, std::string n) { return add_route(http::verb::patch, p, std::move(h), std::move(n)); }
+route& application::del(std::string_view p, handler h, std::string n) { return add_route(http::verb::delete_, p, std::move(h), std::move(n)); }
+route& application::head(std::string_view p, handler h, std::string n) { return add_route(http::verb::head, p, std::move(h), std::move(n)); }
+route& application::options(std::string_view p, handler h, std::string n) { return add_route(http::verb::options, p, std::move(h), std::move(n)); }
+
+application& application::add_subapp(std::string_view prefix, application sub) {
+  check_not_frozen(frozen_, "add a sub-application");
+  if (prefix.size() < 2 || prefix.front() != '/' || prefix.back() == '/' ||
+      prefix.find_first_of("{}") != std::string_view::npos)
+    throw std::invalid_argument("add_subapp: prefix '" + std::string(prefix) +
+                                "' must start with '/', not end with '/', and have no parameters");
+  if (sub.parent_) throw std::logic_error("add_subapp: the application is already mounted");
+  auto owned = std::make_unique<application>(std::move(sub));
+  owned->parent_ = this;
+  owned->mount_point_ = std::string(prefix);
+  owned->prefix_ = prefix_ + owned->mount_point_;
+  owned->router_.set_prefix(owned->prefix_);
+  owned->reprefix_children();
+  application* raw = owned.get();
+  subapps_.push_back(std::move(owned));
+  on_startup_.emplace_back(raw);
+  on_shutdown_.emplace_back(raw);
+  on_cleanup_.emplace_back(raw);
+  return *raw;
+}
+
+void application::reprefix_children() {
+  // A sub-application mounted inside `sub` before `sub` itself was mounted
+  // gets the outer prefix too: its own prefix is kept as the last part.
+  for (auto& s : subapps_) {
+    s->prefix_ = prefix_ + s->mount_point_;
+    s->router_.set_prefix(s->prefix_);
+    s->reprefix_children();
+  }
+}
+
+std::string application::url_for(std::string_view name, const url_params& params, const url_params& query) const {
+  return router_.url_for(name, params, query);
+}
+
+void application::use(middleware m) {
+  check_not_frozen(frozen_, "add a middleware");
+  if (!m) throw std::invalid_argument("use: empty middleware");
+  middlewares_.push_back(std::move(m));
+}
+void application::on_startup(app_hook h) { check_not_frozen(frozen_, "add a hook"); on_startup_.emplace_back(std::move(h)); }
+void application::on_shutdown(app_hook h) { check_not_frozen(frozen_, "add a hook"); on_shutdown_.emplace_back(std::move(h)); }
+void application::on_cleanup(app_hook h) { check_not_frozen(frozen_, "add a hook"); on_cleanup_.emplace_back(std::move(h)); }
+
+void application::freeze() {
+  if (frozen_) return;
+  chain_ = parent_ ? parent_->chain_ : std::vector<middleware>{};
+  chain_.insert(chain_.end(), middlewares_.begin(), middlewares_.end());
+  for (auto& r : router_.routes()) r->owner = this;
+  frozen_ = true;
+  for (auto& s : subapps_) s->freeze();
+}
+
+awaitable<void> application::run_hooks(std::vector<hook_entry>& hooks, const char* phase) {
+  for (auto& h : hooks) {
+    if (auto* fn = std::get_if<app_hook>(&h)) {
+      co_await (*fn)(*this);
+    } else {
+      application* sub = std::get<application*>(h);
+      if (std::string_view(phase) == "startup") co_await sub->startup();
+      else if (std::string_view(phase) == "shutdown") co_await sub->shutdown();
+      else co_await sub->cleanup();
+    }
+  }
+}
+
+awaitable<void> application::startup() {
+  freeze();
+  co_await run_hooks(on_startup_, "startup");
+}
+awaitable<void> application::shutdown() { co_await run_hooks(on_shutdown_, "shutdown"); }
+awaitable<void> application::cleanup() { co_await run_hooks(on_cleanup_, "cleanup"); }
+
+namespace {
+
+const handler not_found_handler = [](request&) -> awaitable<response> {
+  throw http_not_found();
+  co_return response{};
+};
+
+// Merges "GET, HEAD" lists from several routers into one sorted, unique list.
+std::string normalize_allowed(const std::string& list) {
+  std::vector<std::string> items;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto comma = list.find(", ", pos);
+    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!item.empty()) items.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    pos = comma + 2;
+  }
+  std::sort(items.begin(), items.end());
+  items.erase(std::unique(items.begin(), items.end()), items.end());
+  std::string out;
+  for (auto& i : items) {
+    if (!out.empty()) out += ", ";
+    out += i;
+  }
+  return out;
+}
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "a non-standard exception";
+  }
+}
+
+}  // namespace
+
+void application::resolve(const request& req, router::match_result& found, application*& owner,
+                          std::string& allowed) {
+  auto m = router_.match(req.method(), req.method_name(), req.path());
+  if (m.outcome == router::match_result::kind::found) {
+    found = std::move(m);
+    owner = this;
+    return;
+  }
+  if (m.outcome == router::match_result::kind::method_not_allowed) {
+    if (!allowed.empty()) allowed += ", ";
+    allowed += m.allowed;
+  }
+  const std::string& path = req.path();
+  for (auto& s : subapps_) {
+    const std::string& p = s->prefix_;
+    if (path.size() >= p.size() && path.compare(0, p.size(), p) == 0 &&
+        (path.size() == p.size() || path[p.size()] == '/')) {
+      s->resolve(req, found, owner, allowed);
+      if (owner) return;
+    }
+  }
+}
+
+awaitable<response> application::handle(request& req) {
+  freeze();
+  const auto cs = co_await boost::asio::this_coro::cancellation_state;
+  router::match_result m;
+  application* owner = nullptr;
+  std::string allowed;
+  resolve(req, m, owner, allowed);
+
+  const handler* final = &not_found_handler;
+  handler method_not_allowed;
+  if (owner) {
+    req.set_match(owner, &m.route->path_template, &m.route->name, std::move(m.params));
+    final = &m.route->handler;
+  } else {
+    req.set_match(this, nullptr, nullptr, {});
+    if (!allowed.empty()) {
+      method_not_allowed = [list = normalize_allowed(allowed)](request&) -> awaitable<response> {
+        throw http_method_not_allowed(list);
+        co_return response{};
+      };
+      final = &method_not_allowed;
+    }
+  }
+  const auto& chain = (owner ? owner : this)->chain_;
+  response res;
+  std::exception_ptr error;
+  try {
+    res = co_await next_handler(chain.data(), chain.data() + chain.size(), final)(req);
+  } catch (const http_error& e) {
+    res = response(e);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    // A cancelled request is not a handler bug: let the caller see the cancellation.
+    if (cs.cancelled() != boost::asio::cancellation_type::none) std::rethrow_exception(error);
+    log::runtime().error("unhandled exception in handler for {} {} (route '{}'): {}", req.method_name(),
+                         req.target(), req.route(), describe(error));
+    res = response(http_internal_server_error());
+  }
+  co_return res;
+}
+
+}  // namespace loupe

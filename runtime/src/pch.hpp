@@ -1,0 +1,7 @@
+// Precompiled header for loupe's own targets: the heavy Boost headers.
+#pragma once
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>

@@ -1,0 +1,154 @@
+// The request: target parsing, query, cookies, JSON body.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/request.hpp>
+
+#include <boost/json/parse.hpp>
+
+namespace loupe {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+const std::string empty_string;
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Percent-decodes `in` into `out`; false for a malformed escape or a NUL.
+bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
+  out.clear();
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      if (!is_hex(in[i + 1]) || !is_hex(in[i + 2])) return false;
+      auto v = [](char h) { return h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10; };
+      c = static_cast<char>(v(in[i + 1]) * 16 + v(in[i + 2]));
+      if (c == '\0') return false;
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    out += c;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+request::request(message_type msg, endpoint_type remote, endpoint_type local)
+    : msg_(std::move(msg)), remote_(remote), local_(local), route_(&empty_string),
+      route_name_(&empty_string) {
+  std::string_view t = msg_.target();
+  if (t.empty()) throw http_bad_request("empty request target");
+  // absolute-form (proxies): http://host/path?q -> /path?q
+  if (t.front() != '/') {
+    if (t == "*") {
+      path_ = "*";
+      path_end_ = t.size();
+      return;
+    }
+    const auto scheme_end = t.find("://");
+    if (scheme_end == std::string_view::npos) throw http_bad_request("invalid request target");
+    const auto slash = t.find('/', scheme_end + 3);
+    // Normalise the target to origin-form so the rest of the code sees one shape.
+    std::string origin = slash == std::string_view::npos ? "/" : std::string(t.substr(slash));
+    if (slash == std::string_view::npos) {
+      const auto q = t.find('?', scheme_end + 3);
+      if (q != std::string_view::npos) origin += t.substr(q);
+    }
+    msg_.target(origin);
+    t = msg_.target();
+  }
+  const auto q = t.find('?');
+  path_end_ = q == std::string_view::npos ? t.size() : q;
+  if (auto frag = t.find('#'); frag != std::string_view::npos && frag < path_end_) path_end_ = frag;
+  if (!percent_decode(t.substr(0, path_end_), path_, false))
+    throw http_bad_request("invalid percent-encoding in path");
+}
+
+const query_params& request::query() const {
+  if (!query_) {
+    query_.emplace();
+    std::string_view qs = query_string();
+    if (auto frag = qs.find('#'); frag != std::string_view::npos) qs = qs.substr(0, frag);
+    std::string key, value;
+    while (!qs.empty()) {
+      const auto amp = qs.find('&');
+      std::string_view part = qs.substr(0, amp);
+      qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+      if (part.empty()) continue;
+      const auto eq = part.find('=');
+      const std::string_view k = part.substr(0, eq);
+      const std::string_view v = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
+      if (!percent_decode(k, key, true) || !percent_decode(v, value, true))
+        throw http_bad_request("invalid percent-encoding in query string");
+      query_->add(key, value);
+    }
+  }
+  return *query_;
+}
+
+std::optional<std::string_view> request::header(std::string_view name) const {
+  auto it = msg_.find(name);
+  if (it == msg_.end()) return std::nullopt;
+  return it->value();
+}
+
+const string_pairs& request::cookies() const {
+  if (!cookies_) {
+    cookies_.emplace();
+    for (auto it = msg_.find(http::field::cookie); it != msg_.end() && it->name() == http::field::cookie; ++it) {
+      std::string_view rest = it->value();
+      while (!rest.empty()) {
+        const auto semi = rest.find(';');
+        std::string_view part = trim(rest.substr(0, semi));
+        rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+        const auto eq = part.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        std::string_view value = trim(part.substr(eq + 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+          value = value.substr(1, value.size() - 2);
+        cookies_->add(std::string(trim(part.substr(0, eq))), std::string(value));
+      }
+    }
+  }
+  return *cookies_;
+}
+
+std::optional<std::string_view> request::cookie(std::string_view name) const {
+  return cookies().get(name);
+}
+
+boost::json::value request::json() const {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(msg_.body(), ec);
+  if (ec) throw http_bad_request("invalid JSON body: " + ec.message());
+  return v;
+}
+
+application& request::app() const {
+  if (!app_) throw std::logic_error("request::app(): the request has not been routed");
+  return *app_;
+}
+
+std::string request::remote_address() const { return remote_.address().to_string(); }
+
+void request::set_match(application* app, const std::string* route, const std::string* route_name,
+                        loupe::match_info m) {
+  app_ = app;
+  route_ = route ? route : &empty_string;
+  route_name_ = route_name ? route_name : &empty_string;
+  match_ = std::move(m);
+}
+
+}  // namespace loupe

@@ -1,0 +1,134 @@
+// run_app: a loop, a server, signals and the graceful-shutdown sequence.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/log.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/run_app.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace loupe {
+
+namespace asio = boost::asio;
+
+void run_options::add_flags(flag_set& flags) {
+  flags.add_string("host", &host, "address to listen on");
+  flags.add_int("port", &port, 0, 65535, "TCP port to listen on (0: any free port)");
+  flags.add_int("workers", &workers, 1, 256, "event loops serving requests");
+  flags.add_int("monitor-port", &monitor_port, 0, 65535, "console port (0: off)");
+  flags.add_int("slow-callback-ms", &slow_callback_ms, 0, 3600000,
+                "report callbacks running longer than this (0: off)");
+  flags.add_choice("log-format", &log_format, {"json", "text"}, "log record format");
+  flags.add_choice("log-level", &log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"},
+                   "lowest level logged");
+  flags.add_int("grace-ms", &grace_ms, 0, 3600000,
+                "how long shutdown waits for requests in flight, in ms");
+}
+
+namespace {
+
+awaitable<void> main_task(loop& lp, application& app, const run_options& opts, int& exit_code) {
+  // Installed before start-up so that an early SIGTERM is handled too.
+  asio::signal_set signals(lp.context(), SIGINT, SIGTERM);
+  server srv(lp, app, opts.server);
+  try {
+    co_await app.startup();
+    const auto ep = srv.listen(opts.host, static_cast<unsigned short>(opts.port));
+    std::string host = ep.address().to_string();
+    if (ep.address().is_v6()) host = "[" + host + "]";
+    std::printf("======== Running on http://%s:%u ========\n(Press CTRL+C to quit)\n", host.c_str(),
+                static_cast<unsigned>(ep.port()));
+    std::fflush(stdout);
+    log::runtime().info("listening on http://{}:{}", host, ep.port());
+  } catch (const std::exception& e) {
+    log::runtime().error("start-up failed: {}", e.what());
+    exit_code = 1;
+  }
+  if (exit_code != 0) {
+    // aiohttp runs clean-up after a failed start-up too, so that resources
+    // acquired by the hooks that did run are released.
+    try {
+      co_await app.cleanup();
+    } catch (const std::exception& e) {
+      log::runtime().error("cleanup hook failed: {}", e.what());
+    }
+    lp.stop();
+    co_return;
+  }
+
+  auto [ec, signo] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
+  log::runtime().info("received {}; shutting down (grace period {} ms)",
+                      signo == SIGINT ? "SIGINT" : "SIGTERM", opts.grace_ms);
+  // A second signal stops waiting for requests in flight.
+  signals.async_wait([&lp](const boost::system::error_code& e, int) {
+    if (!e) {
+      log::runtime().warn("second signal: exiting without waiting");
+      std::fflush(nullptr);
+      std::_Exit(1);
+    }
+    (void)lp;
+  });
+  co_await srv.shutdown(std::chrono::milliseconds(opts.grace_ms));
+  try {
+    co_await app.shutdown();
+  } catch (const std::exception& e) {
+    log::runtime().error("shutdown hook failed: {}", e.what());
+    exit_code = 1;
+  }
+  try {
+    co_await app.cleanup();
+  } catch (const std::exception& e) {
+    log::runtime().error("cleanup hook failed: {}", e.what());
+    exit_code = 1;
+  }
+  signals.cancel();
+  log::runtime().info("stopped");
+  lp.stop();
+}
+
+}  // namespace
+
+int run_app(application& app, const run_options& opts) {
+  log::options lo;
+  lo.format = log::parse_format(opts.log_format);
+  lo.level = spdlog::level::from_str(opts.log_level);
+  log::configure(lo);
+  if (opts.workers > 1)
+    log::runtime().warn("--workers {}: worker loops are not implemented yet; serving on one loop",
+                        opts.workers);
+  loop lp("main");
+  int exit_code = 0;
+  spawn(lp, "app.main", main_task(lp, app, opts, exit_code));
+  lp.run();
+  std::fflush(nullptr);
+  return exit_code;
+}
+
+int run_main(application& app, int argc, char** argv, flag_set& flags, run_options& opts) {
+  opts.add_flags(flags);
+  try {
+    const auto rest = flags.parse(argc, argv);
+    if (!rest.empty()) throw flag_error("unexpected argument '" + rest.front() + "'");
+  } catch (const help_requested&) {
+    std::cout << flags.usage();
+    return 0;
+  } catch (const flag_error& e) {
+    std::cerr << flags.program() << ": " << e.what() << "\n(see " << flags.program() << " --help)\n";
+    return 2;
+  }
+  return run_app(app, opts);
+}
+
+int run_main(application& app, int argc, char** argv) {
+  std::string program = argc > 0 ? argv[0] : "loupe";
+  if (auto slash = program.rfind('/'); slash != std::string::npos) program = program.substr(slash + 1);
+  flag_set flags(program, "");
+  run_options opts;
+  return run_main(app, argc, argv, flags, opts);
+}
+
+}  // namespace loupe

@@ -1,0 +1,413 @@
+// The HTTP/1.1 server: accept loop, connection tasks, request tasks, shutdown.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/log.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/file_body.hpp>
+
+#include <array>
+#include <ctime>
+#include <optional>
+#include <unordered_set>
+
+namespace loupe {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using namespace std::string_view_literals;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// RFC 9110 IMF-fixdate, recomputed at most once a second per thread.
+std::string_view http_date() {
+  thread_local std::time_t cached = 0;
+  thread_local char buf[40];
+  thread_local std::size_t len = 0;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    len = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = now;
+  }
+  return {buf, len};
+}
+
+// A parse error the client should hear about (400), as opposed to the
+// connection simply ending.
+bool is_bad_request(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message &&
+         ec != http::error::need_more && ec != http::error::need_buffer;
+}
+
+}  // namespace
+
+/// One client connection. Lives in the frame of its connection task.
+struct connection {
+  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  bool idle = true;        // between requests: waiting for the next one's first bytes
+  bool in_handler = false; // a request task is running
+  asio::cancellation_signal cancel;  // cancels the running request task
+};
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+  impl(loop& l, application& a, server_options o) : lp(l), app(a), opts(std::move(o)) {}
+
+  loop& lp;
+  application& app;
+  server_options opts;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::unordered_set<connection*> conns;
+  std::size_t open = 0;  // connections counted from accept, including ones not yet started
+  std::size_t in_flight = 0;
+  bool stopping = false;
+  asio::steady_timer* drain_waiter = nullptr;
+
+  awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
+  awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
+  awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s);
+  awaitable<bool> write_response(connection& c, const request& req, response& res, bool keep);
+  awaitable<void> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
+  awaitable<void> linger_close(beast::tcp_stream& s);
+  void connection_done() {
+    --open;
+    if (open == 0 && drain_waiter) drain_waiter->cancel();
+  }
+};
+
+server::server(loop& l, application& app, server_options opts)
+    : impl_(std::make_shared<impl>(l, app, std::move(opts))) {}
+
+server::~server() {
+  // Without a shutdown: stop accepting and close what is open; the tasks end
+  // the next time the loop runs (or are destroyed with it).
+  error_code ec;
+  for (auto& a : impl_->acceptors) a->close(ec);
+  impl_->stopping = true;
+  for (auto* c : impl_->conns) {
+    c->cancel.emit(asio::cancellation_type::terminal);
+    c->stream.socket().close(ec);
+  }
+}
+
+tcp::endpoint server::listen(std::string_view host, unsigned short port) {
+  impl_->app.freeze();
+  error_code ec;
+  tcp::endpoint ep;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (!ec) {
+    ep = tcp::endpoint(addr, port);
+  } else {
+    tcp::resolver resolver(impl_->lp.context());
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+      throw boost::system::system_error(ec, "cannot resolve host '" + std::string(host) + "'");
+    ep = results.begin()->endpoint();
+  }
+  const std::string where = ep.address().to_string() + ":" + std::to_string(port);
+  auto acc = std::make_unique<tcp::acceptor>(impl_->lp.context());
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw boost::system::system_error(ec, "cannot listen on " + where);
+  const auto bound = acc->local_endpoint();
+  auto& ref = *acc;
+  impl_->acceptors.push_back(std::move(acc));
+  spawn(impl_->lp, "http.accept", impl_->accept_loop(impl_, ref));
+  return bound;
+}
+
+std::vector<tcp::endpoint> server::endpoints() const {
+  std::vector<tcp::endpoint> out;
+  error_code ec;
+  for (auto& a : impl_->acceptors)
+    if (a->is_open()) out.push_back(a->local_endpoint(ec));
+  return out;
+}
+
+std::size_t server::connection_count() const noexcept { return impl_->open; }
+std::size_t server::requests_in_flight() const noexcept { return impl_->in_flight; }
+
+awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
+  auto self = impl_;
+  self->stopping = true;
+  error_code ec;
+  for (auto& a : self->acceptors) a->close(ec);
+  // Idle keep-alive connections close now; busy ones after their response.
+  for (auto* c : self->conns)
+    if (c->idle) c->stream.socket().cancel(ec);
+  if (self->open == 0) co_return;
+
+  asio::steady_timer timer(self->lp.context());
+  self->drain_waiter = &timer;
+  struct reset {
+    impl& s;
+    ~reset() { s.drain_waiter = nullptr; }
+  } guard{*self};
+  timer.expires_after(grace);
+  auto [wait_ec] = co_await timer.async_wait(nothrow);
+  if (self->open == 0) co_return;
+
+  log::runtime().warn("shutdown: grace period of {} ms is over; cancelling {} request(s) and closing {} connection(s)",
+                      grace.count(), self->in_flight, self->open);
+  for (auto* c : self->conns) {
+    if (c->in_handler) c->cancel.emit(asio::cancellation_type::terminal);
+    else c->stream.socket().close(ec);
+  }
+  // Cancelled requests answer 503 and close; give them a moment, then close the rest.
+  timer.expires_after(std::chrono::seconds(1));
+  std::tie(wait_ec) = co_await timer.async_wait(nothrow);
+  for (auto* c : self->conns) c->stream.socket().close(ec);
+}
+
+awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a) {
+  for (;;) {
+    auto [ec, sock] = co_await a.async_accept(nothrow);
+    if (stopping || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+    if (ec) {
+      log::runtime().warn("accept failed: {}", ec.message());
+      // Out of descriptors or memory: back off instead of spinning.
+      asio::steady_timer t(lp.context(), std::chrono::milliseconds(50));
+      co_await t.async_wait(nothrow);
+      continue;
+    }
+    error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    ++open;
+    if (open > opts.max_connections) {
+      spawn(lp, "http.reject", reject(self, std::move(sock)));
+      continue;
+    }
+    spawn(lp, "http.connection", serve(self, std::move(sock)));
+  }
+}
+
+awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) {
+  struct done {
+    impl& s;
+    ~done() { s.connection_done(); }
+  } guard{*self};
+  beast::tcp_stream stream(std::move(s));
+  co_await send_error(stream, http::status::service_unavailable, "too many connections");
+}
+
+awaitable<void> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail) {
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (!opts.server_header.empty()) res.set(http::field::server, opts.server_header);
+  res.set(http::field::date, http_date());
+  std::string body = std::to_string(static_cast<unsigned>(status));
+  body += ": ";
+  const auto reason = http::obsolete_reason(status);
+  body.append(reason.data(), reason.size());
+  if (!detail.empty()) body.append(" (").append(detail).append(")");
+  res.body() = std::move(body);
+  res.keep_alive(false);
+  res.prepare_payload();
+  s.expires_after(opts.io_timeout);
+  co_await http::async_write(s, res, nothrow);
+  co_await linger_close(s);
+}
+
+// Half-close, then read and discard what the client still sends (bounded), so
+// that unread input does not turn our close into a reset that destroys the
+// response in flight.
+awaitable<void> server::impl::linger_close(beast::tcp_stream& s) {
+  error_code ec;
+  s.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (!ec) {
+    s.expires_after(std::chrono::seconds(2));
+    std::array<char, 4096> scratch;
+    for (std::size_t total = 0; total < 1024 * 1024;) {
+      auto [rec, n] = co_await s.async_read_some(asio::buffer(scratch), nothrow);
+      if (rec) break;
+      total += n;
+    }
+  }
+  s.socket().close(ec);
+}
+
+awaitable<bool> server::impl::write_response(connection& c, const request& req, response& res, bool keep) {
+  auto& msg = res.native();
+  msg.version(req.version() == 10 ? 10 : 11);
+  msg.keep_alive(keep);
+  if (!opts.server_header.empty() && msg.find(http::field::server) == msg.end())
+    msg.set(http::field::server, opts.server_header);
+  msg.set(http::field::date, http_date());
+  const bool head = req.method() == http::verb::head;
+  const unsigned code = msg.result_int();
+  const bool no_body = head || code == 204 || code == 304 || code < 200;
+  c.stream.expires_after(opts.io_timeout);
+
+  if (res.file_path() && !no_body) {
+    http::response<http::file_body> fm{std::move(msg.base())};
+    error_code ec;
+    fm.body().open(res.file_path()->c_str(), beast::file_mode::scan, ec);
+    if (ec) {
+      log::runtime().error("cannot open {}: {}", res.file_path()->string(), ec.message());
+      co_await send_error(c.stream, http::status::internal_server_error, {});
+      co_return false;
+    }
+    fm.prepare_payload();
+    auto [wec, n] = co_await http::async_write(c.stream, fm, nothrow);
+    co_return !wec;
+  }
+  if (res.file_path()) {
+    msg.content_length(res.file_size());
+  } else if (code == 204 || code == 304 || code < 200) {
+    msg.body().clear();
+    msg.erase(http::field::content_length);
+  } else {
+    msg.content_length(msg.body().size());
+  }
+  if (no_body) {
+    // Headers only; Content-Length (if any) still describes the body a GET would get.
+    http::response<http::empty_body> hm{std::move(msg.base())};
+    http::response_serializer<http::empty_body> sr{hm};
+    sr.split(true);
+    auto [wec, n] = co_await http::async_write_header(c.stream, sr, nothrow);
+    co_return !wec;
+  }
+  auto [wec, n] = co_await http::async_write(c.stream, msg, nothrow);
+  co_return !wec;
+}
+
+awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock) {
+  connection c(std::move(sock));
+  conns.insert(&c);
+  struct done {
+    impl& s;
+    connection* c;
+    ~done() {
+      s.conns.erase(c);
+      s.connection_done();
+    }
+  } guard{*self, &c};
+
+  error_code ec;
+  const auto remote = c.stream.socket().remote_endpoint(ec);
+  const auto local = c.stream.socket().local_endpoint(ec);
+  beast::flat_buffer buf;
+  bool first = true;
+
+  for (;;) {
+    if (stopping) break;
+    // Wait for the next request's first bytes (idle keep-alive time).
+    c.idle = true;
+    if (buf.size() == 0) {
+      c.stream.expires_after(first ? opts.header_timeout : opts.keepalive_timeout);
+      auto [rec, n] = co_await c.stream.async_read_some(buf.prepare(8192), nothrow);
+      if (rec) break;  // closed by the client, idle timeout, or shutdown
+      buf.commit(n);
+    }
+    c.idle = false;
+    first = false;
+
+    // Headers.
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+    parser.body_limit(app.client_max_size());
+    c.stream.expires_after(opts.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
+    if (hec) {
+      if (hec == beast::error::timeout)
+        co_await send_error(c.stream, http::status::request_timeout, "headers not received in time");
+      else if (hec == http::error::body_limit)  // Content-Length already says too much
+        co_await send_error(c.stream, http::status::payload_too_large,
+                            "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+      else if (hec == http::error::header_limit)
+        co_await send_error(c.stream, http::status::request_header_fields_too_large, {});
+      else if (is_bad_request(hec))
+        co_await send_error(c.stream, http::status::bad_request, hec.message());
+      break;
+    }
+
+    // Body, bounded by the application's client_max_size.
+    const auto length = parser.content_length();
+    if (length && *length > app.client_max_size()) {
+      co_await send_error(c.stream, http::status::payload_too_large,
+                          "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+      break;
+    }
+    if (!parser.is_done()) {
+      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        c.stream.expires_after(opts.io_timeout);
+        auto [cec, cn] = co_await asio::async_write(c.stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
+        if (cec) break;
+      }
+      c.stream.expires_after(opts.io_timeout);
+      auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
+      if (bec) {
+        if (bec == http::error::body_limit)
+          co_await send_error(c.stream, http::status::payload_too_large,
+                              "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+        else if (bec == beast::error::timeout)
+          co_await send_error(c.stream, http::status::request_timeout, "body not received in time");
+        else if (is_bad_request(bec))
+          co_await send_error(c.stream, http::status::bad_request, bec.message());
+        break;
+      }
+    }
+    c.stream.expires_never();
+
+    // The request runs as its own task; the connection waits for it.
+    std::optional<request> req;
+    std::optional<http_error> bad_target;
+    try {
+      req.emplace(parser.release(), remote, local);
+    } catch (const http_error& e) {
+      bad_target = e;
+    }
+    if (bad_target) {
+      co_await send_error(c.stream, bad_target->status(), bad_target->message());
+      break;
+    }
+    ++in_flight;
+    c.in_handler = true;
+    auto [ep, res] = co_await spawn(lp, "http.request", app.handle(*req),
+                                    asio::bind_cancellation_slot(c.cancel.slot(), nothrow));
+    c.in_handler = false;
+    --in_flight;
+    if (ep) {
+      // app.handle turns handler errors into responses; what arrives here is a cancellation.
+      res = response(http_service_unavailable("request cancelled"));
+      res.native().keep_alive(false);
+    }
+    const bool keep = req->keep_alive() && !stopping && !ep;
+    if (!co_await write_response(c, *req, res, keep)) break;
+    if (!keep) {
+      if (buf.size() == 0) {
+        c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        c.stream.socket().close(ec);
+      } else {
+        co_await linger_close(c.stream);
+      }
+      co_return;
+    }
+  }
+  c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  c.stream.socket().close(ec);
+}
+
+}  // namespace loupe

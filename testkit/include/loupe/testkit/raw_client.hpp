@@ -1,0 +1,61 @@
+// loupe/testkit/raw_client.hpp — an HTTP/1.1 client for tests, byte-exact when needed.
+//
+//   loupe::testkit::raw_client c(loop.get_executor());
+//   co_await c.connect(server_endpoint);
+//   auto res = co_await c.request(http::verb::get, "/users/7");      // one request
+//   co_await c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+//   auto a = co_await c.read_response();                              // pipelined: in order
+//   auto b = co_await c.read_response();
+//   bool closed = co_await c.closed_by_peer();
+//
+// It sends whatever bytes it is given (malformed requests included) and parses
+// responses with Beast. Every operation has a timeout (default 10 s) and
+// throws boost::system::system_error on failure. Not thread-safe; one loop.
+#pragma once
+
+#include <loupe/runtime/task.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace loupe::testkit {
+
+using http_response = boost::beast::http::response<boost::beast::http::string_body>;
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+class raw_client {
+ public:
+  explicit raw_client(boost::asio::any_io_executor ex,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~raw_client();
+  raw_client(raw_client&&) noexcept;
+  raw_client& operator=(raw_client&&) noexcept;
+
+  awaitable<void> connect(const boost::asio::ip::tcp::endpoint& ep);
+  /// Writes `bytes` exactly as given.
+  awaitable<void> send(std::string_view bytes);
+  /// Reads one response (for a HEAD request, pass `head = true`).
+  awaitable<http_response> read_response(bool head = false);
+  /// Sends one well-formed request (Host and Content-Length filled in) and reads its response.
+  awaitable<http_response> request(boost::beast::http::verb method, std::string_view target,
+                                   std::string body = {}, const header_list& headers = {});
+  /// True when the server has closed the connection (EOF or reset) within the timeout.
+  awaitable<bool> closed_by_peer();
+  void close();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace loupe::testkit

@@ -1,0 +1,68 @@
+// loupe/testkit/run.hpp — run a coroutine on a loop, under a deadline.
+//
+//   loupe::loop loop;
+//   auto status = loupe::testkit::run(loop, [&]() -> loupe::awaitable<int> {
+//     auto res = co_await client.get("/");
+//     co_return res.result_int();
+//   });
+//
+// The loop runs on the calling thread (no second thread for the app). When
+// the deadline passes first, the loop is stopped and `deadline_exceeded` is
+// thrown; its message lists the loop's live tasks, so a hung test names what
+// it was waiting for instead of hanging.
+#pragma once
+
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/task.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace loupe::testkit {
+
+/// The default deadline of a test body.
+inline constexpr std::chrono::seconds default_deadline{30};
+
+class deadline_exceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One line per live task of `l`: id, name, age, spawn site.
+std::string describe_tasks(const loop& l);
+
+namespace detail {
+/// Runs `l` until `done` is set or the deadline passes; throws deadline_exceeded.
+void run_until(loop& l, const bool& done, std::chrono::steady_clock::duration deadline);
+}  // namespace detail
+
+/// Runs `make()` as a task named "test" on `l` until it completes and returns
+/// its result (rethrowing its exception), or throws deadline_exceeded.
+template <class F>
+auto run(loop& l, F&& make, std::chrono::steady_clock::duration deadline = default_deadline) {
+  using aw = std::invoke_result_t<F&>;
+  using T = typename aw::value_type;
+  bool done = false;
+  std::exception_ptr error;
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
+  auto on_done = [&](std::exception_ptr e, auto... v) {
+    error = e;
+    if constexpr (!std::is_void_v<T>) {
+      if (!e) result.emplace(std::move(v)...);
+    }
+    done = true;
+  };
+  loupe::spawn(l, "test", make(), on_done);
+  detail::run_until(l, done, deadline);
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+}  // namespace loupe::testkit

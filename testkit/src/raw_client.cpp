@@ -1,0 +1,81 @@
+// testkit::raw_client.
+#include <loupe/testkit/raw_client.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace loupe::testkit {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct raw_client::impl {
+  impl(asio::any_io_executor ex, std::chrono::milliseconds t) : stream(ex), timeout(t) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  std::chrono::milliseconds timeout;
+  std::string host = "127.0.0.1";
+};
+
+raw_client::raw_client(asio::any_io_executor ex, std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<impl>(std::move(ex), timeout)) {}
+raw_client::~raw_client() = default;
+raw_client::raw_client(raw_client&&) noexcept = default;
+raw_client& raw_client::operator=(raw_client&&) noexcept = default;
+
+awaitable<void> raw_client::connect(const asio::ip::tcp::endpoint& ep) {
+  impl_->stream.expires_after(impl_->timeout);
+  co_await impl_->stream.async_connect(ep, asio::use_awaitable);
+  impl_->host = ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+awaitable<void> raw_client::send(std::string_view bytes) {
+  impl_->stream.expires_after(impl_->timeout);
+  co_await asio::async_write(impl_->stream, asio::buffer(bytes), asio::use_awaitable);
+}
+
+awaitable<http_response> raw_client::read_response(bool head) {
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  parser.skip(head);
+  impl_->stream.expires_after(impl_->timeout);
+  co_await http::async_read(impl_->stream, impl_->buffer, parser, asio::use_awaitable);
+  co_return parser.release();
+}
+
+awaitable<http_response> raw_client::request(http::verb method, std::string_view target, std::string body,
+                                             const header_list& headers) {
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, impl_->host);
+  for (const auto& [k, v] : headers) req.insert(k, v);
+  req.body() = std::move(body);
+  if (!req.body().empty() || method == http::verb::post || method == http::verb::put ||
+      method == http::verb::patch)
+    req.prepare_payload();
+  impl_->stream.expires_after(impl_->timeout);
+  co_await http::async_write(impl_->stream, req, asio::use_awaitable);
+  co_return co_await read_response(method == http::verb::head);
+}
+
+awaitable<bool> raw_client::closed_by_peer() {
+  impl_->stream.expires_after(impl_->timeout);
+  char byte;
+  // Bytes already buffered mean the peer sent more than expected: not closed.
+  if (impl_->buffer.size() > 0) co_return false;
+  auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
+  if (!ec) co_return false;
+  co_return ec != beast::error::timeout;
+}
+
+void raw_client::close() {
+  boost::system::error_code ec;
+  impl_->stream.socket().close(ec);
+}
+
+}  // namespace loupe::testkit

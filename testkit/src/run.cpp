@@ -1,0 +1,42 @@
+// testkit::run: a loop driven on the test's thread under a deadline.
+#include <loupe/testkit/run.hpp>
+
+#include <sstream>
+
+namespace loupe::testkit {
+
+std::string describe_tasks(const loop& l) {
+  std::ostringstream out;
+  const auto now = std::chrono::steady_clock::now();
+  const auto tasks = l.tasks();
+  out << tasks.size() << " live task(s) on loop '" << l.name() << "':\n";
+  for (const auto& t : tasks) {
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - t.created).count();
+    out << "  #" << t.id << " " << t.name << "  age " << age << " ms  spawned at "
+        << t.spawn_site.file_name() << ":" << t.spawn_site.line() << "\n";
+  }
+  return out.str();
+}
+
+namespace detail {
+
+void run_until(loop& l, const bool& done, std::chrono::steady_clock::duration deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  l.restart();
+  while (!done) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) {
+      throw deadline_exceeded(
+          "test deadline of " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
+          " ms exceeded; " + describe_tasks(l));
+    }
+    // Runs handlers as they become ready; returns early when work runs out.
+    const auto step = std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50));
+    l.run_for(step);
+    if (l.stopped()) l.restart();
+  }
+}
+
+}  // namespace detail
+}  // namespace loupe::testkit
