@@ -331,9 +331,9 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     c.stream.expires_after(opts.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
     if (hec) {
-      if (hec == beast::error::timeout)
-        co_await send_error(c.stream, http::status::request_timeout, "headers not received in time");
-      else if (hec == http::error::body_limit)  // Content-Length already says too much
+      // A timeout has already closed the socket (tcp_stream's way of
+      // cancelling): the client is simply cut off.
+      if (hec == http::error::body_limit)  // Content-Length already says too much
         co_await send_error(c.stream, http::status::payload_too_large,
                             "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
       else if (hec == http::error::header_limit)
@@ -362,8 +362,6 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
         if (bec == http::error::body_limit)
           co_await send_error(c.stream, http::status::payload_too_large,
                               "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
-        else if (bec == beast::error::timeout)
-          co_await send_error(c.stream, http::status::request_timeout, "body not received in time");
         else if (is_bad_request(bec))
           co_await send_error(c.stream, http::status::bad_request, bec.message());
         break;

@@ -1,0 +1,353 @@
+// The HTTP/1.1 server over real sockets: keep-alive, pipelining, malformed
+// input, limits, timeouts, errors and graceful shutdown.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/server.hpp>
+#include <loupe/testkit/raw_client.hpp>
+#include <loupe/testkit/run.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using loupe::awaitable;
+using loupe::request;
+using loupe::response;
+using loupe::testkit::http_response;
+using loupe::testkit::raw_client;
+using namespace std::chrono_literals;
+
+namespace {
+
+awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// Waits (in 1 ms steps, bounded by the test deadline) until `cond` holds.
+template <class F>
+awaitable<void> until(F cond) {
+  while (!cond()) co_await sleep_for(1ms);
+}
+
+class Server : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    app.get("/", [](request&) -> awaitable<response> { co_return response::text("Hello, world!"); });
+    app.get("/sleep", [this](request& req) -> awaitable<response> {
+      const int ms = std::stoi(std::string(req.query().get("ms").value_or("0")));
+      ++handlers_started;
+      co_await sleep_for(std::chrono::milliseconds(ms));
+      co_return response::text("slept " + std::to_string(ms));
+    });
+    app.post("/echo", [](request& req) -> awaitable<response> { co_return response::text(req.text()); });
+    app.get("/boom", [](request&) -> awaitable<response> {
+      throw std::runtime_error("handler bug");
+      co_return response();
+    });
+  }
+
+  void start(loupe::server_options opts = {}) {
+    srv = std::make_unique<loupe::server>(loop, app, opts);
+    ep = srv->listen("127.0.0.1", 0);
+  }
+
+  template <class F>
+  auto run(F&& f) {
+    return loupe::testkit::run(loop, std::forward<F>(f), 20s);
+  }
+
+  awaitable<raw_client> connect() {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    co_return c;
+  }
+
+  loupe::loop loop;
+  loupe::application app;
+  std::unique_ptr<loupe::server> srv;
+  asio::ip::tcp::endpoint ep;
+  int handlers_started = 0;
+};
+
+}  // namespace
+
+TEST_F(Server, KeepAliveServesSeveralRequestsOnOneConnection) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    for (int i = 0; i < 3; ++i) {
+      auto res = co_await c.request(http::verb::get, "/");
+      EXPECT_EQ(res.result_int(), 200);
+      EXPECT_EQ(res.body(), "Hello, world!");
+      EXPECT_TRUE(res.keep_alive());
+    }
+    EXPECT_EQ(srv->connection_count(), 1u);
+  });
+}
+
+TEST_F(Server, PipelinedRequestsAreAnsweredInOrder) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send(
+        "GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nfirst"
+        "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nlast\r\n0\r\n\r\n");
+    EXPECT_EQ((co_await c.read_response()).body(), "slept 50");
+    EXPECT_EQ((co_await c.read_response()).body(), "first");
+    EXPECT_EQ((co_await c.read_response()).body(), "Hello, world!");
+    EXPECT_EQ((co_await c.read_response()).body(), "last");
+  });
+}
+
+TEST_F(Server, MalformedRequestsGet400AndTheServerGoesOn) {
+  start();
+  const std::vector<std::string> bad = {
+      "GARBAGE\r\n\r\n",
+      "GET / HTTP/9.9\r\nHost: t\r\n\r\n",
+      "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+  };
+  run([&]() -> awaitable<void> {
+    for (const auto& bytes : bad) {
+      auto c = co_await connect();
+      co_await c.send(bytes);
+      auto res = co_await c.read_response();
+      EXPECT_EQ(res.result_int(), 400) << bytes;
+      EXPECT_FALSE(res.keep_alive()) << bytes;
+      EXPECT_TRUE(co_await c.closed_by_peer()) << bytes;
+      auto next = co_await connect();  // the server goes on
+      EXPECT_EQ((co_await next.request(http::verb::get, "/")).result_int(), 200);
+    }
+  });
+}
+
+TEST_F(Server, ExceptionInHandlerIs500AndTheConnectionGoesOn) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    auto res = co_await c.request(http::verb::get, "/boom");
+    EXPECT_EQ(res.result_int(), 500);
+    EXPECT_EQ(res.body(), "500: Internal Server Error");
+    auto next = co_await c.request(http::verb::get, "/");
+    EXPECT_EQ(next.result_int(), 200);
+  });
+}
+
+TEST_F(Server, BodyLargerThanTheLimitIs413) {
+  app.set_client_max_size(1024);
+  start();
+  run([&]() -> awaitable<void> {
+    {
+      auto c = co_await connect();
+      auto ok = co_await c.request(http::verb::post, "/echo", std::string(1024, 'a'));
+      EXPECT_EQ(ok.result_int(), 200);
+      EXPECT_EQ(ok.body().size(), 1024u);
+      auto res = co_await c.request(http::verb::post, "/echo", std::string(1025, 'a'));
+      EXPECT_EQ(res.result_int(), 413);
+      EXPECT_TRUE(co_await c.closed_by_peer());
+    }
+    {
+      // Chunked: the size is only known while reading.
+      auto c = co_await connect();
+      co_await c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+      co_await c.send("400\r\n" + std::string(1024, 'b') + "\r\n");
+      co_await c.send("10\r\n" + std::string(16, 'c') + "\r\n0\r\n\r\n");
+      auto res = co_await c.read_response();
+      EXPECT_EQ(res.result_int(), 413);
+    }
+    auto next = co_await connect();
+    EXPECT_EQ((co_await next.request(http::verb::get, "/")).result_int(), 200);
+  });
+}
+
+TEST_F(Server, ExpectContinueGets100ThenTheResponse) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    auto cont = co_await c.read_response();
+    EXPECT_EQ(cont.result_int(), 100);
+    co_await c.send("hello");
+    auto res = co_await c.read_response();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.body(), "hello");
+  });
+}
+
+TEST_F(Server, OversizedHeadersAre431) {
+  start({.max_header_bytes = 1024});
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2048, 'x') + "\r\n\r\n");
+    auto res = co_await c.read_response();
+    EXPECT_EQ(res.result_int(), 431);
+  });
+}
+
+TEST_F(Server, HeadGetsHeadersWithoutBody) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    auto res = co_await c.request(http::verb::head, "/");
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res[http::field::content_length], "13");
+    EXPECT_TRUE(res.body().empty());
+    auto next = co_await c.request(http::verb::get, "/");  // framing intact
+    EXPECT_EQ(next.body(), "Hello, world!");
+  });
+}
+
+TEST_F(Server, Http10WithoutKeepAliveCloses) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("GET / HTTP/1.0\r\n\r\n");
+    auto res = co_await c.read_response();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.version(), 10u);
+    EXPECT_TRUE(co_await c.closed_by_peer());
+  });
+}
+
+TEST_F(Server, ClientConnectionCloseIsHonoured) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    // (A named list: GCC 12 cannot build this initializer inside a co_await.)
+    const loupe::testkit::header_list close{{"Connection", "close"}};
+    auto res = co_await c.request(http::verb::get, "/", {}, close);
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_FALSE(res.keep_alive());
+    EXPECT_TRUE(co_await c.closed_by_peer());
+  });
+}
+
+TEST_F(Server, SlowHeadersHitTheHeaderTimeout) {
+  start({.header_timeout = 200ms});
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("GET / HTTP/1.1\r\nHost: t\r\n");  // and never the blank line
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    co_await until([&] { return srv->connection_count() == 0; });
+  });
+}
+
+TEST_F(Server, IdleKeepAliveConnectionIsClosedAfterTheTimeout) {
+  start({.keepalive_timeout = 100ms});
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    EXPECT_EQ((co_await c.request(http::verb::get, "/")).result_int(), 200);
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    co_await until([&] { return srv->connection_count() == 0; });
+  });
+}
+
+TEST_F(Server, ConnectionsPastTheLimitGet503) {
+  start({.max_connections = 1});
+  run([&]() -> awaitable<void> {
+    auto first = co_await connect();
+    EXPECT_EQ((co_await first.request(http::verb::get, "/")).result_int(), 200);
+    auto second = co_await connect();
+    auto res = co_await second.read_response();
+    EXPECT_EQ(res.result_int(), 503);
+    EXPECT_TRUE(co_await second.closed_by_peer());
+    // The existing connection is still served.
+    EXPECT_EQ((co_await first.request(http::verb::get, "/")).result_int(), 200);
+  });
+}
+
+TEST_F(Server, GracefulShutdownFinishesTheRequestInFlight) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto busy = co_await connect();
+    auto idle = co_await connect();
+    EXPECT_EQ((co_await idle.request(http::verb::get, "/")).result_int(), 200);
+    std::optional<http_response> busy_res;
+    // A named lambda: the coroutine refers to its captures, so it must outlive the task.
+    auto client_task = [&]() -> awaitable<void> {
+      busy_res = co_await busy.request(http::verb::get, "/sleep?ms=300");
+    };
+    loupe::spawn(loop, "client", client_task());
+    co_await until([&] { return handlers_started == 1; });
+    EXPECT_EQ(srv->requests_in_flight(), 1u);
+    bool shut = false;
+    // A named lambda: the coroutine refers to its captures, so it must outlive the task.
+    auto shutdown_task = [&]() -> awaitable<void> {
+      co_await srv->shutdown(10s);
+      shut = true;
+    };
+    loupe::spawn(loop, "shutdown", shutdown_task());
+    // The idle keep-alive connection is closed at once; no new connections.
+    EXPECT_TRUE(co_await idle.closed_by_peer());
+    raw_client late(loop.get_executor(), 2s);
+    bool refused = false;
+    try {
+      co_await late.connect(ep);
+    } catch (const boost::system::system_error&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+    co_await until([&] { return shut; });
+    EXPECT_TRUE(busy_res.has_value());
+    if (!busy_res) co_return;
+    EXPECT_EQ(busy_res->result_int(), 200);
+    EXPECT_EQ(busy_res->body(), "slept 300");
+    EXPECT_FALSE(busy_res->keep_alive());  // "Connection: close"
+    EXPECT_EQ(srv->connection_count(), 0u);
+  });
+}
+
+TEST_F(Server, ShutdownCancelsWhatOutlivesTheGracePeriod) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    std::optional<http_response> res;
+    bool closed = false;
+    // A named lambda: the coroutine refers to its captures, so it must outlive the task.
+    auto client_task = [&]() -> awaitable<void> {
+      try {
+        res = co_await c.request(http::verb::get, "/sleep?ms=60000");
+      } catch (const boost::system::system_error&) {
+        closed = true;
+      }
+    };
+    loupe::spawn(loop, "client", client_task());
+    co_await until([&] { return handlers_started == 1; });
+    co_await srv->shutdown(100ms);
+    co_await until([&] { return res.has_value() || closed; });
+    if (res) {
+      EXPECT_EQ(res->result_int(), 503);
+    }
+    EXPECT_EQ(srv->connection_count(), 0u);
+    EXPECT_EQ(srv->requests_in_flight(), 0u);
+  });
+}
+
+TEST_F(Server, EveryConnectionAndRequestIsANamedTask) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    std::optional<http_response> res;
+    // A named lambda: the coroutine refers to its captures, so it must outlive the task.
+    auto client_task = [&]() -> awaitable<void> {
+      res = co_await c.request(http::verb::get, "/sleep?ms=50");
+    };
+    loupe::spawn(loop, "client", client_task());
+    co_await until([&] { return handlers_started == 1; });
+    std::vector<std::string> names;
+    for (const auto& t : loop.tasks()) names.push_back(t.name);
+    EXPECT_NE(std::find(names.begin(), names.end(), "http.accept"), names.end());
+    EXPECT_NE(std::find(names.begin(), names.end(), "http.connection"), names.end());
+    EXPECT_NE(std::find(names.begin(), names.end(), "http.request"), names.end());
+    co_await until([&] { return res.has_value(); });
+  });
+}
