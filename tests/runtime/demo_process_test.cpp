@@ -1,0 +1,236 @@
+// loupe-demo as a child process: graceful shutdown, flag errors, start-up failure.
+//
+// The HTTP client here is deliberately simple and blocking: POSIX sockets with
+// poll() deadlines, responses parsed by Beast's response_parser. Every wait is
+// bounded.
+#include <loupe/testkit/process.hpp>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <future>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef LOUPE_DEMO_PATH
+#error "LOUPE_DEMO_PATH must name the loupe-demo executable"
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+using clock_type = std::chrono::steady_clock;
+using response = http::response<http::string_body>;
+using testing::HasSubstr;
+using testing::Not;
+
+[[noreturn]] void fail_errno(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+/// An owned socket descriptor.
+class socket_fd {
+ public:
+  socket_fd() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    if (fd_ < 0) fail_errno("socket");
+  }
+  ~socket_fd() { ::close(fd_); }
+  socket_fd(const socket_fd&) = delete;
+  socket_fd& operator=(const socket_fd&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+sockaddr_in loopback(unsigned short port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+int remaining_ms(clock_type::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+}
+
+/// Waits (until `deadline`) for `events` on `fd`; throws on timeout.
+void wait_for(int fd, short events, clock_type::time_point deadline, const char* what) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int r = ::poll(&p, 1, remaining_ms(deadline));
+    if (r > 0) return;
+    if (r == 0) throw std::runtime_error(std::string("timed out: ") + what);
+    if (errno != EINTR) fail_errno("poll");
+  }
+}
+
+/// Connects to 127.0.0.1:port (a loopback connect completes or fails at once).
+void connect_to(const socket_fd& s, unsigned short port) {
+  const auto addr = loopback(port);
+  if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) fail_errno("connect");
+}
+
+void send_all(const socket_fd& s, std::string_view data, clock_type::time_point deadline) {
+  while (!data.empty()) {
+    wait_for(s.get(), POLLOUT, deadline, "sending the request");
+    const ssize_t n = ::send(s.get(), data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      fail_errno("send");
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+/// Reads one complete response (until `deadline`).
+response read_response(const socket_fd& s, clock_type::time_point deadline) {
+  http::response_parser<http::string_body> parser;
+  parser.eager(true);
+  std::string pending;
+  char buf[4096];
+  for (;;) {
+    while (!pending.empty() && !parser.is_done()) {
+      boost::system::error_code ec;
+      const auto used = parser.put(boost::asio::buffer(pending), ec);
+      pending.erase(0, used);
+      if (ec == http::error::need_more) break;
+      if (ec) throw boost::system::system_error(ec, "parsing the response");
+      if (used == 0) break;
+    }
+    if (parser.is_done()) return parser.release();
+    wait_for(s.get(), POLLIN, deadline, "reading the response");
+    const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      fail_errno("recv");
+    }
+    if (n == 0) {
+      boost::system::error_code ec;
+      parser.put_eof(ec);
+      if (ec) throw boost::system::system_error(ec, "connection closed before the response was complete");
+      return parser.release();
+    }
+    pending.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::string get_request(std::string_view target) {
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+}
+
+/// One GET on a fresh connection.
+response get(unsigned short port, std::string_view target, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = clock_type::now() + timeout;
+  socket_fd s;
+  connect_to(s, port);
+  send_all(s, get_request(target), deadline);
+  return read_response(s, deadline);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+// SIGTERM while a request sleeps on the server: the request still gets its
+// response, then the demo exits 0.
+TEST(DemoProcess, GracefulShutdownFinishesInFlightRequest) {
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--grace-ms", "10000"});
+  const unsigned short port = demo.wait_for_port(10s);
+
+  // Connection A: its request is complete in the server's socket buffer before
+  // anything else happens.
+  const auto deadline = clock_type::now() + 10s;
+  socket_fd a;
+  connect_to(a, port);
+  send_all(a, get_request("/sleep?ms=1000"), deadline);
+  const auto sent_at = clock_type::now();
+  auto in_flight = std::async(std::launch::async, [&] { return read_response(a, deadline); });
+
+  // Connection B, accepted after A on the demo's single loop: once B has its
+  // response, the server has accepted A and read A's (already complete)
+  // request, so /sleep is running when the signal arrives.
+  const response probe = get(port, "/");
+  ASSERT_EQ(probe.result_int(), 200u);
+  ASSERT_EQ(probe.body(), "Hello, world!");
+  ASSERT_EQ(in_flight.wait_for(0s), std::future_status::timeout) << "the sleeping request ended early";
+
+  demo.signal(SIGTERM);
+
+  ASSERT_EQ(in_flight.wait_for(10s), std::future_status::ready) << "no response to the in-flight request";
+  const response res = in_flight.get();
+  const auto took = clock_type::now() - sent_at;
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "slept 1000 ms");
+  EXPECT_FALSE(res.keep_alive()) << "a response finished during shutdown should close its connection";
+  EXPECT_GE(took, 900ms);
+
+  EXPECT_EQ(demo.wait_exit(10s), 0) << demo.stderr_text();
+  EXPECT_THAT(demo.stderr_text(), HasSubstr("shutting down"));
+}
+
+// A bad flag: exit code 2, and stderr names the flag.
+TEST(DemoProcess, BadFlagExitsWithCode2) {
+  struct bad_case {
+    std::vector<std::string> args;
+    std::string flag;
+  };
+  const std::vector<bad_case> cases = {
+      {{"--port", "abc"}, "--port"},
+      {{"--port", "0", "--nope"}, "--nope"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE("flag " + c.flag);
+    std::vector<std::string> argv{LOUPE_DEMO_PATH};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    loupe::testkit::child demo(argv);
+    EXPECT_EQ(demo.wait_exit(10s), 2) << demo.stderr_text();
+    EXPECT_THAT(demo.stderr_text(), HasSubstr(c.flag));
+    EXPECT_THAT(demo.stdout_text(), Not(HasSubstr("Running on")));
+  }
+}
+
+// The port is taken: exit code 1 and an error record naming the address.
+TEST(DemoProcess, StartupFailsOnPortInUse) {
+  socket_fd taken;
+  auto addr = loopback(0);
+  ASSERT_EQ(::bind(taken.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(taken.get(), 16), 0) << std::strerror(errno);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0) << std::strerror(errno);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--host", "127.0.0.1", "--port", port, "--log-format", "json"});
+  EXPECT_EQ(demo.wait_exit(10s), 1) << demo.stderr_text();
+  EXPECT_THAT(demo.stdout_text(), Not(HasSubstr("Running on")));
+
+  const std::string where = "127.0.0.1:" + port;
+  bool found = false;
+  for (const auto& line : lines_of(demo.stderr_text()))
+    if (line.find(R"("level":"error")") != std::string::npos && line.find(where) != std::string::npos)
+      found = true;
+  EXPECT_TRUE(found) << "no error record mentioning " << where << " in:\n" << demo.stderr_text();
+}
