@@ -34,23 +34,27 @@ const std::string& loop::name() const noexcept { return impl_->name; }
 boost::asio::io_context& loop::context() noexcept { return impl_->ctx; }
 loop::executor_type loop::get_executor() noexcept { return impl_->ctx.get_executor(); }
 
+namespace {
+// Makes `l` this thread's current loop while in scope.
+class current_loop_scope {
+ public:
+  explicit current_loop_scope(loop* l) noexcept : saved_(current_loop) { current_loop = l; }
+  ~current_loop_scope() { current_loop = saved_; }
+  current_loop_scope(const current_loop_scope&) = delete;
+  current_loop_scope& operator=(const current_loop_scope&) = delete;
+
+ private:
+  loop* saved_;
+};
+}  // namespace
+
 void loop::run() {
-  loop* saved = current_loop;
-  current_loop = this;
-  struct restore {
-    loop* saved;
-    ~restore() { current_loop = saved; }
-  } r{saved};
+  current_loop_scope scope(this);
   impl_->ctx.run();
 }
 
 std::size_t loop::run_for(std::chrono::steady_clock::duration d) {
-  loop* saved = current_loop;
-  current_loop = this;
-  struct restore {
-    loop* saved;
-    ~restore() { current_loop = saved; }
-  } r{saved};
+  current_loop_scope scope(this);
   return impl_->ctx.run_for(d);
 }
 
