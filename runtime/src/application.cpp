@@ -2,6 +2,8 @@
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/log.hpp>
 
+#include "loop_impl.hpp"
+
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -220,6 +222,8 @@ awaitable<response> application::handle(request& req) {
   std::string allowed;
   resolve(req, m, owner, allowed);
 
+  detail::set_request_info({std::string(req.method_name()), owner ? m.route->path_template : std::string(),
+                             std::string(req.target()), {}});
   const handler* final = &not_found_handler;
   handler method_not_allowed;
   if (owner) {

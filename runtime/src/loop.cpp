@@ -1,115 +1,374 @@
-// The loop and its task registry.
+// The loop, its task registry and the rings of finished tasks and slow events.
+#include "loop_impl.hpp"
+
 #include <loupe/runtime/log.hpp>
-#include <loupe/runtime/loop.hpp>
 
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
 
-#include <atomic>
-#include <mutex>
+#include <algorithm>
 
 namespace loupe {
 
 namespace {
-thread_local loop* current_loop = nullptr;
+thread_local loop::impl* current_loop = nullptr;
+thread_local detail::task_record* current_task_ptr = nullptr;
 std::atomic<std::uint64_t> task_ids{0};
-}  // namespace
 
-struct loop::impl {
-  explicit impl(std::string n) : name(std::move(n)), ctx(1) {}
-  std::string name;
-  mutable std::mutex tasks_mutex;  // guards the list; other threads read snapshots
-  detail::task_record* head = nullptr;
-  detail::task_record* tail = nullptr;
-  std::atomic<std::size_t> live{0};
-  // Last, so it is destroyed first: destroying it destroys the frames of
-  // suspended tasks, whose records unlink themselves from the list above.
-  boost::asio::io_context ctx;
+// Makes `l` this thread's current loop while in scope.
+class current_loop_scope {
+ public:
+  explicit current_loop_scope(loop::impl* l) noexcept : saved_(current_loop) { current_loop = l; }
+  ~current_loop_scope() { current_loop = saved_; }
+  current_loop_scope(const current_loop_scope&) = delete;
+  current_loop_scope& operator=(const current_loop_scope&) = delete;
+
+ private:
+  loop::impl* saved_;
 };
 
-loop::loop(std::string name) : impl_(std::make_unique<impl>(std::move(name))) {}
+bool is_cancellation(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    return se.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+  }
+  return false;
+}
 
-loop::~loop() = default;
+std::string message_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "a non-standard exception";
+  }
+}
+
+}  // namespace
+
+const char* to_string(task_state s) noexcept {
+  switch (s) {
+    case task_state::scheduled: return "scheduled";
+    case task_state::running: return "running";
+    case task_state::suspended: return "suspended";
+    case task_state::done: return "done";
+  }
+  return "?";
+}
+
+const char* to_string(cancel_source s) noexcept {
+  switch (s) {
+    case cancel_source::none: return "none";
+    case cancel_source::console: return "console";
+    case cancel_source::shutdown: return "shutdown";
+    case cancel_source::parent: return "parent";
+    case cancel_source::api: return "api";
+  }
+  return "?";
+}
+
+const char* to_string(task_outcome o) noexcept {
+  switch (o) {
+    case task_outcome::ok: return "ok";
+    case task_outcome::error: return "error";
+    case task_outcome::cancelled: return "cancelled";
+    case task_outcome::abandoned: return "abandoned";
+  }
+  return "?";
+}
+
+loop::loop(std::string name) : impl_(std::make_unique<impl>(*this, std::move(name))) {}
+
+loop::~loop() {
+  impl_->lag_timer.reset();
+}
 
 const std::string& loop::name() const noexcept { return impl_->name; }
 boost::asio::io_context& loop::context() noexcept { return impl_->ctx; }
 loop::executor_type loop::get_executor() noexcept { return impl_->ctx.get_executor(); }
 
 namespace {
-// Makes `l` this thread's current loop while in scope.
-class current_loop_scope {
+// Attaches the loop to the watchdog for the duration of run().
+class running_scope {
  public:
-  explicit current_loop_scope(loop* l) noexcept : saved_(current_loop) { current_loop = l; }
-  ~current_loop_scope() { current_loop = saved_; }
-  current_loop_scope(const current_loop_scope&) = delete;
-  current_loop_scope& operator=(const current_loop_scope&) = delete;
+  explicit running_scope(loop::impl& l) : l_(l) {
+    l_.thread = pthread_self();
+    l_.running.store(true, std::memory_order_release);
+    detail::watchdog_attach(l_);
+  }
+  ~running_scope() {
+    detail::watchdog_detach(l_);
+    l_.running.store(false, std::memory_order_release);
+  }
 
  private:
-  loop* saved_;
+  loop::impl& l_;
 };
 }  // namespace
 
 void loop::run() {
-  current_loop_scope scope(this);
+  current_loop_scope scope(impl_.get());
+  running_scope running(*impl_);
   impl_->ctx.run();
 }
 
 std::size_t loop::run_for(std::chrono::steady_clock::duration d) {
-  current_loop_scope scope(this);
+  current_loop_scope scope(impl_.get());
+  running_scope running(*impl_);
   return impl_->ctx.run_for(d);
 }
 
 void loop::stop() { impl_->ctx.stop(); }
 bool loop::stopped() const noexcept { return impl_->ctx.stopped(); }
 void loop::restart() { impl_->ctx.restart(); }
-loop* loop::current() noexcept { return current_loop; }
+loop* loop::current() noexcept { return current_loop ? &current_loop->owner : nullptr; }
+
+task_info loop::impl::snapshot(const detail::task_record& r) const {
+  task_info t;
+  t.id = r.id;
+  t.name = r.name;
+  t.loop = name;
+  t.parent_id = r.parent_id;
+  t.spawn_site = r.site;
+  t.state = r.done ? task_state::done : r.state.load(std::memory_order_relaxed);
+  t.created = r.created;
+  t.suspended_since = std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(r.suspended_since_ns.load(std::memory_order_relaxed)));
+  t.wait.operation = r.wait_op.load(std::memory_order_relaxed);
+  t.wait.object = r.wait_object.load(std::memory_order_relaxed);
+  t.wait.file = r.wait_file.load(std::memory_order_relaxed);
+  t.wait.line = r.wait_line.load(std::memory_order_relaxed);
+  t.resume_count = r.resumes.load(std::memory_order_relaxed);
+  t.busy = std::chrono::nanoseconds(r.busy_ns.load(std::memory_order_relaxed));
+  t.request = r.request;
+  return t;
+}
 
 std::vector<task_info> loop::tasks() const {
   std::vector<task_info> out;
-  std::lock_guard lock(impl_->tasks_mutex);
+  std::lock_guard lock(impl_->mutex);
   out.reserve(impl_->live.load(std::memory_order_relaxed));
-  for (auto* r = impl_->head; r; r = r->next) out.push_back(r->info);
+  for (auto* r = impl_->head; r; r = r->next) out.push_back(impl_->snapshot(*r));
   return out;
 }
 
-std::size_t loop::live_task_count() const noexcept {
-  return impl_->live.load(std::memory_order_relaxed);
+std::size_t loop::live_task_count() const noexcept { return impl_->live.load(std::memory_order_relaxed); }
+
+std::optional<task_info> loop::find_task(std::uint64_t id) const {
+  std::lock_guard lock(impl_->mutex);
+  for (auto* r = impl_->head; r; r = r->next)
+    if (r->id == id) return impl_->snapshot(*r);
+  return std::nullopt;
+}
+
+std::vector<finished_task> loop::finished_tasks() const {
+  std::lock_guard lock(impl_->mutex);
+  return {impl_->finished.begin(), impl_->finished.end()};
+}
+
+std::optional<finished_task> loop::find_finished(std::uint64_t id) const {
+  std::lock_guard lock(impl_->mutex);
+  for (const auto& f : impl_->finished)
+    if (f.info.id == id) return f;
+  return std::nullopt;
+}
+
+void loop::set_finished_capacity(std::size_t n) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->finished_capacity = n;
+  while (impl_->finished.size() > n) impl_->finished.pop_front();
+}
+
+std::vector<slow_event> loop::slow_events() const {
+  std::lock_guard lock(impl_->mutex);
+  return {impl_->slow.begin(), impl_->slow.end()};
+}
+
+loop_stats loop::stats() const {
+  loop_stats s;
+  s.callbacks = impl_->callbacks.load(std::memory_order_relaxed);
+  s.slow_callbacks = impl_->slow_callbacks.load(std::memory_order_relaxed);
+  s.stalls = impl_->stalls.load(std::memory_order_relaxed);
+  s.tasks_spawned = impl_->spawned.load(std::memory_order_relaxed);
+  s.tasks_finished = impl_->finished_count.load(std::memory_order_relaxed);
+  s.busy = std::chrono::nanoseconds(impl_->busy_ns.load(std::memory_order_relaxed));
+  std::vector<std::int64_t> lag;
+  {
+    std::lock_guard lock(impl_->mutex);
+    lag = impl_->lag_samples;
+  }
+  if (!lag.empty()) {
+    std::sort(lag.begin(), lag.end());
+    auto at = [&](double q) { return std::chrono::nanoseconds(lag[static_cast<std::size_t>(q * (lag.size() - 1))]); };
+    s.lag_p50 = at(0.50);
+    s.lag_p99 = at(0.99);
+    s.lag_max = std::chrono::nanoseconds(lag.back());
+  }
+  return s;
+}
+
+cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
+  detail::task_record* found = nullptr;
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (auto* r = impl_->head; r; r = r->next)
+      if (r->id == id) {
+        found = r;
+        break;
+      }
+    if (!found) return cancel_result::not_found;
+    // Keep the record alive until the posted cancellation has run. A listed
+    // record still holds its task's own reference, so it cannot be freed
+    // before this increment.
+    found->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  boost::asio::post(impl_->ctx, [found, by] {
+    if (!found->done) {
+      found->cancelled_by = by;
+      found->signal.emit(boost::asio::cancellation_type::terminal);
+    }
+    detail::release(found);
+  });
+  return cancel_result::requested;
+}
+
+void loop::enable_lag_sampling(std::chrono::milliseconds interval) {
+  impl_->lag_interval = interval;
+  impl_->lag_samples.reserve(1024);
+  impl_->lag_timer = std::make_unique<boost::asio::steady_timer>(impl_->ctx);
+  // A plain callback, not a task: it belongs to the loop, not to the application.
+  struct sampler {
+    loop::impl* l;
+    std::chrono::steady_clock::time_point due;
+    void operator()(const boost::system::error_code& ec) {
+      if (ec || !l->lag_timer) return;
+      const auto late = std::chrono::steady_clock::now() - due;
+      {
+        std::lock_guard lock(l->mutex);
+        const std::int64_t ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
+        if (l->lag_samples.size() < 1024) l->lag_samples.push_back(ns);
+        else l->lag_samples[l->lag_next++ % 1024] = ns;
+      }
+      due = std::chrono::steady_clock::now() + l->lag_interval;
+      l->lag_timer->expires_at(due);
+      l->lag_timer->async_wait(*this);
+    }
+  };
+  const auto due = std::chrono::steady_clock::now() + interval;
+  impl_->lag_timer->expires_at(due);
+  impl_->lag_timer->async_wait(sampler{impl_.get(), due});
 }
 
 namespace detail {
 
-std::uint64_t next_task_id() noexcept {
-  return task_ids.fetch_add(1, std::memory_order_relaxed) + 1;
-}
+loop::impl* current_loop_impl() noexcept { return current_loop; }
+task_record* current_task() noexcept { return current_task_ptr; }
+std::uint64_t current_task_id() noexcept { return current_task_ptr ? current_task_ptr->id : 0; }
+void set_current_task(task_record* r) noexcept { current_task_ptr = r; }
 
-boost::asio::io_context& loop_context(loop& l) noexcept { return l.impl_->ctx; }
+task_scope::task_scope(task_record* r) noexcept : saved_(current_task_ptr) { current_task_ptr = r; }
+task_scope::~task_scope() { current_task_ptr = saved_; }
 
-void register_task(loop& l, task_record& r) noexcept {
-  auto& i = *l.impl_;
-  std::lock_guard lock(i.tasks_mutex);
-  r.prev = i.tail;
-  r.next = nullptr;
-  if (i.tail) i.tail->next = &r; else i.head = &r;
-  i.tail = &r;
+boost::asio::io_context& loop_context(loop& l) noexcept { return l.internals().ctx; }
+boost::asio::cancellation_slot task_slot(task_record* r) noexcept { return r->signal.slot(); }
+std::uint64_t task_id(const task_record* r) noexcept { return r->id; }
+
+task_record* create_task(loop& l, std::string name, std::source_location site, bool detached) {
+  auto& i = l.internals();
+  auto* r = new task_record;
+  r->owner = &l;
+  r->id = task_ids.fetch_add(1, std::memory_order_relaxed) + 1;
+  r->parent_id = current_task_id();
+  if (!detached && current_task_ptr) {
+    r->resume_to = current_task_ptr;
+    r->resume_to->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  r->name = std::move(name);
+  r->site = site;
+  r->created = std::chrono::steady_clock::now();
+  r->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+  std::lock_guard lock(i.mutex);
+  r->prev = i.tail;
+  if (i.tail) i.tail->next = r; else i.head = r;
+  i.tail = r;
   i.live.fetch_add(1, std::memory_order_relaxed);
+  i.spawned.fetch_add(1, std::memory_order_relaxed);
+  return r;
 }
 
-void unregister_task(loop& l, task_record& r) noexcept {
-  auto& i = *l.impl_;
-  std::lock_guard lock(i.tasks_mutex);
-  if (r.prev) r.prev->next = r.next; else i.head = r.next;
-  if (r.next) r.next->prev = r.prev; else i.tail = r.prev;
-  r.prev = r.next = nullptr;
-  i.live.fetch_sub(1, std::memory_order_relaxed);
+void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexcept {
+  auto& i = r->owner->internals();
+  finished_task f;
+  {
+    std::lock_guard lock(i.mutex);
+    f.info = i.snapshot(*r);
+    r->done = true;
+    r->state.store(task_state::done, std::memory_order_relaxed);
+    if (r->prev) r->prev->next = r->next; else i.head = r->next;
+    if (r->next) r->next->prev = r->prev; else i.tail = r->prev;
+    r->prev = r->next = nullptr;
+    i.live.fetch_sub(1, std::memory_order_relaxed);
+  }
+  i.finished_count.fetch_add(1, std::memory_order_relaxed);
+  f.info.state = task_state::done;
+  f.finished = std::chrono::steady_clock::now();
+  if (abandoned) {
+    f.outcome = task_outcome::abandoned;
+  } else if (!error) {
+    f.outcome = task_outcome::ok;
+  } else if (r->cancelled_by != cancel_source::none && is_cancellation(error)) {
+    f.outcome = task_outcome::cancelled;
+    f.cancelled_by = r->cancelled_by;
+  } else {
+    f.outcome = task_outcome::error;
+    f.error = message_of(error);
+  }
+  {
+    std::lock_guard lock(i.mutex);
+    if (i.finished_capacity > 0) {
+      if (i.finished.size() >= i.finished_capacity) i.finished.pop_front();
+      i.finished.push_back(std::move(f));
+    }
+  }
+  release(r);
+}
+
+void release(task_record* r) noexcept {
+  while (r && r->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    task_record* next = r->resume_to;
+    delete r;
+    r = next;
+  }
+}
+
+void enter_task(task_record* r) noexcept { current_task_ptr = r; }
+void leave_task(task_record* r) noexcept { current_task_ptr = r->resume_to; }
+
+task_ref::task_ref(task_record* r) noexcept : r_(r) { r_->refs.fetch_add(1, std::memory_order_relaxed); }
+task_ref::task_ref(const task_ref& o) noexcept : r_(o.r_) {
+  if (r_) r_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+task_ref::~task_ref() {
+  if (r_) release(r_);
 }
 
 void log_task_exception(std::uint64_t id, const std::string& name, std::exception_ptr e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    log::runtime().error("task {} '{}' failed: {}", id, name, ex.what());
-  } catch (...) {
-    log::runtime().error("task {} '{}' failed with a non-standard exception", id, name);
+  if (is_cancellation(e)) {
+    log::runtime().info("task {} '{}' cancelled", id, name);
+    return;
   }
+  log::runtime().error("task {} '{}' failed: {}", id, name, message_of(e));
+}
+
+void set_request_info(request_info info) {
+  task_record* r = current_task_ptr;
+  if (!r) return;
+  auto& i = r->owner->internals();
+  std::lock_guard lock(i.mutex);
+  r->request = std::move(info);
 }
 
 }  // namespace detail

@@ -4,9 +4,9 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
 
+#include "loop_impl.hpp"
+
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -67,7 +67,7 @@ struct connection {
   beast::tcp_stream stream;
   bool idle = true;        // between requests: waiting for the next one's first bytes
   bool in_handler = false; // a request task is running
-  asio::cancellation_signal cancel;  // cancels the running request task
+  std::uint64_t request_task = 0;  // its id, for cancellation at shutdown
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -86,6 +86,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
   awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
   awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s);
+  awaitable<response> run_request(connection& c, request& req) {
+    c.request_task = detail::current_task_id();
+    co_return co_await app.handle(req);
+  }
   awaitable<bool> write_response(connection& c, const request& req, response& res, bool keep);
   awaitable<void> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
   awaitable<void> linger_close(beast::tcp_stream& s);
@@ -105,7 +109,7 @@ server::~server() {
   for (auto& a : impl_->acceptors) a->close(ec);
   impl_->stopping = true;
   for (auto* c : impl_->conns) {
-    c->cancel.emit(asio::cancellation_type::terminal);
+    if (c->in_handler && c->request_task) impl_->lp.cancel(c->request_task, cancel_source::shutdown);
     c->stream.socket().close(ec);
   }
 }
@@ -172,7 +176,7 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   log::runtime().warn("shutdown: grace period of {} ms is over; cancelling {} request(s) and closing {} connection(s)",
                       grace.count(), self->in_flight, self->open);
   for (auto* c : self->conns) {
-    if (c->in_handler) c->cancel.emit(asio::cancellation_type::terminal);
+    if (c->in_handler && c->request_task) self->lp.cancel(c->request_task, cancel_source::shutdown);
     else c->stream.socket().close(ec);
   }
   // Cancelled requests answer 503 and close; give them a moment, then close the rest.
@@ -383,9 +387,9 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     }
     ++in_flight;
     c.in_handler = true;
-    auto [ep, res] = co_await spawn(lp, "http.request", app.handle(*req),
-                                    asio::bind_cancellation_slot(c.cancel.slot(), nothrow));
+    auto [ep, res] = co_await spawn(lp, "http.request", run_request(c, *req), nothrow);
     c.in_handler = false;
+    c.request_task = 0;
     --in_flight;
     if (ep) {
       // app.handle turns handler errors into responses; what arrives here is a cancellation.

@@ -4,9 +4,11 @@
 //   loupe::spawn(loop, "hello", say_hello());
 //   loop.run();                            // until stop() or no work is left
 //
-// A loop owns its task registry (see task.hpp). `tasks()` and
-// `live_task_count()` may be called from any thread; everything else belongs
-// to the thread that calls `run()`.
+// A loop owns its task registry (see task.hpp), its ring of finished tasks and
+// its ring of slow-callback and watchdog events. The registry readers
+// (`tasks()`, `find_task()`, `finished_tasks()`, `slow_events()`, `cancel()`,
+// `stats()`) may be called from any thread; everything else belongs to the
+// thread that calls `run()`.
 #pragma once
 
 #include <loupe/runtime/task.hpp>
@@ -15,10 +17,40 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace loupe {
+
+/// A callback that ran past the slow-callback threshold, or a watchdog stall.
+struct slow_event {
+  enum class kind : std::uint8_t { slow_callback, stall } type = kind::slow_callback;
+  std::chrono::system_clock::time_point when;
+  std::chrono::nanoseconds duration{0};
+  std::uint64_t task_id = 0;  ///< 0 when the callback belonged to no task
+  std::string task_name;
+  request_info request;
+  wait_info resumed_from;     ///< what the task was waiting for before this callback
+  std::string stack;          ///< stalls: the loop thread's stack, symbolized
+};
+
+/// What `loop::cancel` did.
+enum class cancel_result : std::uint8_t {
+  requested,  ///< the cancellation was emitted on the task's loop
+  not_found,  ///< no live task has that id on this loop
+};
+
+/// Counters of a loop, for the console and metrics.
+struct loop_stats {
+  std::uint64_t callbacks = 0;
+  std::uint64_t slow_callbacks = 0;
+  std::uint64_t stalls = 0;
+  std::uint64_t tasks_spawned = 0;
+  std::uint64_t tasks_finished = 0;
+  std::chrono::nanoseconds busy{0};  ///< time spent in callbacks
+  std::chrono::nanoseconds lag_p50{0}, lag_p99{0}, lag_max{0};  ///< from lag sampling
+};
 
 class loop {
  public:
@@ -49,12 +81,29 @@ class loop {
   /// Snapshot of the live tasks, oldest first. Thread-safe.
   std::vector<task_info> tasks() const;
   std::size_t live_task_count() const noexcept;
+  std::optional<task_info> find_task(std::uint64_t id) const;
+  /// Recently finished tasks, oldest first (a ring; see set_finished_capacity).
+  std::vector<finished_task> finished_tasks() const;
+  std::optional<finished_task> find_finished(std::uint64_t id) const;
+  void set_finished_capacity(std::size_t n);
+  /// Recent slow callbacks and stalls, oldest first.
+  std::vector<slow_event> slow_events() const;
+  loop_stats stats() const;
+
+  /// Emits terminal cancellation on task `id`'s cancellation slot, on this
+  /// loop's thread. The task's operation in progress fails with
+  /// operation_aborted; how it ends shows in finished_tasks(). Thread-safe.
+  cancel_result cancel(std::uint64_t id, cancel_source by = cancel_source::api);
+
+  /// Samples loop lag (how late a timer fires) every `interval` while the
+  /// loop runs. Off by default: the sampling timer keeps `run()` from
+  /// returning for lack of work.
+  void enable_lag_sampling(std::chrono::milliseconds interval = std::chrono::milliseconds(25));
+
+  struct impl;
+  impl& internals() noexcept { return *impl_; }
 
  private:
-  friend void detail::register_task(loop&, detail::task_record&) noexcept;
-  friend void detail::unregister_task(loop&, detail::task_record&) noexcept;
-  friend boost::asio::io_context& detail::loop_context(loop&) noexcept;
-  struct impl;
   std::unique_ptr<impl> impl_;
 };
 

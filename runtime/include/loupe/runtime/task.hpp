@@ -2,24 +2,34 @@
 //
 // Every coroutine the runtime starts (one per connection, one per request) and
 // every coroutine a user starts goes through `loupe::spawn`, which gives it a
-// name, a process-unique id and a record in its loop's task registry. The
-// registry is what the console, the test kit and the metrics read.
+// name, a process-unique id and a record in its loop's task registry: state,
+// what it waits on (operation, I/O object, the `co_await`'s file:line), resume
+// count, busy time, the request it serves. The console, the test kit and the
+// metrics read that registry; `loop::cancel(id)` cancels a task through Asio's
+// cancellation slot.
 //
 //   loupe::spawn(loop, "refresh-cache", refresh_cache(app));          // detached;
 //                                                      // an escaping exception is logged
 //   int n = co_await loupe::spawn(loop, "count", count_rows(),
 //                                 boost::asio::use_awaitable);         // awaited by the caller
 //
+// A task's cancellation slot is its own (loop::cancel); a completion token's
+// bound slot is replaced by it.
+//
 // Thread safety: call `spawn` on the loop's own thread, or on any thread
 // before the loop runs.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/consign.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <source_location>
 #include <string>
 #include <type_traits>
@@ -33,46 +43,149 @@ using awaitable = boost::asio::awaitable<T>;
 
 class loop;
 
-/// What the registry knows of one task. Copyable snapshot data.
+enum class task_state : std::uint8_t {
+  scheduled,  ///< ready to run: its next callback is queued
+  running,    ///< one of its callbacks is running now
+  suspended,  ///< waiting for an operation to complete
+  done,
+};
+const char* to_string(task_state s) noexcept;
+
+/// Who asked for a cancellation.
+enum class cancel_source : std::uint8_t { none, console, shutdown, parent, api };
+const char* to_string(cancel_source s) noexcept;
+
+/// What a task waits on: the operation it started last.
+struct wait_info {
+  const char* operation = nullptr;  ///< "async_wait", "async_receive", "post", ...
+  const char* object = nullptr;     ///< "deadline_timer", "socket", "io_context", ...
+  const char* file = nullptr;       ///< the `co_await`'s source file, when known
+  int line = 0;
+};
+
+/// The request a task serves.
+struct request_info {
+  std::string method;
+  std::string route;  ///< the route template, e.g. "/users/{id}"
+  std::string target;
+  std::string request_id;
+};
+
+/// A snapshot of one task (copyable; safe to keep).
 struct task_info {
   std::uint64_t id = 0;          ///< unique in the process, never reused
-  std::string name;              ///< given to spawn
+  std::string name;
+  std::string loop;              ///< the loop's name
+  std::uint64_t parent_id = 0;   ///< the task that spawned it; 0 for none
   std::source_location spawn_site;
+  task_state state = task_state::scheduled;
   std::chrono::steady_clock::time_point created;
+  std::chrono::steady_clock::time_point suspended_since;  ///< when state is suspended
+  wait_info wait;
+  std::uint64_t resume_count = 0;
+  std::chrono::nanoseconds busy{0};  ///< time its callbacks ran
+  request_info request;              ///< empty when it serves none
+};
+
+/// How a task ended.
+enum class task_outcome : std::uint8_t { ok, error, cancelled, abandoned };
+const char* to_string(task_outcome o) noexcept;
+
+/// A finished task, kept in its loop's ring of recent endings.
+struct finished_task {
+  task_info info;
+  task_outcome outcome = task_outcome::ok;
+  std::string error;                              ///< the exception's message
+  cancel_source cancelled_by = cancel_source::none;
+  std::chrono::steady_clock::time_point finished;
 };
 
 namespace detail {
 
-/// A live task's record. It lives in the frame of the task's outer coroutine
-/// and is linked into its loop's registry for exactly the task's lifetime.
-struct task_record {
-  task_info info;
-  task_record* prev = nullptr;
-  task_record* next = nullptr;
+struct task_record;
+
+/// `detached`: nobody awaits the task, so its end resumes no parent.
+task_record* create_task(loop& l, std::string name, std::source_location site, bool detached);
+/// Makes `r` the running task (at the start of its body) or hands the thread
+/// back to whoever resumes next (at its end).
+void enter_task(task_record* r) noexcept;
+void leave_task(task_record* r) noexcept;
+
+/// A counted reference to a task record. Carried by the completion handler so
+/// that the record (and the cancellation slot bound into Asio's co_spawn)
+/// outlives the coroutine thread that uses it.
+class task_ref {
+ public:
+  explicit task_ref(task_record* r) noexcept;
+  task_ref(const task_ref& o) noexcept;
+  task_ref(task_ref&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  task_ref& operator=(const task_ref&) = delete;
+  ~task_ref();
+
+ private:
+  task_record* r_;
+};
+/// Marks the task finished (outcome from `error`) and drops the task's own reference.
+void finish_task(task_record* r, std::exception_ptr error, bool abandoned = false) noexcept;
+boost::asio::cancellation_slot task_slot(task_record* r) noexcept;
+std::uint64_t task_id(const task_record* r) noexcept;
+void log_task_exception(std::uint64_t id, const std::string& name, std::exception_ptr e) noexcept;
+boost::asio::io_context& loop_context(loop& l) noexcept;
+
+/// The task whose callback runs on this thread, or nullptr.
+task_record* current_task() noexcept;
+std::uint64_t current_task_id() noexcept;
+
+/// Makes `r` the current task while in scope (so handlers created by the
+/// spawn itself belong to the new task).
+class task_scope {
+ public:
+  explicit task_scope(task_record* r) noexcept;
+  ~task_scope();
+  task_scope(const task_scope&) = delete;
+  task_scope& operator=(const task_scope&) = delete;
+
+ private:
+  task_record* saved_;
 };
 
-std::uint64_t next_task_id() noexcept;
-void register_task(loop& l, task_record& r) noexcept;
-void unregister_task(loop& l, task_record& r) noexcept;
-void log_task_exception(std::uint64_t id, const std::string& name, std::exception_ptr e) noexcept;
-
 template <class T>
-awaitable<T> task_main(loop& l, task_info info, awaitable<T> body) {
-  task_record rec{std::move(info)};
-  register_task(l, rec);
-  struct unlink {
-    loop& l;
-    task_record& r;
-    ~unlink() { unregister_task(l, r); }
-  } guard{l, rec};
+awaitable<T> task_main(task_record* rec, awaitable<T> body) {
+  // Ends the record even when the frame is destroyed without finishing
+  // (its loop destroyed with the task suspended).
+  struct guard {
+    task_record* r;
+    bool finished = false;
+    ~guard() {
+      if (!finished) finish_task(r, nullptr, true);
+    }
+  } g{rec};
+  enter_task(rec);
+  std::exception_ptr error;
   if constexpr (std::is_void_v<T>) {
-    co_await std::move(body);
+    try {
+      co_await std::move(body);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    g.finished = true;
+    leave_task(rec);
+    finish_task(rec, error);
+    if (error) std::rethrow_exception(error);
   } else {
-    co_return co_await std::move(body);
+    std::optional<T> value;
+    try {
+      value.emplace(co_await std::move(body));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    g.finished = true;
+    leave_task(rec);
+    finish_task(rec, error);
+    if (error) std::rethrow_exception(error);
+    co_return std::move(*value);
   }
 }
-
-boost::asio::io_context& loop_context(loop& l) noexcept;
 
 }  // namespace detail
 
@@ -81,11 +194,13 @@ boost::asio::io_context& loop_context(loop& l) noexcept;
 template <class T, class CompletionToken>
 auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token,
            std::source_location site = std::source_location::current()) {
-  task_info info{detail::next_task_id(), std::move(name), site,
-                 std::chrono::steady_clock::now()};
-  return boost::asio::co_spawn(detail::loop_context(l),
-                               detail::task_main<T>(l, std::move(info), std::move(body)),
-                               std::forward<CompletionToken>(token));
+  detail::task_record* rec = detail::create_task(l, std::move(name), site, false);
+  detail::task_scope scope(rec);
+  return boost::asio::co_spawn(
+      detail::loop_context(l), detail::task_main<T>(rec, std::move(body)),
+      boost::asio::bind_cancellation_slot(
+          detail::task_slot(rec),
+          boost::asio::consign(std::forward<CompletionToken>(token), detail::task_ref(rec))));
 }
 
 /// Starts `body` as a detached task named `name` on `l`. An exception that
@@ -93,14 +208,14 @@ auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token
 template <class T>
 std::uint64_t spawn(loop& l, std::string name, awaitable<T> body,
                     std::source_location site = std::source_location::current()) {
-  const std::uint64_t id = detail::next_task_id();
-  task_info info{id, name, site, std::chrono::steady_clock::now()};
-  auto on_done = [id, name = std::move(name)](std::exception_ptr e, auto&&...) {
+  detail::task_record* rec = detail::create_task(l, name, site, true);
+  const std::uint64_t id = detail::task_id(rec);
+  auto on_done = [id, name = std::move(name), ref = detail::task_ref(rec)](std::exception_ptr e, auto&&...) {
     if (e) detail::log_task_exception(id, name, e);
   };
-  boost::asio::co_spawn(detail::loop_context(l),
-                        detail::task_main<T>(l, std::move(info), std::move(body)),
-                        std::move(on_done));
+  detail::task_scope scope(rec);
+  boost::asio::co_spawn(detail::loop_context(l), detail::task_main<T>(rec, std::move(body)),
+                        boost::asio::bind_cancellation_slot(detail::task_slot(rec), std::move(on_done)));
   return id;
 }
 

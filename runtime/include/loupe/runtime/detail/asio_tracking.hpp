@@ -1,0 +1,101 @@
+// loupe/runtime/detail/asio_tracking.hpp — Boost.Asio custom handler tracking.
+//
+// Named by BOOST_ASIO_CUSTOM_HANDLER_TRACKING (a PUBLIC compile definition of
+// loupe::runtime), so Asio includes it in every translation unit and calls
+// these hooks around every asynchronous operation:
+//   - creation: the new handler is stamped with the running task, the
+//     operation ("async_wait"), the I/O object ("deadline_timer") and the
+//     source location of the `co_await` that started it, when known;
+//   - invocation begin/end: each callback is timed; the task's state, resume
+//     count and busy time are updated; slow callbacks are reported and the
+//     watchdog sees what each loop is running.
+// Kept small: every Asio header includes it.
+#pragma once
+
+#include <cstdint>
+
+namespace loupe::detail {
+
+struct task_record;
+
+/// Base of every Asio operation (BOOST_ASIO_INHERIT_TRACKED_HANDLER).
+class tracked_handler {
+ public:
+  tracked_handler() noexcept = default;
+  tracked_handler(const tracked_handler&) noexcept {}
+  tracked_handler& operator=(const tracked_handler&) noexcept { return *this; }
+  ~tracked_handler();
+
+  task_record* task_ = nullptr;  // holds a reference while set
+  const char* op_ = nullptr;
+  const char* object_ = nullptr;
+  const char* file_ = nullptr;
+  int line_ = 0;
+};
+
+void handler_creation(tracked_handler& h, const char* object_type, const char* op_name) noexcept;
+
+/// The location of the `co_await` (or composed operation) being initiated.
+class handler_location {
+ public:
+  handler_location(const char* file, int line, const char* func) noexcept;
+  ~handler_location();
+  handler_location(const handler_location&) = delete;
+  handler_location& operator=(const handler_location&) = delete;
+
+ private:
+  bool pushed_;
+};
+
+/// Brackets one callback (BOOST_ASIO_HANDLER_COMPLETION / INVOCATION_*).
+class tracked_completion {
+ public:
+  explicit tracked_completion(tracked_handler& h) noexcept
+      : task_(h.task_), op_(h.op_), object_(h.object_), file_(h.file_), line_(h.line_) {
+    h.task_ = nullptr;  // the reference moves here
+  }
+  ~tracked_completion();
+  tracked_completion(const tracked_completion&) = delete;
+  tracked_completion& operator=(const tracked_completion&) = delete;
+
+  void invocation_begin() noexcept;
+  void invocation_end() noexcept;
+
+ private:
+  task_record* task_;
+  const char* op_;
+  const char* object_;
+  const char* file_;
+  int line_;
+  task_record* saved_ = nullptr;
+  std::int64_t start_ns_ = 0;
+  bool active_ = false;
+};
+
+}  // namespace loupe::detail
+
+#define BOOST_ASIO_INHERIT_TRACKED_HANDLER : public ::loupe::detail::tracked_handler
+#define BOOST_ASIO_ALSO_INHERIT_TRACKED_HANDLER , public ::loupe::detail::tracked_handler
+#define BOOST_ASIO_HANDLER_TRACKING_INIT (void)0
+#define BOOST_ASIO_HANDLER_LOCATION(args) ::loupe::detail::handler_location loupe_handler_location_ args
+#define BOOST_ASIO_HANDLER_CREATION(args) ::loupe::detail::asio_creation args
+#define BOOST_ASIO_HANDLER_COMPLETION(args) ::loupe::detail::tracked_completion loupe_tracked_completion_ args
+#define BOOST_ASIO_HANDLER_INVOCATION_BEGIN(args) loupe_tracked_completion_.invocation_begin()
+#define BOOST_ASIO_HANDLER_INVOCATION_END loupe_tracked_completion_.invocation_end()
+#define BOOST_ASIO_HANDLER_OPERATION(args) (void)0
+#define BOOST_ASIO_HANDLER_REACTOR_REGISTRATION(args) (void)0
+#define BOOST_ASIO_HANDLER_REACTOR_DEREGISTRATION(args) (void)0
+#define BOOST_ASIO_HANDLER_REACTOR_READ_EVENT 1
+#define BOOST_ASIO_HANDLER_REACTOR_WRITE_EVENT 2
+#define BOOST_ASIO_HANDLER_REACTOR_ERROR_EVENT 4
+#define BOOST_ASIO_HANDLER_REACTOR_EVENTS(args) (void)0
+#define BOOST_ASIO_HANDLER_REACTOR_OPERATION(args) (void)0
+
+namespace loupe::detail {
+// Asio passes (context, handler, object type, object, native handle, op name).
+template <class Context>
+inline void asio_creation(Context&, tracked_handler& h, const char* object_type, void*, std::uintmax_t,
+                          const char* op_name) noexcept {
+  handler_creation(h, object_type, op_name);
+}
+}  // namespace loupe::detail

@@ -1,0 +1,26 @@
+// loupe/runtime/tracking.hpp — thresholds of callback timing, process-wide.
+//
+//   loupe::set_tracking_options({.slow_callback = std::chrono::milliseconds(100),
+//                                .watchdog = std::chrono::seconds(1)});
+//
+// Every callback of every loop is timed (see detail/asio_tracking.hpp). One
+// that runs longer than `slow_callback` gives one WARN record naming its task
+// and request (asyncio's slow-callback warning). A watchdog thread reports a
+// callback that is *still* running past `watchdog`, with the loop thread's
+// stack, while it blocks; and again when it ends. Zero turns either off.
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+
+namespace loupe {
+
+struct tracking_options {
+  std::chrono::milliseconds slow_callback{100};
+  std::chrono::milliseconds watchdog{1000};
+};
+
+void set_tracking_options(const tracking_options& opts);
+tracking_options get_tracking_options();
+
+}  // namespace loupe

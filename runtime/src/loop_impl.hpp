@@ -1,0 +1,115 @@
+// Private: the loop's internals shared by loop.cpp and tracking.cpp.
+#pragma once
+
+#include <loupe/runtime/loop.hpp>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <pthread.h>
+
+namespace loupe {
+
+namespace detail {
+
+inline std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A task's live record. Reference-counted: the task itself holds one
+/// reference, and so does every Asio handler stamped with it. Counts change
+/// only on the loop's thread (or after it has stopped).
+struct task_record {
+  loop* owner = nullptr;
+  std::uint64_t id = 0;
+  std::uint64_t parent_id = 0;
+  task_record* resume_to = nullptr;  // who runs after this task's end (a reference)
+  std::string name;
+  std::source_location site;
+  std::chrono::steady_clock::time_point created;
+  boost::asio::cancellation_signal signal;
+  std::atomic<int> refs{1};
+  bool done = false;
+  cancel_source cancelled_by = cancel_source::none;
+
+  // Read by other threads without the registry lock: atomics.
+  std::atomic<task_state> state{task_state::scheduled};
+  std::atomic<std::int64_t> suspended_since_ns{0};
+  std::atomic<const char*> wait_op{nullptr};
+  std::atomic<const char*> wait_object{nullptr};
+  std::atomic<const char*> wait_file{nullptr};
+  std::atomic<int> wait_line{0};
+  std::atomic<std::uint64_t> resumes{0};
+  std::atomic<std::int64_t> busy_ns{0};
+
+  request_info request;  // guarded by the registry mutex
+
+  task_record* prev = nullptr;  // registry list, guarded by the mutex
+  task_record* next = nullptr;
+};
+
+void release(task_record* r) noexcept;
+
+}  // namespace detail
+
+struct loop::impl {
+  explicit impl(loop& self, std::string n) : owner(self), name(std::move(n)), ctx(1) {}
+
+  task_info snapshot(const detail::task_record& r) const;  // call with `mutex` held
+
+  loop& owner;
+  std::string name;
+
+  mutable std::mutex mutex;  // guards the registry list, the rings and request infos
+  detail::task_record* head = nullptr;
+  detail::task_record* tail = nullptr;
+  std::atomic<std::size_t> live{0};
+  std::deque<finished_task> finished;
+  std::size_t finished_capacity = 1000;
+  std::deque<slow_event> slow;
+  std::size_t slow_capacity = 100;
+  std::vector<std::int64_t> lag_samples;  // ring of recent lag samples (ns)
+  std::size_t lag_next = 0;
+
+  // Counters (loop thread writes, others read).
+  std::atomic<std::uint64_t> callbacks{0};
+  std::atomic<std::uint64_t> slow_callbacks{0};
+  std::atomic<std::uint64_t> stalls{0};
+  std::atomic<std::uint64_t> spawned{0};
+  std::atomic<std::uint64_t> finished_count{0};
+  std::atomic<std::int64_t> busy_ns{0};
+
+  // What the loop runs now, for the watchdog.
+  std::atomic<std::int64_t> callback_start_ns{0};  // 0: between callbacks
+  std::atomic<std::uint64_t> callback_seq{0};
+  std::atomic<std::uint64_t> callback_task{0};
+  std::atomic<std::uint64_t> stall_reported_seq{0};
+  std::atomic<bool> running{false};
+  pthread_t thread{};
+  int depth = 0;  // nesting of invocations on the loop thread
+
+  std::unique_ptr<boost::asio::steady_timer> lag_timer;
+  std::chrono::milliseconds lag_interval{0};
+
+  // Last, so it is destroyed first: destroying it destroys the frames of
+  // suspended tasks, whose records unlink themselves from the list above.
+  boost::asio::io_context ctx;
+};
+
+namespace detail {
+/// The loop whose run() is on this thread.
+loop::impl* current_loop_impl() noexcept;
+void watchdog_attach(loop::impl& l);
+void watchdog_detach(loop::impl& l);
+void record_slow_event(loop::impl& l, slow_event ev);
+/// Attaches request details to the current task (shown by the console and in reports).
+void set_request_info(request_info info);
+}  // namespace detail
+
+}  // namespace loupe
