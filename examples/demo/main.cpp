@@ -12,10 +12,6 @@
 //   loupe-demo --port 8080 --log-format text
 #include <loupe/runtime.hpp>
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -77,9 +73,7 @@ int main(int argc, char** argv) {
 
   app.get("/sleep", [](request& req) -> awaitable<response> {
     const auto ms = ms_param(req);
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
-    timer.expires_after(std::chrono::milliseconds(ms));
-    co_await timer.async_wait(boost::asio::use_awaitable);
+    co_await loupe::sleep_for(std::chrono::milliseconds(ms));  // a suspended task: `ps` shows this line
     co_return response::text("slept " + std::to_string(ms) + " ms");
   }, "sleep");
 

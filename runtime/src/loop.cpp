@@ -344,8 +344,12 @@ void release(task_record* r) noexcept {
   }
 }
 
-void enter_task(task_record* r) noexcept { current_task_ptr = r; }
-void leave_task(task_record* r) noexcept { current_task_ptr = r->resume_to; }
+void enter_task(task_record* r) noexcept {
+  r->state.store(task_state::running, std::memory_order_relaxed);
+  r->resumes.fetch_add(1, std::memory_order_relaxed);
+  switch_task(r);
+}
+void leave_task(task_record* r) noexcept { switch_task(r->resume_to); }
 
 task_ref::task_ref(task_record* r) noexcept : r_(r) { r_->refs.fetch_add(1, std::memory_order_relaxed); }
 task_ref::task_ref(const task_ref& o) noexcept : r_(o.r_) {

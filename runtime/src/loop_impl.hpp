@@ -108,6 +108,10 @@ loop::impl* current_loop_impl() noexcept;
 void watchdog_attach(loop::impl& l);
 void watchdog_detach(loop::impl& l);
 void record_slow_event(loop::impl& l, slow_event ev);
+/// Name and request of task `id` (live or recently finished).
+void describe_task(loop::impl& l, std::uint64_t id, std::string& name, request_info& request);
+/// Makes `to` the running task, charging the time so far to the previous one.
+void switch_task(task_record* to) noexcept;
 /// Attaches request details to the current task (shown by the console and in reports).
 void set_request_info(request_info info);
 }  // namespace detail

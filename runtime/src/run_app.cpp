@@ -3,6 +3,7 @@
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/run_app.hpp>
+#include <loupe/runtime/tracking.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -22,6 +23,8 @@ void run_options::add_flags(flag_set& flags) {
   flags.add_int("monitor-port", &monitor_port, 0, 65535, "console port (0: off)");
   flags.add_int("slow-callback-ms", &slow_callback_ms, 0, 3600000,
                 "report callbacks running longer than this (0: off)");
+  flags.add_int("watchdog-ms", &watchdog_ms, 0, 3600000,
+                "report a loop still blocked after this long, with its stack (0: off)");
   flags.add_choice("log-format", &log_format, {"json", "text"}, "log record format");
   flags.add_choice("log-level", &log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"},
                    "lowest level logged");
@@ -100,7 +103,9 @@ int run_app(application& app, const run_options& opts) {
   if (opts.workers > 1)
     log::runtime().warn("--workers {}: worker loops are not implemented yet; serving on one loop",
                         opts.workers);
+  set_tracking_options({std::chrono::milliseconds(opts.slow_callback_ms), std::chrono::milliseconds(opts.watchdog_ms)});
   loop lp("main");
+  lp.enable_lag_sampling();
   int exit_code = 0;
   spawn(lp, "app.main", main_task(lp, app, opts, exit_code));
   lp.run();

@@ -24,8 +24,18 @@ std::atomic<std::int64_t> watchdog_threshold_ns{1'000'000'000};
 // The outermost location given while an operation is being initiated.
 thread_local const char* location_file = nullptr;
 thread_local int location_line = 0;
+thread_local bool location_is_library = false;
+
+// Time within one callback is split into segments by task switches (a task
+// awaited by another starts and ends inside its parent's callback). Each
+// segment is charged to its task; the task with the longest segment is the
+// one a slow-callback report names.
+thread_local std::int64_t segment_start_ns = 0;
+thread_local std::uint64_t longest_task_id = 0;
+thread_local std::int64_t longest_segment_ns = -1;
 
 std::string describe_wait(const wait_info& w) {
+  if (w.operation && !w.object && !w.file) return w.operation;
   std::string s;
   s += w.operation ? w.operation : "?";
   if (w.object) s.append(" on ").append(w.object);
@@ -51,6 +61,28 @@ namespace detail {
 
 void set_current_task(task_record* r) noexcept;
 
+namespace {
+void close_segment(std::int64_t now) noexcept {
+  task_record* t = current_task();
+  const std::int64_t d = now - segment_start_ns;
+  if (t) t->busy_ns.fetch_add(d, std::memory_order_relaxed);
+  if (d > longest_segment_ns) {
+    longest_segment_ns = d;
+    longest_task_id = t ? t->id : 0;
+  }
+  segment_start_ns = now;
+}
+}  // namespace
+
+void switch_task(task_record* to) noexcept {
+  loop::impl* l = current_loop_impl();
+  if (l && l->depth > 0) {
+    close_segment(now_ns());
+    l->callback_task.store(to ? to->id : 0, std::memory_order_relaxed);
+  }
+  set_current_task(to);
+}
+
 // ---- hooks -------------------------------------------------------------------
 
 tracked_handler::~tracked_handler() {
@@ -66,7 +98,12 @@ void handler_creation(tracked_handler& h, const char* object_type, const char* o
   h.object_ = object_type;
   h.file_ = location_file;
   h.line_ = location_line;
-  // The operation a task started last is what it waits on.
+  // The operation a task started last is what it waits on: queued work
+  // (post, dispatch) makes it scheduled, anything else suspended.
+  const bool queued = object_type && (std::strcmp(object_type, "io_context") == 0 ||
+                                      std::strcmp(object_type, "strand") == 0);
+  t->state.store(queued ? task_state::scheduled : task_state::suspended, std::memory_order_relaxed);
+  t->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
   t->wait_op.store(op_name, std::memory_order_relaxed);
   t->wait_object.store(object_type, std::memory_order_relaxed);
   t->wait_file.store(location_file, std::memory_order_relaxed);
@@ -74,17 +111,21 @@ void handler_creation(tracked_handler& h, const char* object_type, const char* o
 }
 
 handler_location::handler_location(const char* file, int line, const char*) noexcept
-    : pushed_(file != nullptr && location_file == nullptr) {
-  if (pushed_) {
-    location_file = file;
-    location_line = line;
-  }
+    : saved_file_(location_file), saved_line_(location_line), saved_library_(location_is_library), pushed_(false) {
+  if (!file) return;
+  const bool library = std::strstr(file, "/boost/") != nullptr;
+  if (location_file && library && !location_is_library) return;
+  pushed_ = true;
+  location_file = file;
+  location_line = line;
+  location_is_library = library;
 }
 
 handler_location::~handler_location() {
   if (pushed_) {
-    location_file = nullptr;
-    location_line = 0;
+    location_file = saved_file_;
+    location_line = saved_line_;
+    location_is_library = saved_library_;
   }
 }
 
@@ -97,17 +138,27 @@ void tracked_completion::invocation_begin() noexcept {
   active_ = true;
   start_ns_ = now_ns();
   saved_ = current_task();
-  set_current_task(task_);
   if (task_) {
     task_->state.store(task_state::running, std::memory_order_relaxed);
     task_->resumes.fetch_add(1, std::memory_order_relaxed);
   }
-  if (loop::impl* l = current_loop_impl()) {
-    if (l->depth++ == 0) {
-      l->callback_task.store(task_ ? task_->id : 0, std::memory_order_relaxed);
-      l->callback_seq.fetch_add(1, std::memory_order_relaxed);
-      l->callback_start_ns.store(start_ns_, std::memory_order_release);
-    }
+  loop::impl* l = current_loop_impl();
+  if (!l) {
+    set_current_task(task_);
+    return;
+  }
+  if (l->depth++ == 0) {
+    segment_start_ns = start_ns_;
+    longest_segment_ns = -1;
+    longest_task_id = 0;
+    set_current_task(task_);
+    l->callback_task.store(task_ ? task_->id : 0, std::memory_order_relaxed);
+    l->callback_seq.fetch_add(1, std::memory_order_relaxed);
+    l->callback_start_ns.store(start_ns_, std::memory_order_release);
+  } else {
+    close_segment(start_ns_);
+    set_current_task(task_);
+    l->callback_task.store(task_ ? task_->id : 0, std::memory_order_relaxed);
   }
 }
 
@@ -116,17 +167,21 @@ void tracked_completion::invocation_end() noexcept {
   active_ = false;
   const std::int64_t end = now_ns();
   const std::int64_t took = end - start_ns_;
-  set_current_task(saved_);
-  if (task_ && !task_->done) {
-    task_->busy_ns.fetch_add(took, std::memory_order_relaxed);
-    task_->suspended_since_ns.store(end, std::memory_order_relaxed);
-    const bool queued = task_->wait_op.load(std::memory_order_relaxed) != nullptr &&
-                        (std::strcmp(task_->wait_object.load(std::memory_order_relaxed), "io_context") == 0 ||
-                         std::strcmp(task_->wait_object.load(std::memory_order_relaxed), "strand") == 0);
-    task_->state.store(queued ? task_state::scheduled : task_state::suspended, std::memory_order_relaxed);
-  }
   loop::impl* l = current_loop_impl();
-  if (!l || --l->depth != 0) return;
+  if (l) close_segment(end);
+  else if (task_) task_->busy_ns.fetch_add(took, std::memory_order_relaxed);
+  set_current_task(saved_);
+  // A task that started no operation in this callback (it finished, or it
+  // was resumed by a plain callback) is no longer running.
+  if (task_ && !task_->done && task_->state.load(std::memory_order_relaxed) == task_state::running) {
+    task_->state.store(task_state::suspended, std::memory_order_relaxed);
+    task_->suspended_since_ns.store(end, std::memory_order_relaxed);
+  }
+  if (!l) return;
+  if (--l->depth != 0) {
+    l->callback_task.store(saved_ ? saved_->id : 0, std::memory_order_relaxed);
+    return;
+  }
   l->callback_start_ns.store(0, std::memory_order_release);
   l->callbacks.fetch_add(1, std::memory_order_relaxed);
   l->busy_ns.fetch_add(took, std::memory_order_relaxed);
@@ -134,7 +189,7 @@ void tracked_completion::invocation_end() noexcept {
   const std::uint64_t seq = l->callback_seq.load(std::memory_order_relaxed);
   if (l->stall_reported_seq.load(std::memory_order_acquire) == seq) {
     log::runtime().warn("loop '{}' stall ended: the callback of task {} ran {} ms in all", l->name,
-                        task_ ? task_->id : 0, took / 1'000'000);
+                        longest_task_id, took / 1'000'000);
   }
   const std::int64_t threshold = slow_threshold_ns.load(std::memory_order_relaxed);
   if (threshold > 0 && took >= threshold) {
@@ -142,13 +197,11 @@ void tracked_completion::invocation_end() noexcept {
     ev.type = slow_event::kind::slow_callback;
     ev.when = std::chrono::system_clock::now();
     ev.duration = std::chrono::nanoseconds(took);
-    ev.resumed_from = wait_info{op_, object_, file_, line_};
-    if (task_) {
-      ev.task_id = task_->id;
-      std::lock_guard lock(l->mutex);
-      ev.task_name = task_->name;
-      ev.request = task_->request;
-    }
+    ev.task_id = longest_task_id;
+    // The callback resumed its own task; a task that started inside it ran from its start.
+    if (task_ && task_->id == ev.task_id) ev.resumed_from = wait_info{op_, object_, file_, line_};
+    else ev.resumed_from = wait_info{"task start", nullptr, nullptr, 0};
+    describe_task(*l, ev.task_id, ev.task_name, ev.request);
     l->slow_callbacks.fetch_add(1, std::memory_order_relaxed);
     std::string req;
     if (!ev.request.method.empty())
@@ -158,6 +211,23 @@ void tracked_completion::invocation_end() noexcept {
                         ev.task_name, req, static_cast<double>(took) / 1e6, l->name, describe_wait(ev.resumed_from));
     record_slow_event(*l, std::move(ev));
   }
+}
+
+void describe_task(loop::impl& l, std::uint64_t id, std::string& name, request_info& request) {
+  if (id == 0) return;
+  std::lock_guard lock(l.mutex);
+  for (auto* r = l.head; r; r = r->next)
+    if (r->id == id) {
+      name = r->name;
+      request = r->request;
+      return;
+    }
+  for (auto it = l.finished.rbegin(); it != l.finished.rend(); ++it)
+    if (it->info.id == id) {
+      name = it->info.name;
+      request = it->info.request;
+      return;
+    }
 }
 
 void record_slow_event(loop::impl& l, slow_event ev) {
@@ -175,7 +245,7 @@ void record_slow_event(loop::impl& l, slow_event ev) {
 namespace {
 
 int stack_signal() { return SIGRTMIN + 3; }
-constexpr int max_frames = 64;
+constexpr int max_frames = 40;
 
 struct stack_capture {
   void* frames[max_frames];
@@ -197,7 +267,9 @@ std::string symbolize(void* const* frames, int n) {
     if (::dladdr(frames[i], &info) && info.dli_sname) {
       int status = 0;
       char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
-      out << " " << (status == 0 && demangled ? demangled : info.dli_sname);
+      std::string_view fn = status == 0 && demangled ? demangled : info.dli_sname;
+      if (fn.size() > 160) out << " " << fn.substr(0, 157) << "...";
+      else out << " " << fn;
       std::free(demangled);
       out << "+" << static_cast<const char*>(frames[i]) - static_cast<const char*>(info.dli_saddr);
     }
@@ -272,7 +344,8 @@ class watchdog {
       while (capture.count.load(std::memory_order_acquire) < 0 && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       const int n = capture.count.load(std::memory_order_acquire);
-      stack = n > 0 ? symbolize(capture.frames, n) : std::string("  (stack not captured)\n");
+      // Frames 0 and 1 are the signal handler and the kernel's signal trampoline.
+      stack = n > 2 ? symbolize(capture.frames + 2, n - 2) : std::string("  (stack not captured)\n");
     }
     if (l.callback_seq.load(std::memory_order_relaxed) != seq) return;  // it ended meanwhile
     l.stall_reported_seq.store(seq, std::memory_order_release);
@@ -284,15 +357,7 @@ class watchdog {
     ev.duration = std::chrono::nanoseconds(blocked);
     ev.task_id = l.callback_task.load(std::memory_order_relaxed);
     ev.stack = stack;
-    {
-      std::lock_guard reg(l.mutex);
-      for (auto* r = l.head; r; r = r->next)
-        if (r->id == ev.task_id) {
-          ev.task_name = r->name;
-          ev.request = r->request;
-          break;
-        }
-    }
+    describe_task(l, ev.task_id, ev.task_name, ev.request);
     std::string req;
     if (!ev.request.method.empty())
       req = fmt::format(" serving {} {} (route '{}')", ev.request.method, ev.request.target, ev.request.route);

@@ -13,3 +13,5 @@
 #include <loupe/runtime/run_app.hpp>
 #include <loupe/runtime/server.hpp>
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/timer.hpp>
+#include <loupe/runtime/tracking.hpp>

@@ -31,14 +31,16 @@ struct run_options {
   std::int64_t port = 8080;
   std::int64_t workers = 1;            ///< loops; more than one arrives with worker loops
   std::int64_t monitor_port = 20101;   ///< the console's port; 0 = off (console: later)
-  std::int64_t slow_callback_ms = 100; ///< 0 = off (detection: with task tracking)
+  std::int64_t slow_callback_ms = 100; ///< report callbacks longer than this; 0 = off
+  std::int64_t watchdog_ms = 1000;     ///< report a loop still blocked after this; 0 = off
   std::string log_format = "json";
   std::string log_level = "info";
   std::int64_t grace_ms = 10000;        ///< how long shutdown waits for requests in flight
   server_options server;
 
   /// Registers --host, --port, --workers, --monitor-port, --slow-callback-ms,
-  /// --log-format, --log-level and --grace-ms on `flags`, writing into *this.
+  /// --watchdog-ms, --log-format, --log-level and --grace-ms on `flags`,
+  /// writing into *this.
   void add_flags(flag_set& flags);
 };
 

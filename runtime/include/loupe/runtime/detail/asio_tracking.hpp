@@ -36,6 +36,9 @@ class tracked_handler {
 void handler_creation(tracked_handler& h, const char* object_type, const char* op_name) noexcept;
 
 /// The location of the `co_await` (or composed operation) being initiated.
+/// Initiations nest (a coroutine resumed inline runs inside the initiation
+/// that resumed it), so the innermost location wins — except that a location
+/// inside Boost never hides one in the user's code.
 class handler_location {
  public:
   handler_location(const char* file, int line, const char* func) noexcept;
@@ -44,6 +47,9 @@ class handler_location {
   handler_location& operator=(const handler_location&) = delete;
 
  private:
+  const char* saved_file_;
+  int saved_line_;
+  bool saved_library_;
   bool pushed_;
 };
 

@@ -1,0 +1,245 @@
+// Task tracking: waits with source locations, slow callbacks, the watchdog,
+// cancellation and the finished ring — at the API level, over real sockets.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/server.hpp>
+#include <loupe/runtime/tracking.hpp>
+#include <loupe/testkit/raw_client.hpp>
+#include <loupe/testkit/run.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using loupe::awaitable;
+using loupe::request;
+using loupe::response;
+using loupe::testkit::http_response;
+using loupe::testkit::raw_client;
+using namespace std::chrono_literals;
+
+[[gnu::noinline]] void tracking_test_block(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+namespace {
+
+awaitable<void> pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+template <class F>
+awaitable<void> until(F cond) {
+  while (!cond()) co_await pause(1ms);
+}
+
+int timer_wait_line = 0;
+int default_token_line = 0;
+// A timer whose operations complete with use_awaitable by default.
+using default_timer = asio::use_awaitable_t<>::as_default_on_t<asio::steady_timer>;
+
+class Tracking : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_ = loupe::get_tracking_options();
+    app.get("/sleep", [](request& req) -> awaitable<response> {
+      const auto ms = std::stoi(std::string(req.query().get("ms").value_or("0")));
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+      timer_wait_line = __LINE__ + 1;
+      co_await t.async_wait(asio::use_awaitable_t<>{});
+      co_return response::text("slept");
+    });
+    app.get("/sleep-default", [](request&) -> awaitable<response> {
+      default_timer t(co_await asio::this_coro::executor, 60s);
+      default_token_line = __LINE__ + 1;
+      co_await t.async_wait();
+      co_return response::text("slept");
+    });
+    app.get("/block", [this](request& req) -> awaitable<response> {
+      const auto ms = std::stoi(std::string(req.query().get("ms").value_or("0")));
+      tracking_test_block(std::chrono::milliseconds(ms));
+      // Still inside the blocking callback: what has the watchdog said so far?
+      stalls_seen_in_handler = 0;
+      for (const auto& e : loop.slow_events())
+        if (e.type == loupe::slow_event::kind::stall) ++stalls_seen_in_handler;
+      co_return response::text("blocked");
+    });
+  }
+  void TearDown() override { loupe::set_tracking_options(saved_); }
+
+  void start() {
+    srv = std::make_unique<loupe::server>(loop, app);
+    ep = srv->listen("127.0.0.1", 0);
+  }
+
+  template <class F>
+  auto run(F&& f) {
+    return loupe::testkit::run(loop, std::forward<F>(f), 20s);
+  }
+
+  std::optional<loupe::task_info> request_task(std::string_view route) {
+    for (auto& t : loop.tasks())
+      if (t.name == "http.request" && t.request.route == route) return t;
+    return std::nullopt;
+  }
+
+  loupe::tracking_options saved_;
+  loupe::loop loop;
+  loupe::application app;
+  std::unique_ptr<loupe::server> srv;
+  asio::ip::tcp::endpoint ep;
+  int stalls_seen_in_handler = -1;
+};
+
+}  // namespace
+
+TEST_F(Tracking, SuspendedRequestTaskShowsItsTimerWaitAndCoAwaitLocation) {
+  start();
+  run([&]() -> awaitable<void> {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return request_task("/sleep").has_value() &&
+                                request_task("/sleep")->state == loupe::task_state::suspended; });
+    auto t = *request_task("/sleep");
+    EXPECT_EQ(t.request.method, "GET");
+    EXPECT_EQ(t.request.target, "/sleep?ms=60000");
+    EXPECT_STREQ(t.wait.operation, "async_wait");
+    EXPECT_STREQ(t.wait.object, "deadline_timer");
+    EXPECT_NE(t.wait.file, nullptr);
+    if (!t.wait.file) co_return;
+    EXPECT_NE(std::string(t.wait.file).find("tracking_test.cpp"), std::string::npos) << t.wait.file << ":" << t.wait.line;
+    EXPECT_EQ(t.wait.line, timer_wait_line);
+    EXPECT_GE(t.resume_count, 1u);
+    EXPECT_NE(t.parent_id, 0u);  // the connection's task
+    auto parent = loop.find_task(t.parent_id);
+    EXPECT_TRUE(parent.has_value());
+    if (parent) EXPECT_EQ(parent->name, "http.connection");
+    c.close();
+    co_await srv->shutdown(0ms);
+  });
+}
+
+TEST_F(Tracking, DefaultCompletionTokenCarriesTheCallSite) {
+  start();
+  run([&]() -> awaitable<void> {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    co_await c.send("GET /sleep-default HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return request_task("/sleep-default").has_value() &&
+                                request_task("/sleep-default")->state == loupe::task_state::suspended; });
+    auto t = *request_task("/sleep-default");
+    EXPECT_NE(t.wait.file, nullptr);
+    if (!t.wait.file) co_return;
+    EXPECT_NE(std::string(t.wait.file).find("tracking_test.cpp"), std::string::npos) << t.wait.file << ":" << t.wait.line;
+    EXPECT_EQ(t.wait.line, default_token_line);
+    c.close();
+    co_await srv->shutdown(0ms);
+  });
+}
+
+TEST_F(Tracking, SlowCallbackIsRecordedOnceWithTaskAndRoute) {
+  loupe::set_tracking_options({.slow_callback = 50ms, .watchdog = 0ms});
+  start();
+  run([&]() -> awaitable<void> {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    EXPECT_EQ((co_await c.request(http::verb::get, "/block?ms=120")).result_int(), 200);
+    EXPECT_EQ((co_await c.request(http::verb::get, "/block?ms=0")).result_int(), 200);
+  });
+  auto events = loop.slow_events();
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.type, loupe::slow_event::kind::slow_callback);
+  EXPECT_GE(e.duration, 120ms);
+  EXPECT_EQ(e.task_name, "http.request");
+  EXPECT_EQ(e.request.route, "/block");
+  EXPECT_EQ(e.request.method, "GET");
+  EXPECT_EQ(loop.stats().slow_callbacks, 1u);
+}
+
+TEST_F(Tracking, WatchdogReportsTheStallWhileTheLoopIsStillBlocked) {
+  loupe::set_tracking_options({.slow_callback = 0ms, .watchdog = 200ms});
+  start();
+  run([&]() -> awaitable<void> {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    EXPECT_EQ((co_await c.request(http::verb::get, "/block?ms=700")).result_int(), 200);
+  });
+  // Counted by the handler itself, before it returned: the report came during the stall.
+  EXPECT_EQ(stalls_seen_in_handler, 1);
+  auto events = loop.slow_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, loupe::slow_event::kind::stall);
+  EXPECT_EQ(events[0].request.route, "/block");
+  EXPECT_NE(events[0].stack.find("tracking_test_block"), std::string::npos) << events[0].stack;
+  EXPECT_EQ(loop.stats().stalls, 1u);
+}
+
+TEST_F(Tracking, CancellingASuspendedRequestAnswers503AndTheServerGoesOn) {
+  start();
+  run([&]() -> awaitable<void> {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return request_task("/sleep").has_value(); });
+    const auto id = request_task("/sleep")->id;
+    EXPECT_EQ(loop.cancel(id, loupe::cancel_source::console), loupe::cancel_result::requested);
+    auto res = co_await c.read_response();
+    EXPECT_EQ(res.result_int(), 503);
+    co_await until([&] { return loop.find_finished(id).has_value(); });
+    auto f = *loop.find_finished(id);
+    EXPECT_EQ(f.outcome, loupe::task_outcome::cancelled);
+    EXPECT_EQ(f.cancelled_by, loupe::cancel_source::console);
+    EXPECT_EQ(f.info.request.route, "/sleep");
+    EXPECT_EQ(loop.cancel(id), loupe::cancel_result::not_found);
+    raw_client next(loop.get_executor());
+    co_await next.connect(ep);
+    EXPECT_EQ((co_await next.request(http::verb::get, "/sleep?ms=1")).result_int(), 200);
+  });
+}
+
+TEST_F(Tracking, FinishedRingKeepsOutcomesAndIsBounded) {
+  loop.set_finished_capacity(3);
+  run([&]() -> awaitable<void> {
+    auto ok = []() -> awaitable<int> { co_return 1; };
+    auto bad = []() -> awaitable<int> {
+      throw std::runtime_error("boom");
+      co_return 0;
+    };
+    for (int i = 0; i < 3; ++i) (void)co_await loupe::spawn(loop, "ok", ok(), asio::use_awaitable);
+    try {
+      (void)co_await loupe::spawn(loop, "bad", bad(), asio::use_awaitable);
+    } catch (const std::runtime_error&) {
+    }
+  });
+  // Five tasks ended (three "ok", "bad", then the runner's own "test"); the ring keeps the last three.
+  auto f = loop.finished_tasks();
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_EQ(f[0].info.name, "ok");
+  EXPECT_EQ(f[0].outcome, loupe::task_outcome::ok);
+  EXPECT_EQ(f[1].info.name, "bad");
+  EXPECT_EQ(f[1].outcome, loupe::task_outcome::error);
+  EXPECT_EQ(f[1].error, "boom");
+  EXPECT_EQ(f[2].info.name, "test");
+  EXPECT_EQ(loop.live_task_count(), 0u);
+}
+
+TEST_F(Tracking, BusyTimeAndResumesAreCounted) {
+  run([&]() -> awaitable<void> {
+    auto worker = [&]() -> awaitable<void> {
+      for (int i = 0; i < 3; ++i) co_await pause(1ms);
+      tracking_test_block(20ms);
+    };
+    const auto id = loupe::spawn(loop, "worker", worker());
+    co_await until([&] { return loop.find_finished(id).has_value(); });
+    auto f = *loop.find_finished(id);
+    EXPECT_GE(f.info.resume_count, 4u);
+    EXPECT_GE(f.info.busy, 20ms);
+    EXPECT_EQ(f.outcome, loupe::task_outcome::ok);
+  });
+}
