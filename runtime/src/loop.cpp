@@ -211,26 +211,22 @@ loop_stats loop::stats() const {
 }
 
 cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
-  detail::task_record* found = nullptr;
-  {
-    std::lock_guard lock(impl_->mutex);
-    for (auto* r = impl_->head; r; r = r->next)
-      if (r->id == id) {
-        found = r;
-        break;
-      }
-    if (!found) return cancel_result::not_found;
-    // Keep the record alive until the posted cancellation has run. A listed
-    // record still holds its task's own reference, so it cannot be freed
-    // before this increment.
-    found->refs.fetch_add(1, std::memory_order_relaxed);
-  }
-  boost::asio::post(impl_->ctx, [found, by] {
-    if (!found->done) {
+  if (!find_task(id)) return cancel_result::not_found;
+  // Looked up again on the loop's own thread: records are only ever touched there.
+  boost::asio::post(impl_->ctx, [l = impl_.get(), id, by] {
+    detail::task_record* found = nullptr;
+    {
+      std::lock_guard lock(l->mutex);
+      for (auto* r = l->head; r; r = r->next)
+        if (r->id == id) {
+          found = r;
+          break;
+        }
+    }
+    if (found && !found->done) {
       found->cancelled_by = by;
       found->signal.emit(boost::asio::cancellation_type::terminal);
     }
-    detail::release(found);
   });
   return cancel_result::requested;
 }
@@ -284,7 +280,7 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
   r->parent_id = current_task_id();
   if (!detached && current_task_ptr) {
     r->resume_to = current_task_ptr;
-    r->resume_to->refs.fetch_add(1, std::memory_order_relaxed);
+    ++r->resume_to->refs;
   }
   r->name = std::move(name);
   r->site = site;
@@ -337,7 +333,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
 }
 
 void release(task_record* r) noexcept {
-  while (r && r->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  while (r && --r->refs == 0) {
     task_record* next = r->resume_to;
     delete r;
     r = next;
@@ -346,14 +342,14 @@ void release(task_record* r) noexcept {
 
 void enter_task(task_record* r) noexcept {
   r->state.store(task_state::running, std::memory_order_relaxed);
-  r->resumes.fetch_add(1, std::memory_order_relaxed);
+  r->resumes.store(r->resumes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   switch_task(r);
 }
 void leave_task(task_record* r) noexcept { switch_task(r->resume_to); }
 
-task_ref::task_ref(task_record* r) noexcept : r_(r) { r_->refs.fetch_add(1, std::memory_order_relaxed); }
+task_ref::task_ref(task_record* r) noexcept : r_(r) { ++r_->refs; }
 task_ref::task_ref(const task_ref& o) noexcept : r_(o.r_) {
-  if (r_) r_->refs.fetch_add(1, std::memory_order_relaxed);
+  if (r_) ++r_->refs;
 }
 task_ref::~task_ref() {
   if (r_) release(r_);

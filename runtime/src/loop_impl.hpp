@@ -24,7 +24,7 @@ inline std::int64_t now_ns() noexcept {
 
 /// A task's live record. Reference-counted: the task itself holds one
 /// reference, and so does every Asio handler stamped with it. Counts change
-/// only on the loop's thread (or after it has stopped).
+/// only on the loop's thread (or after it has stopped), so they are plain ints.
 struct task_record {
   loop* owner = nullptr;
   std::uint64_t id = 0;
@@ -34,7 +34,7 @@ struct task_record {
   std::source_location site;
   std::chrono::steady_clock::time_point created;
   boost::asio::cancellation_signal signal;
-  std::atomic<int> refs{1};
+  int refs = 1;
   bool done = false;
   cancel_source cancelled_by = cancel_source::none;
 

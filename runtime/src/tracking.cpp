@@ -62,10 +62,20 @@ namespace detail {
 void set_current_task(task_record* r) noexcept;
 
 namespace {
+// Counters written only by their loop's thread: a plain load and store is
+// enough (readers on other threads see a recent value) and avoids a locked
+// read-modify-write per callback.
+template <class T, class U>
+inline void bump(std::atomic<T>& a, U by) noexcept {
+  a.store(a.load(std::memory_order_relaxed) + static_cast<T>(by), std::memory_order_relaxed);
+}
+}  // namespace
+
+namespace {
 void close_segment(std::int64_t now) noexcept {
   task_record* t = current_task();
   const std::int64_t d = now - segment_start_ns;
-  if (t) t->busy_ns.fetch_add(d, std::memory_order_relaxed);
+  if (t) bump(t->busy_ns, d);
   if (d > longest_segment_ns) {
     longest_segment_ns = d;
     longest_task_id = t ? t->id : 0;
@@ -92,7 +102,7 @@ tracked_handler::~tracked_handler() {
 void handler_creation(tracked_handler& h, const char* object_type, const char* op_name) noexcept {
   task_record* t = current_task();
   if (!t) return;
-  t->refs.fetch_add(1, std::memory_order_relaxed);
+  ++t->refs;
   h.task_ = t;
   h.op_ = op_name;
   h.object_ = object_type;
@@ -103,7 +113,8 @@ void handler_creation(tracked_handler& h, const char* object_type, const char* o
   const bool queued = object_type && (std::strcmp(object_type, "io_context") == 0 ||
                                       std::strcmp(object_type, "strand") == 0);
   t->state.store(queued ? task_state::scheduled : task_state::suspended, std::memory_order_relaxed);
-  t->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+  // The start of the running segment stands for "now": no clock read per operation.
+  t->suspended_since_ns.store(segment_start_ns, std::memory_order_relaxed);
   t->wait_op.store(op_name, std::memory_order_relaxed);
   t->wait_object.store(object_type, std::memory_order_relaxed);
   t->wait_file.store(location_file, std::memory_order_relaxed);
@@ -140,7 +151,7 @@ void tracked_completion::invocation_begin() noexcept {
   saved_ = current_task();
   if (task_) {
     task_->state.store(task_state::running, std::memory_order_relaxed);
-    task_->resumes.fetch_add(1, std::memory_order_relaxed);
+    bump(task_->resumes, 1);
   }
   loop::impl* l = current_loop_impl();
   if (!l) {
@@ -153,7 +164,7 @@ void tracked_completion::invocation_begin() noexcept {
     longest_task_id = 0;
     set_current_task(task_);
     l->callback_task.store(task_ ? task_->id : 0, std::memory_order_relaxed);
-    l->callback_seq.fetch_add(1, std::memory_order_relaxed);
+    bump(l->callback_seq, 1);
     l->callback_start_ns.store(start_ns_, std::memory_order_release);
   } else {
     close_segment(start_ns_);
@@ -169,7 +180,7 @@ void tracked_completion::invocation_end() noexcept {
   const std::int64_t took = end - start_ns_;
   loop::impl* l = current_loop_impl();
   if (l) close_segment(end);
-  else if (task_) task_->busy_ns.fetch_add(took, std::memory_order_relaxed);
+  else if (task_) bump(task_->busy_ns, took);
   set_current_task(saved_);
   // A task that started no operation in this callback (it finished, or it
   // was resumed by a plain callback) is no longer running.
@@ -183,8 +194,8 @@ void tracked_completion::invocation_end() noexcept {
     return;
   }
   l->callback_start_ns.store(0, std::memory_order_release);
-  l->callbacks.fetch_add(1, std::memory_order_relaxed);
-  l->busy_ns.fetch_add(took, std::memory_order_relaxed);
+  bump(l->callbacks, 1);
+  bump(l->busy_ns, took);
 
   const std::uint64_t seq = l->callback_seq.load(std::memory_order_relaxed);
   if (l->stall_reported_seq.load(std::memory_order_acquire) == seq) {

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -233,4 +234,74 @@ TEST(DemoProcess, StartupFailsOnPortInUse) {
     if (line.find(R"("level":"error")") != std::string::npos && line.find(where) != std::string::npos)
       found = true;
   EXPECT_TRUE(found) << "no error record mentioning " << where << " in:\n" << demo.stderr_text();
+}
+
+namespace {
+
+/// Waits (bounded) until the child's stderr contains `needle`.
+bool stderr_shows(const loupe::testkit::child& demo, std::string_view needle, std::chrono::milliseconds timeout) {
+  const auto deadline = clock_type::now() + timeout;
+  while (clock_type::now() < deadline) {
+    if (demo.stderr_text().find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return demo.stderr_text().find(needle) != std::string::npos;
+}
+
+/// True if `s` has bytes to read right now.
+bool readable_now(const socket_fd& s) {
+  pollfd p{s.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+// GET /block?ms=300: exactly one slow-callback WARN, naming the task, the
+// route /block and a duration of at least 300 ms.
+TEST(DemoProcess, BlockingHandlerGivesOneSlowCallbackWarning) {
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--log-format", "json"});
+  const unsigned short port = demo.wait_for_port(10s);
+  EXPECT_EQ(get(port, "/block?ms=300").result_int(), 200u);
+  EXPECT_EQ(get(port, "/").result_int(), 200u);
+  ASSERT_TRUE(stderr_shows(demo, "slow callback", 5s)) << demo.stderr_text();
+  demo.signal(SIGTERM);
+  EXPECT_EQ(demo.wait_exit(10s), 0);
+
+  std::vector<std::string> warnings;
+  for (const auto& line : lines_of(demo.stderr_text()))
+    if (line.find("slow callback") != std::string::npos) warnings.push_back(line);
+  ASSERT_EQ(warnings.size(), 1u) << demo.stderr_text();
+  const std::string& w = warnings[0];
+  EXPECT_THAT(w, HasSubstr(R"("level":"warning")"));
+  EXPECT_THAT(w, HasSubstr("'http.request'"));
+  EXPECT_THAT(w, HasSubstr("route '/block'"));
+  const auto ran = w.find(" ran ");
+  ASSERT_NE(ran, std::string::npos);
+  EXPECT_GE(std::stod(w.substr(ran + 5)), 300.0) << w;
+}
+
+// GET /block?ms=1500: the watchdog's record is written while the handler
+// still blocks — before the response — and its stack names the handler's
+// blocking function.
+TEST(DemoProcess, WatchdogReportsTheStallBeforeTheResponse) {
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--log-format", "json"});
+  const unsigned short port = demo.wait_for_port(10s);
+  const auto deadline = clock_type::now() + 10s;
+  socket_fd s;
+  connect_to(s, port);
+  send_all(s, get_request("/block?ms=1500"), deadline);
+  ASSERT_TRUE(stderr_shows(demo, "watchdog", 5s)) << demo.stderr_text();
+  EXPECT_FALSE(readable_now(s)) << "the response came before the watchdog record";
+  const response res = read_response(s, deadline);
+  EXPECT_EQ(res.result_int(), 200u);
+  demo.signal(SIGTERM);
+  EXPECT_EQ(demo.wait_exit(10s), 0);
+
+  std::string record;
+  for (const auto& line : lines_of(demo.stderr_text()))
+    if (line.find("watchdog") != std::string::npos) record = line;
+  EXPECT_THAT(record, HasSubstr(R"("level":"error")"));
+  EXPECT_THAT(record, HasSubstr("route '/block'"));
+  EXPECT_THAT(record, HasSubstr("demo_block_loop"));
+  EXPECT_THAT(demo.stderr_text(), HasSubstr("stall ended"));
 }

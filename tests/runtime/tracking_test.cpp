@@ -118,7 +118,9 @@ TEST_F(Tracking, SuspendedRequestTaskShowsItsTimerWaitAndCoAwaitLocation) {
     EXPECT_NE(t.parent_id, 0u);  // the connection's task
     auto parent = loop.find_task(t.parent_id);
     EXPECT_TRUE(parent.has_value());
-    if (parent) EXPECT_EQ(parent->name, "http.connection");
+    if (parent) {
+      EXPECT_EQ(parent->name, "http.connection");
+    }
     c.close();
     co_await srv->shutdown(0ms);
   });

@@ -80,6 +80,7 @@ class tracked_completion {
 
 }  // namespace loupe::detail
 
+#if defined(BOOST_ASIO_CUSTOM_HANDLER_TRACKING)
 #define BOOST_ASIO_INHERIT_TRACKED_HANDLER : public ::loupe::detail::tracked_handler
 #define BOOST_ASIO_ALSO_INHERIT_TRACKED_HANDLER , public ::loupe::detail::tracked_handler
 #define BOOST_ASIO_HANDLER_TRACKING_INIT (void)0
@@ -96,6 +97,7 @@ class tracked_completion {
 #define BOOST_ASIO_HANDLER_REACTOR_ERROR_EVENT 4
 #define BOOST_ASIO_HANDLER_REACTOR_EVENTS(args) (void)0
 #define BOOST_ASIO_HANDLER_REACTOR_OPERATION(args) (void)0
+#endif  // BOOST_ASIO_CUSTOM_HANDLER_TRACKING
 
 namespace loupe::detail {
 // Asio passes (context, handler, object type, object, native handle, op name).
