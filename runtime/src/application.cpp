@@ -220,7 +220,12 @@ awaitable<response> application::handle(request& req) {
   router::match_result m;
   application* owner = nullptr;
   std::string allowed;
-  resolve(req, m, owner, allowed);
+  std::exception_ptr error;
+  try {
+    resolve(req, m, owner, allowed);
+  } catch (...) {
+    error = std::current_exception();  // e.g. a route regex past Boost.Regex's complexity limit
+  }
 
   detail::set_request_info({std::string(req.method_name()), owner ? m.route->path_template : std::string(),
                              std::string(req.target()), {}});
@@ -241,8 +246,7 @@ awaitable<response> application::handle(request& req) {
   }
   const auto& chain = (owner ? owner : this)->chain_;
   response res;
-  std::exception_ptr error;
-  try {
+  if (!error) try {
     res = co_await next_handler(chain.data(), chain.data() + chain.size(), final)(req);
   } catch (const http_error& e) {
     res = response(e);

@@ -340,6 +340,12 @@ void release(task_record* r) noexcept {
   }
 }
 
+void forward_cancellation(task_record* r, boost::asio::cancellation_type_t type) noexcept {
+  if (r->done) return;
+  if (r->cancelled_by == cancel_source::none) r->cancelled_by = cancel_source::parent;
+  r->signal.emit(type);
+}
+
 void enter_task(task_record* r) noexcept {
   r->state.store(task_state::running, std::memory_order_relaxed);
   r->resumes.store(r->resumes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

@@ -66,12 +66,17 @@ request::request(message_type msg, endpoint_type remote, endpoint_type local)
       const auto q = t.find('?', scheme_end + 3);
       if (q != std::string_view::npos) origin += t.substr(q);
     }
+    // The authority in the target replaces Host (RFC 9112 3.2.2).
+    const auto authority = t.substr(scheme_end + 3, (slash == std::string_view::npos ? t.find('?', scheme_end + 3) : slash) - scheme_end - 3);
+    if (authority.empty()) throw http_bad_request("invalid request target");
+    msg_.set(http::field::host, std::string(authority));
     msg_.target(origin);
     t = msg_.target();
   }
+  // A fragment is never sent in a request (RFC 9112 3.2).
+  if (t.find('#') != std::string_view::npos) throw http_bad_request("a request target may not contain '#'");
   const auto q = t.find('?');
   path_end_ = q == std::string_view::npos ? t.size() : q;
-  if (auto frag = t.find('#'); frag != std::string_view::npos && frag < path_end_) path_end_ = frag;
   if (!percent_decode(t.substr(0, path_end_), path_, false))
     throw http_bad_request("invalid percent-encoding in path");
 }
@@ -80,7 +85,6 @@ const query_params& request::query() const {
   if (!query_) {
     query_.emplace();
     std::string_view qs = query_string();
-    if (auto frag = qs.find('#'); frag != std::string_view::npos) qs = qs.substr(0, frag);
     std::string key, value;
     while (!qs.empty()) {
       const auto amp = qs.find('&');

@@ -42,7 +42,10 @@ response::response(status_type status) {
 
 response::response(const http_error& error) : response(error.status()) {
   const unsigned code = static_cast<unsigned>(error.status());
-  for (const auto& [name, value] : error.headers()) msg_.insert(name, value);
+  for (const auto& [name, value] : error.headers()) {
+    check_header(name, value);
+    msg_.insert(name, value);
+  }
   if (code >= 400 || !error.message().empty()) {
     msg_.set(http::field::content_type, "text/plain; charset=utf-8");
     msg_.body() = error.what();
@@ -50,6 +53,7 @@ response::response(const http_error& error) : response(error.status()) {
 }
 
 response response::text(std::string body, status_type status, std::string_view content_type) {
+  check_header("Content-Type", content_type);
   response r(status);
   r.msg_.set(http::field::content_type, content_type);
   r.msg_.body() = std::move(body);
@@ -68,6 +72,7 @@ response response::bytes(std::string body, std::string_view content_type, status
 }
 
 response response::redirect(std::string_view location, status_type status) {
+  check_header("Location", location);
   response r(status);
   r.msg_.set(http::field::location, location);
   return r;
@@ -111,6 +116,7 @@ response& response::erase_header(std::string_view name) {
 }
 
 response& response::set_content_type(std::string_view content_type) {
+  check_header("Content-Type", content_type);
   msg_.set(http::field::content_type, content_type);
   return *this;
 }
@@ -118,9 +124,9 @@ response& response::set_content_type(std::string_view content_type) {
 response& response::set_cookie(std::string_view name, std::string_view value,
                                const cookie_options& opts) {
   check_cookie(name, value);
-  check_header("Set-Cookie", opts.path);
-  check_header("Set-Cookie", opts.domain);
-  check_header("Set-Cookie", opts.same_site);
+  for (std::string_view attr : {std::string_view(opts.path), std::string_view(opts.domain), std::string_view(opts.same_site)})
+    if (attr.find_first_of(";\r\n"sv) != std::string_view::npos || attr.find('\0') != std::string_view::npos)
+      throw std::invalid_argument("cookie '" + std::string(name) + "' has an attribute with ';', CR, LF or NUL");
   std::string c;
   c.reserve(name.size() + value.size() + 64);
   c.append(name).append("=").append(value);
@@ -136,7 +142,8 @@ response& response::set_cookie(std::string_view name, std::string_view value,
 
 response& response::del_cookie(std::string_view name, std::string_view path) {
   check_cookie(name, "");
-  check_header("Set-Cookie", path);
+  if (path.find_first_of(";\r\n"sv) != std::string_view::npos)
+    throw std::invalid_argument("cookie path may not contain ';', CR or LF");
   std::string c(name);
   c.append("=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0");
   if (!path.empty()) c.append("; Path=").append(path);

@@ -182,7 +182,13 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   // Cancelled requests answer 503 and close; give them a moment, then close the rest.
   timer.expires_after(std::chrono::seconds(1));
   std::tie(wait_ec) = co_await timer.async_wait(nothrow);
+  if (self->open == 0) co_return;
   for (auto* c : self->conns) c->stream.socket().close(ec);
+  timer.expires_after(std::chrono::seconds(1));
+  std::tie(wait_ec) = co_await timer.async_wait(nothrow);
+  if (self->open != 0)
+    log::runtime().error("shutdown: {} connection(s) with {} request(s) still running ignored cancellation; "
+                         "going on without them", self->open, self->in_flight);
 }
 
 awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a) {
@@ -326,13 +332,22 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       buf.commit(n);
     }
     c.idle = false;
+    // Blank lines before a request line are ignored (RFC 9112 2.2).
+    while (buf.size() > 0) {
+      const char ch = *static_cast<const char*>(buf.data().data());
+      if (ch != '\r' && ch != '\n') break;
+      buf.consume(1);
+    }
+    const bool first_request = first;
     first = false;
+    if (buf.size() == 0) continue;
 
     // Headers.
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
     parser.body_limit(app.client_max_size());
-    c.stream.expires_after(opts.header_timeout);
+    // The first request's header deadline started at accept; later ones start at their first byte.
+    if (!first_request) c.stream.expires_after(opts.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
     if (hec) {
       // A timeout has already closed the socket (tcp_stream's way of
@@ -347,6 +362,19 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       break;
     }
 
+    // Transfer-Encoding must be exactly "chunked": any other coding, or
+    // chunked not last, would frame the body in a way we do not (a smuggling
+    // vector), so it is refused.
+    if (const auto te = parser.get()[http::field::transfer_encoding]; !te.empty()) {
+      if (!parser.chunked()) {
+        co_await send_error(c.stream, http::status::bad_request, "Transfer-Encoding must end with chunked");
+        break;
+      }
+      if (!beast::iequals(te, "chunked")) {
+        co_await send_error(c.stream, http::status::not_implemented, "unsupported transfer coding");
+        break;
+      }
+    }
     // Body, bounded by the application's client_max_size.
     const auto length = parser.content_length();
     if (length && *length > app.client_max_size()) {
@@ -355,7 +383,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       break;
     }
     if (!parser.is_done()) {
-      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      if (parser.get().version() >= 11 && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
         c.stream.expires_after(opts.io_timeout);
         auto [cec, cn] = co_await asio::async_write(c.stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
         if (cec) break;
@@ -392,11 +420,29 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     c.request_task = 0;
     --in_flight;
     if (ep) {
-      // app.handle turns handler errors into responses; what arrives here is a cancellation.
-      res = response(http_service_unavailable("request cancelled"));
-      res.native().keep_alive(false);
+      // app.handle turns handler errors into responses; what arrives here is
+      // normally a cancellation (503). Anything else is a bug worth a record.
+      bool cancelled = false;
+      std::string what;
+      try {
+        std::rethrow_exception(ep);
+      } catch (const boost::system::system_error& e) {
+        cancelled = e.code() == asio::error::operation_aborted;
+        what = e.what();
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+        what = "a non-standard exception";
+      }
+      if (cancelled) {
+        res = response(http_service_unavailable("request cancelled"));
+      } else {
+        log::runtime().error("request {} {} failed outside its handler: {}", req->method_name(), req->target(), what);
+        res = response(http_internal_server_error());
+      }
     }
-    const bool keep = req->keep_alive() && !stopping && !ep;
+    // A handler may ask for the connection to close (Connection: close).
+    const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
     if (!co_await write_response(c, *req, res, keep)) break;
     if (!keep) {
       if (buf.size() == 0) {

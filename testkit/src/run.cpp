@@ -26,10 +26,19 @@ void run_until(loop& l, const bool& done, std::chrono::steady_clock::duration de
   while (!done) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= until) {
-      throw deadline_exceeded(
+      std::string message =
           "test deadline of " +
           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
-          " ms exceeded; " + describe_tasks(l));
+          " ms exceeded; " + describe_tasks(l);
+      // Let the test's task unwind (its awaits fail with operation_aborted).
+      for (const auto& t : l.tasks())
+        if (t.name == "test") l.cancel(t.id, cancel_source::api);
+      const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (!done && std::chrono::steady_clock::now() < grace) {
+        l.run_for(std::chrono::milliseconds(10));
+        if (l.stopped()) l.restart();
+      }
+      throw deadline_exceeded(message);
     }
     // Runs handlers as they become ready; returns early when work runs out.
     const auto step = std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50));

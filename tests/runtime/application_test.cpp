@@ -291,6 +291,10 @@ TEST(Application, ResponseCookiesAndHeaderInjectionGuard) {
   EXPECT_EQ(cookies[0], "session=abc; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
   EXPECT_NE(cookies[1].find("old=\"\"; expires=Thu, 01 Jan 1970"), std::string::npos);
   EXPECT_THROW(res.set_header("X-A", "evil\r\nSet-Cookie: x=1"), std::invalid_argument);
+  EXPECT_THROW(response::redirect("/x\r\nSet-Cookie: pwned=1"), std::invalid_argument);
+  EXPECT_THROW(loupe::http_found("/x\r\nSet-Cookie: pwned=1"), std::invalid_argument);
+  EXPECT_THROW(res.set_content_type("text/plain\r\nX-Injected: 1"), std::invalid_argument);
+  EXPECT_THROW(res.set_cookie("s", "v", {.path = "/; Domain=evil"}), std::invalid_argument);
   EXPECT_THROW(res.set_cookie("s", "a;b"), std::invalid_argument);
   EXPECT_THROW(res.set_cookie("bad name", "v"), std::invalid_argument);
 }

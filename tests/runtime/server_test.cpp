@@ -6,6 +6,7 @@
 #include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/run.hpp>
 
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -350,4 +351,93 @@ TEST_F(Server, EveryConnectionAndRequestIsANamedTask) {
     EXPECT_NE(std::find(names.begin(), names.end(), "http.request"), names.end());
     co_await until([&] { return res.has_value(); });
   });
+}
+
+TEST_F(Server, TransferEncodingOtherThanChunkedIsRefused) {
+  start();
+  run([&]() -> awaitable<void> {
+    {
+      // "chunked" not last: the body would be framed differently; the "body"
+      // here is a smuggled second request that must not be answered.
+      auto c = co_await connect();
+      co_await c.send(
+          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+          "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+      auto res = co_await c.read_response();
+      EXPECT_EQ(res.result_int(), 400);
+      EXPECT_TRUE(co_await c.closed_by_peer());
+    }
+    {
+      auto c = co_await connect();
+      co_await c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+      EXPECT_EQ((co_await c.read_response()).result_int(), 501);
+    }
+  });
+}
+
+TEST_F(Server, FragmentInTargetIs400AndBlankLinesBeforeARequestAreIgnored) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ((co_await c.read_response()).result_int(), 200);
+    EXPECT_EQ((co_await c.read_response()).result_int(), 200);
+    co_await c.send("GET /sleep#ms=5 HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ((co_await c.read_response()).result_int(), 400);
+  });
+}
+
+TEST_F(Server, HandlerCanCloseTheConnectionAndHttp10GetsNo100Continue) {
+  app.get("/bye", [](request&) -> awaitable<response> {
+    auto res = response::text("bye");
+    res.native().keep_alive(false);
+    co_return res;
+  });
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    EXPECT_EQ((co_await c.request(http::verb::get, "/bye")).body(), "bye");
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    auto old = co_await connect();
+    co_await old.send("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
+    auto res = co_await old.read_response();
+    EXPECT_EQ(res.result_int(), 200);  // not 100
+    EXPECT_EQ(res.body(), "hi");
+  });
+}
+
+TEST_F(Server, ShutdownCancelsTasksAwaitedByTheRequest) {
+  std::uint64_t child_id = 0;
+  app.get("/nested", [&](request&) -> awaitable<response> {
+    auto child = [&]() -> awaitable<void> {
+      child_id = loupe::detail::current_task_id();
+      co_await sleep_for(60s);
+    };
+    co_await loupe::spawn(loop, "child", child(), asio::use_awaitable);
+    co_return response::text("unreachable");
+  });
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("GET /nested HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return child_id != 0; });
+    co_await srv->shutdown(100ms);
+    EXPECT_EQ(srv->connection_count(), 0u);
+    co_await until([&] { return loop.find_finished(child_id).has_value(); });
+    auto f = *loop.find_finished(child_id);
+    EXPECT_EQ(f.outcome, loupe::task_outcome::cancelled);
+    EXPECT_EQ(f.cancelled_by, loupe::cancel_source::parent);
+  });
+}
+
+TEST(TestkitRun, DeadlineThrowsNamingTheLiveTasksAndDoesNotHang) {
+  loupe::loop loop;
+  try {
+    loupe::testkit::run(loop, []() -> awaitable<void> { co_await sleep_for(60s); }, 100ms);
+    ADD_FAILURE() << "no deadline_exceeded";
+  } catch (const loupe::testkit::deadline_exceeded& e) {
+    EXPECT_NE(std::string(e.what()).find("#"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find(" test "), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(loop.live_task_count(), 0u);  // the test's task was cancelled and unwound
 }

@@ -13,8 +13,8 @@
 //   int n = co_await loupe::spawn(loop, "count", count_rows(),
 //                                 boost::asio::use_awaitable);         // awaited by the caller
 //
-// A task's cancellation slot is its own (loop::cancel); a completion token's
-// bound slot is replaced by it.
+// A task's cancellation slot is its own (loop::cancel); a cancellation of
+// the coroutine awaiting it is passed on to it.
 //
 // Thread safety: call `spawn` on the loop's own thread, or on any thread
 // before the loop runs.
@@ -24,6 +24,8 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/consign.hpp>
 
 #include <chrono>
@@ -189,18 +191,48 @@ awaitable<T> task_main(task_record* rec, awaitable<T> body) {
 
 }  // namespace detail
 
+namespace detail {
+
+/// Passes a cancellation from whoever awaits a task (its slot) on to the task.
+void forward_cancellation(task_record* r, boost::asio::cancellation_type_t type) noexcept;
+
+struct cancel_forwarder {
+  task_ref ref;
+  task_record* r;
+  void operator()(boost::asio::cancellation_type_t type) const noexcept { forward_cancellation(r, type); }
+};
+
+template <class T>
+struct spawn_signature {
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct spawn_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
+}  // namespace detail
+
 /// Starts `body` as a task named `name` on `l` and completes `token` with
-/// (std::exception_ptr, T) like `boost::asio::co_spawn`.
+/// (std::exception_ptr, T) like `boost::asio::co_spawn`. The task is created
+/// when the operation is initiated (for `use_awaitable`, when it is awaited);
+/// cancelling the awaiting coroutine cancels the task ("cancelled by parent").
 template <class T, class CompletionToken>
 auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token,
            std::source_location site = std::source_location::current()) {
-  detail::task_record* rec = detail::create_task(l, std::move(name), site, false);
-  detail::task_scope scope(rec);
-  return boost::asio::co_spawn(
-      detail::loop_context(l), detail::task_main<T>(rec, std::move(body)),
-      boost::asio::bind_cancellation_slot(
-          detail::task_slot(rec),
-          boost::asio::consign(std::forward<CompletionToken>(token), detail::task_ref(rec))));
+  auto initiation = [&l](auto handler, std::string task_name, awaitable<T> task_body, std::source_location at) {
+    detail::task_record* rec = detail::create_task(l, std::move(task_name), at, false);
+    auto caller_slot = boost::asio::get_associated_cancellation_slot(handler);
+    if (caller_slot.is_connected())
+      caller_slot.template emplace<detail::cancel_forwarder>(detail::cancel_forwarder{detail::task_ref(rec), rec});
+    detail::task_scope scope(rec);
+    boost::asio::co_spawn(
+        detail::loop_context(l), detail::task_main<T>(rec, std::move(task_body)),
+        boost::asio::bind_cancellation_slot(detail::task_slot(rec),
+                                            boost::asio::consign(std::move(handler), detail::task_ref(rec))));
+  };
+  return boost::asio::async_initiate<CompletionToken, typename detail::spawn_signature<T>::type>(
+      initiation, token, std::move(name), std::move(body), site);
 }
 
 /// Starts `body` as a detached task named `name` on `l`. An exception that

@@ -7,9 +7,9 @@
 //   });
 //
 // The loop runs on the calling thread (no second thread for the app). When
-// the deadline passes first, the loop is stopped and `deadline_exceeded` is
-// thrown; its message lists the loop's live tasks, so a hung test names what
-// it was waiting for instead of hanging.
+// the deadline passes first, `deadline_exceeded` is thrown; its message lists
+// the loop's live tasks, so a hung test names what it was waiting for instead
+// of hanging. The test's task is cancelled first and given a second to unwind.
 #pragma once
 
 #include <loupe/runtime/loop.hpp>
@@ -20,6 +20,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -39,7 +40,8 @@ class deadline_exceeded : public std::runtime_error {
 std::string describe_tasks(const loop& l);
 
 namespace detail {
-/// Runs `l` until `done` is set or the deadline passes; throws deadline_exceeded.
+/// Runs `l` until `done` is set or the deadline passes; then cancels the
+/// live tasks named "test" and throws deadline_exceeded.
 void run_until(loop& l, const bool& done, std::chrono::steady_clock::duration deadline);
 }  // namespace detail
 
@@ -49,20 +51,25 @@ template <class F>
 auto run(loop& l, F&& make, std::chrono::steady_clock::duration deadline = default_deadline) {
   using aw = std::invoke_result_t<F&>;
   using T = typename aw::value_type;
-  bool done = false;
-  std::exception_ptr error;
-  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
-  auto on_done = [&](std::exception_ptr e, auto... v) {
-    error = e;
+  // Shared with the completion handler, which may outlive this call when the
+  // deadline passes.
+  struct state {
+    bool done = false;
+    std::exception_ptr error;
+    std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
+  };
+  auto st = std::make_shared<state>();
+  auto on_done = [st](std::exception_ptr e, auto... v) {
+    st->error = e;
     if constexpr (!std::is_void_v<T>) {
-      if (!e) result.emplace(std::move(v)...);
+      if (!e) st->result.emplace(std::move(v)...);
     }
-    done = true;
+    st->done = true;
   };
   loupe::spawn(l, "test", make(), on_done);
-  detail::run_until(l, done, deadline);
-  if (error) std::rethrow_exception(error);
-  if constexpr (!std::is_void_v<T>) return std::move(*result);
+  detail::run_until(l, st->done, deadline);
+  if (st->error) std::rethrow_exception(st->error);
+  if constexpr (!std::is_void_v<T>) return std::move(*st->result);
 }
 
 }  // namespace loupe::testkit
