@@ -195,18 +195,25 @@ loop_stats loop::stats() const {
   s.tasks_spawned = impl_->spawned.load(std::memory_order_relaxed);
   s.tasks_finished = impl_->finished_count.load(std::memory_order_relaxed);
   s.busy = std::chrono::nanoseconds(impl_->busy_ns.load(std::memory_order_relaxed));
-  std::vector<std::int64_t> lag;
-  {
-    std::lock_guard lock(impl_->mutex);
-    lag = impl_->lag_samples;
-  }
-  if (!lag.empty()) {
-    std::sort(lag.begin(), lag.end());
-    auto at = [&](double q) { return std::chrono::nanoseconds(lag[static_cast<std::size_t>(q * (lag.size() - 1))]); };
-    s.lag_p50 = at(0.50);
-    s.lag_p99 = at(0.99);
-    s.lag_max = std::chrono::nanoseconds(lag.back());
-  }
+  for (std::size_t i = 0; i < s.lag_buckets.size(); ++i)
+    s.lag_buckets[i] = impl_->lag_buckets[i].load(std::memory_order_relaxed);
+  s.lag_count = impl_->lag_count.load(std::memory_order_relaxed);
+  s.lag_sum = std::chrono::nanoseconds(impl_->lag_sum_ns.load(std::memory_order_relaxed));
+  s.lag_max = std::chrono::nanoseconds(impl_->lag_max_ns.load(std::memory_order_relaxed));
+  auto quantile = [&](double q) -> std::chrono::nanoseconds {
+    std::uint64_t total = 0;
+    for (auto c : s.lag_buckets) total += c;
+    if (total == 0) return {};
+    const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total - 1)) + 1;
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < s.lag_buckets.size(); ++i) {
+      seen += s.lag_buckets[i];
+      if (seen >= rank) return i < loop_stats::lag_bucket_bounds.size() ? std::chrono::nanoseconds(loop_stats::lag_bucket_bounds[i]) : s.lag_max;
+    }
+    return s.lag_max;
+  };
+  s.lag_p50 = quantile(0.50);
+  s.lag_p99 = quantile(0.99);
   return s;
 }
 
@@ -233,7 +240,6 @@ cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
 
 void loop::enable_lag_sampling(std::chrono::milliseconds interval) {
   impl_->lag_interval = interval;
-  impl_->lag_samples.reserve(1024);
   impl_->lag_timer = std::make_unique<boost::asio::steady_timer>(impl_->ctx);
   // A plain callback, not a task: it belongs to the loop, not to the application.
   struct sampler {
@@ -242,12 +248,16 @@ void loop::enable_lag_sampling(std::chrono::milliseconds interval) {
     void operator()(const boost::system::error_code& ec) {
       if (ec || !l->lag_timer) return;
       const auto late = std::chrono::steady_clock::now() - due;
-      {
-        std::lock_guard lock(l->mutex);
-        const std::int64_t ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
-        if (l->lag_samples.size() < 1024) l->lag_samples.push_back(ns);
-        else l->lag_samples[l->lag_next++ % 1024] = ns;
-      }
+      const std::int64_t ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
+      std::size_t b = 0;
+      while (b < loop_stats::lag_bucket_bounds.size() &&
+             ns > std::chrono::duration_cast<std::chrono::nanoseconds>(loop_stats::lag_bucket_bounds[b]).count())
+        ++b;
+      auto bump = [](auto& a, auto by) { a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed); };
+      bump(l->lag_buckets[b], 1u);
+      bump(l->lag_count, 1u);
+      bump(l->lag_sum_ns, ns);
+      if (ns > l->lag_max_ns.load(std::memory_order_relaxed)) l->lag_max_ns.store(ns, std::memory_order_relaxed);
       due = std::chrono::steady_clock::now() + l->lag_interval;
       l->lag_timer->expires_at(due);
       l->lag_timer->async_wait(*this);

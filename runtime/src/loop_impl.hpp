@@ -74,8 +74,11 @@ struct loop::impl {
   std::size_t finished_capacity = 1000;
   std::deque<slow_event> slow;
   std::size_t slow_capacity = 100;
-  std::vector<std::int64_t> lag_samples;  // ring of recent lag samples (ns)
-  std::size_t lag_next = 0;
+  // Loop lag histogram (see loop_stats); written by the loop thread only.
+  std::array<std::atomic<std::uint64_t>, loop_stats::lag_bucket_bounds.size() + 1> lag_buckets{};
+  std::atomic<std::uint64_t> lag_count{0};
+  std::atomic<std::int64_t> lag_sum_ns{0};
+  std::atomic<std::int64_t> lag_max_ns{0};
 
   // Counters (loop thread writes, others read).
   std::atomic<std::uint64_t> callbacks{0};

@@ -3,6 +3,7 @@
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
+#include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/tracking.hpp>
 #include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/run.hpp>
@@ -38,6 +39,7 @@ awaitable<void> until(F cond) {
 }
 
 int timer_wait_line = 0;
+int sleep_for_line = 0;
 int default_token_line = 0;
 // A timer whose operations complete with use_awaitable by default.
 using default_timer = asio::use_awaitable_t<>::as_default_on_t<asio::steady_timer>;
@@ -51,6 +53,11 @@ class Tracking : public ::testing::Test {
       asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
       timer_wait_line = __LINE__ + 1;
       co_await t.async_wait(asio::use_awaitable_t<>{});
+      co_return response::text("slept");
+    });
+    app.get("/sleep-for", [](request&) -> awaitable<response> {
+      sleep_for_line = __LINE__ + 1;
+      co_await loupe::sleep_for(60s);
       co_return response::text("slept");
     });
     app.get("/sleep-default", [](request&) -> awaitable<response> {
@@ -244,4 +251,42 @@ TEST_F(Tracking, BusyTimeAndResumesAreCounted) {
     EXPECT_GE(f.info.busy, 20ms);
     EXPECT_EQ(f.outcome, loupe::task_outcome::ok);
   });
+}
+
+TEST_F(Tracking, SleepForShowsTheCallersLine) {
+  start();
+  run([&]() -> awaitable<void> {
+    raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    co_await c.send("GET /sleep-for HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return request_task("/sleep-for").has_value() &&
+                                request_task("/sleep-for")->state == loupe::task_state::suspended; });
+    auto t = *request_task("/sleep-for");
+    EXPECT_STREQ(t.wait.object, "deadline_timer");
+    EXPECT_NE(t.wait.file, nullptr);
+    if (t.wait.file) {
+      EXPECT_NE(std::string(t.wait.file).find("tracking_test.cpp"), std::string::npos) << t.wait.file;
+    }
+    EXPECT_EQ(t.wait.line, sleep_for_line);
+    c.close();
+    co_await srv->shutdown(0ms);
+  });
+}
+
+TEST_F(Tracking, LoopLagHistogramSeesABlockedLoop) {
+  loupe::set_tracking_options({.slow_callback = 0ms, .watchdog = 0ms});
+  loop.enable_lag_sampling(5ms);
+  run([&]() -> awaitable<void> {
+    co_await pause(20ms);
+    tracking_test_block(120ms);  // the sampling timer fires ~115 ms late
+    co_await pause(20ms);
+  });
+  const auto s = loop.stats();
+  EXPECT_GE(s.lag_count, 3u);
+  EXPECT_GE(s.lag_max, 100ms);
+  std::uint64_t total = 0;
+  for (auto c : s.lag_buckets) total += c;
+  EXPECT_EQ(total, s.lag_count);
+  EXPECT_GE(s.lag_buckets[9] + s.lag_buckets[10], 1u);  // a sample in (50 ms, 250 ms]
+  EXPECT_LE(s.lag_p50, s.lag_p99);
 }

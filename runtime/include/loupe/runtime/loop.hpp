@@ -15,6 +15,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -49,7 +50,21 @@ struct loop_stats {
   std::uint64_t tasks_spawned = 0;
   std::uint64_t tasks_finished = 0;
   std::chrono::nanoseconds busy{0};  ///< time spent in callbacks
-  std::chrono::nanoseconds lag_p50{0}, lag_p99{0}, lag_max{0};  ///< from lag sampling
+  /// Loop lag (how late the sampling timer fired), as a histogram: counts per
+  /// bucket with upper bounds `lag_bucket_bounds` (the last bucket is +Inf).
+  static constexpr std::array<std::chrono::microseconds, 16> lag_bucket_bounds{
+      std::chrono::microseconds(100),    std::chrono::microseconds(250),    std::chrono::microseconds(500),
+      std::chrono::microseconds(1000),   std::chrono::microseconds(2500),   std::chrono::microseconds(5000),
+      std::chrono::microseconds(10000),  std::chrono::microseconds(25000),  std::chrono::microseconds(50000),
+      std::chrono::microseconds(100000), std::chrono::microseconds(250000), std::chrono::microseconds(500000),
+      std::chrono::microseconds(1000000), std::chrono::microseconds(2500000), std::chrono::microseconds(5000000),
+      std::chrono::microseconds(10000000)};
+  std::array<std::uint64_t, lag_bucket_bounds.size() + 1> lag_buckets{};
+  std::uint64_t lag_count = 0;
+  std::chrono::nanoseconds lag_sum{0}, lag_max{0};
+  /// Quantiles estimated from the histogram (the upper bound of the bucket
+  /// the quantile falls in); zero before any sample.
+  std::chrono::nanoseconds lag_p50{0}, lag_p99{0};
 };
 
 class loop {
