@@ -2,6 +2,7 @@
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/log.hpp>
 
+#include "exceptions.hpp"
 #include "loop_impl.hpp"
 
 #include <boost/asio/this_coro.hpp>
@@ -179,16 +180,6 @@ std::string normalize_allowed(const std::string& list) {
   return out;
 }
 
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "a non-standard exception";
-  }
-}
-
 }  // namespace
 
 void application::resolve(const request& req, router::match_result& found, application*& owner,
@@ -257,7 +248,7 @@ awaitable<response> application::handle(request& req) {
     // A cancelled request is not a handler bug: let the caller see the cancellation.
     if (cs.cancelled() != boost::asio::cancellation_type::none) std::rethrow_exception(error);
     log::runtime().error("unhandled exception in handler for {} {} (route '{}'): {}", req.method_name(),
-                         req.target(), req.route(), describe(error));
+                         req.target(), req.route(), detail::describe(error));
     res = response(http_internal_server_error());
   }
   co_return res;

@@ -1,4 +1,5 @@
 // The loop, its task registry and the rings of finished tasks and slow events.
+#include "exceptions.hpp"
 #include "loop_impl.hpp"
 
 #include <loupe/runtime/log.hpp>
@@ -26,26 +27,6 @@ class current_loop_scope {
  private:
   loop::impl* saved_;
 };
-
-bool is_cancellation(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& se) {
-    return se.code() == boost::asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
-
-std::string message_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "a non-standard exception";
-  }
-}
 
 }  // namespace
 
@@ -330,7 +311,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     f.cancelled_by = r->cancelled_by;
   } else {
     f.outcome = task_outcome::error;
-    f.error = message_of(error);
+    f.error = describe(error);
   }
   {
     std::lock_guard lock(i.mutex);
@@ -376,7 +357,7 @@ void log_task_exception(std::uint64_t id, const std::string& name, std::exceptio
     log::runtime().info("task {} '{}' cancelled", id, name);
     return;
   }
-  log::runtime().error("task {} '{}' failed: {}", id, name, message_of(e));
+  log::runtime().error("task {} '{}' failed: {}", id, name, describe(e));
 }
 
 void set_request_info(request_info info) {

@@ -4,6 +4,7 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
 
+#include "exceptions.hpp"
 #include "loop_impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -422,22 +423,11 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     if (ep) {
       // app.handle turns handler errors into responses; what arrives here is
       // normally a cancellation (503). Anything else is a bug worth a record.
-      bool cancelled = false;
-      std::string what;
-      try {
-        std::rethrow_exception(ep);
-      } catch (const boost::system::system_error& e) {
-        cancelled = e.code() == asio::error::operation_aborted;
-        what = e.what();
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-        what = "a non-standard exception";
-      }
-      if (cancelled) {
+      if (detail::is_cancellation(ep)) {
         res = response(http_service_unavailable("request cancelled"));
       } else {
-        log::runtime().error("request {} {} failed outside its handler: {}", req->method_name(), req->target(), what);
+        log::runtime().error("request {} {} failed outside its handler: {}", req->method_name(), req->target(),
+                             detail::describe(ep));
         res = response(http_internal_server_error());
       }
     }

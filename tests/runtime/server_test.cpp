@@ -5,6 +5,7 @@
 #include <loupe/runtime/server.hpp>
 #include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/run.hpp>
+#include <loupe/testkit/wait.hpp>
 
 
 #include <boost/asio/steady_timer.hpp>
@@ -23,15 +24,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
-
-// Waits (in 1 ms steps, bounded by the test deadline) until `cond` holds.
+using loupe::sleep_for;
 template <class F>
 awaitable<void> until(F cond) {
-  while (!cond()) co_await sleep_for(1ms);
+  return loupe::testkit::wait_until(std::move(cond));
 }
 
 class Server : public ::testing::Test {

@@ -7,6 +7,7 @@
 #include <loupe/runtime/tracking.hpp>
 #include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/run.hpp>
+#include <loupe/testkit/wait.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -28,14 +29,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-awaitable<void> pause(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
+awaitable<void> pause(std::chrono::milliseconds d) { return loupe::sleep_for(d); }
 
 template <class F>
 awaitable<void> until(F cond) {
-  while (!cond()) co_await pause(1ms);
+  return loupe::testkit::wait_until(std::move(cond));
 }
 
 int timer_wait_line = 0;
