@@ -7,8 +7,9 @@
 //   co_await srv.shutdown(std::chrono::seconds(10));
 //
 // Each connection is a task ("http.connection") and each request runs as its
-// own task ("GET /users/{id}") that the connection awaits, so requests on one
-// connection — pipelined or not — are answered in order. Keep-alive follows
+// own task ("http.request", carrying the method, target and route) that the
+// connection awaits, so requests on one connection — pipelined or not — are
+// answered in order. Cancelling a request's task answers 503. Keep-alive follows
 // HTTP/1.1; a malformed request gets a 4xx and its connection is closed; the
 // server goes on.
 //
