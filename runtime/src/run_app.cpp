@@ -3,6 +3,7 @@
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/run_app.hpp>
+#include <loupe/runtime/runner.hpp>
 #include <loupe/runtime/tracking.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -37,16 +38,17 @@ namespace {
 awaitable<void> main_task(loop& lp, application& app, const run_options& opts, int& exit_code) {
   // Installed before start-up so that an early SIGTERM is handled too.
   asio::signal_set signals(lp.context(), SIGINT, SIGTERM);
-  server srv(lp, app, opts.server);
+  app_runner runner(lp, app,
+                    {opts.host, static_cast<unsigned short>(opts.port), static_cast<std::size_t>(opts.workers),
+                     opts.server, true});
   try {
-    co_await app.startup();
-    const auto ep = srv.listen(opts.host, static_cast<unsigned short>(opts.port));
+    const auto ep = co_await runner.start();
     std::string host = ep.address().to_string();
     if (ep.address().is_v6()) host = "[" + host + "]";
     std::printf("======== Running on http://%s:%u ========\n(Press CTRL+C to quit)\n", host.c_str(),
                 static_cast<unsigned>(ep.port()));
     std::fflush(stdout);
-    log::runtime().info("listening on http://{}:{}", host, ep.port());
+    log::runtime().info("listening on http://{}:{} with {} loop(s)", host, ep.port(), runner.loop_count());
   } catch (const std::exception& e) {
     log::runtime().error("start-up failed: {}", e.what());
     exit_code = 1;
@@ -67,27 +69,14 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
   log::runtime().info("received {}; shutting down (grace period {} ms)",
                       signo == SIGINT ? "SIGINT" : "SIGTERM", opts.grace_ms);
   // A second signal stops waiting for requests in flight.
-  signals.async_wait([&lp](const boost::system::error_code& e, int) {
+  signals.async_wait([](const boost::system::error_code& e, int) {
     if (!e) {
       log::runtime().warn("second signal: exiting without waiting");
       std::fflush(nullptr);
       std::_Exit(1);
     }
-    (void)lp;
   });
-  co_await srv.shutdown(std::chrono::milliseconds(opts.grace_ms));
-  try {
-    co_await app.shutdown();
-  } catch (const std::exception& e) {
-    log::runtime().error("shutdown hook failed: {}", e.what());
-    exit_code = 1;
-  }
-  try {
-    co_await app.cleanup();
-  } catch (const std::exception& e) {
-    log::runtime().error("cleanup hook failed: {}", e.what());
-    exit_code = 1;
-  }
+  if (!co_await runner.stop(std::chrono::milliseconds(opts.grace_ms))) exit_code = 1;
   signals.cancel();
   log::runtime().info("stopped");
   lp.stop();
@@ -100,9 +89,6 @@ int run_app(application& app, const run_options& opts) {
   lo.format = log::parse_format(opts.log_format);
   lo.level = spdlog::level::from_str(opts.log_level);
   log::configure(lo);
-  if (opts.workers > 1)
-    log::runtime().warn("--workers {}: worker loops are not implemented yet; serving on one loop",
-                        opts.workers);
   set_tracking_options({std::chrono::milliseconds(opts.slow_callback_ms), std::chrono::milliseconds(opts.watchdog_ms)});
   loop lp("main");
   lp.enable_lag_sampling();

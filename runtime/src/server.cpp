@@ -20,6 +20,8 @@
 #include <boost/beast/http/file_body.hpp>
 
 #include <array>
+#include <atomic>
+#include <sys/socket.h>
 #include <ctime>
 #include <optional>
 #include <unordered_set>
@@ -81,6 +83,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::unordered_set<connection*> conns;
   std::size_t open = 0;  // connections counted from accept, including ones not yet started
   std::size_t in_flight = 0;
+  std::atomic<std::uint64_t> served{0};
   bool stopping = false;
   asio::steady_timer* drain_waiter = nullptr;
 
@@ -133,6 +136,11 @@ tcp::endpoint server::listen(std::string_view host, unsigned short port) {
   auto acc = std::make_unique<tcp::acceptor>(impl_->lp.context());
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && impl_->opts.reuse_port) {
+    const int on = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+      ec = error_code(errno, boost::system::system_category());
+  }
   if (!ec) acc->bind(ep, ec);
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw boost::system::system_error(ec, "cannot listen on " + where);
@@ -153,6 +161,7 @@ std::vector<tcp::endpoint> server::endpoints() const {
 
 std::size_t server::connection_count() const noexcept { return impl_->open; }
 std::size_t server::requests_in_flight() const noexcept { return impl_->in_flight; }
+std::uint64_t server::requests_served() const noexcept { return impl_->served.load(std::memory_order_relaxed); }
 
 awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   auto self = impl_;
@@ -433,7 +442,9 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     }
     // A handler may ask for the connection to close (Connection: close).
     const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
-    if (!co_await write_response(c, *req, res, keep)) break;
+    const bool written = co_await write_response(c, *req, res, keep);
+    served.store(served.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (!written) break;
     if (!keep) {
       if (buf.size() == 0) {
         c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstring>
 #include <future>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -304,4 +305,33 @@ TEST(DemoProcess, WatchdogReportsTheStallBeforeTheResponse) {
   EXPECT_THAT(record, HasSubstr("route '/block'"));
   EXPECT_THAT(record, HasSubstr("demo_block_loop"));
   EXPECT_THAT(demo.stderr_text(), HasSubstr("stall ended"));
+}
+
+// --workers 2: requests in flight on the worker loops when SIGTERM arrives all
+// get their responses, and the demo exits 0.
+TEST(DemoProcess, WorkerLoopsDrainOnSigterm) {
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--workers", "2"});
+  const unsigned short port = demo.wait_for_port(10s);
+  const auto deadline = clock_type::now() + 15s;
+  std::vector<std::unique_ptr<socket_fd>> conns;
+  std::vector<std::future<response>> replies;
+  for (int i = 0; i < 8; ++i) {
+    conns.push_back(std::make_unique<socket_fd>());
+    connect_to(*conns.back(), port);
+    send_all(*conns.back(), get_request("/sleep?ms=1000"), deadline);
+    replies.push_back(std::async(std::launch::async, [&, s = conns.back().get()] { return read_response(*s, deadline); }));
+  }
+  // A listener accepts in order, so once a later connection to it is answered,
+  // the /sleep connections queued before it have been accepted and read.
+  // Sixteen probes reach both listeners except with probability 2^-15.
+  for (int i = 0; i < 16; ++i) ASSERT_EQ(get(port, "/").result_int(), 200u);
+  demo.signal(SIGTERM);
+  for (auto& r : replies) {
+    ASSERT_EQ(r.wait_for(10s), std::future_status::ready);
+    const response res = r.get();
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.body(), "slept 1000 ms");
+  }
+  EXPECT_EQ(demo.wait_exit(10s), 0) << demo.stderr_text();
+  EXPECT_THAT(demo.stderr_text(), HasSubstr("with 2 loop(s)"));
 }

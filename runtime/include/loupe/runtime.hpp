@@ -11,6 +11,7 @@
 #include <loupe/runtime/response.hpp>
 #include <loupe/runtime/router.hpp>
 #include <loupe/runtime/run_app.hpp>
+#include <loupe/runtime/runner.hpp>
 #include <loupe/runtime/server.hpp>
 #include <loupe/runtime/task.hpp>
 #include <loupe/runtime/timer.hpp>

@@ -29,7 +29,7 @@ class application;
 struct run_options {
   std::string host = "127.0.0.1";
   std::int64_t port = 8080;
-  std::int64_t workers = 1;            ///< loops; more than one arrives with worker loops
+  std::int64_t workers = 1;            ///< loops serving requests (see runner.hpp)
   std::int64_t monitor_port = 20101;   ///< the console's port; 0 = off (console: later)
   std::int64_t slow_callback_ms = 100; ///< report callbacks longer than this; 0 = off
   std::int64_t watchdog_ms = 1000;     ///< report a loop still blocked after this; 0 = off

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,6 +52,9 @@ struct server_options {
   std::size_t max_header_bytes = 16 * 1024;
   /// The `Server` header; empty for none.
   std::string server_header = "loupe";
+  /// SO_REUSEPORT on the listening socket, so that several loops can accept
+  /// on the same port (set by app_runner for worker loops).
+  bool reuse_port = false;
 };
 
 class server {
@@ -75,6 +79,8 @@ class server {
   std::size_t connection_count() const noexcept;
   /// Requests whose handlers are running.
   std::size_t requests_in_flight() const noexcept;
+  /// Requests answered since the server started (readable from any thread).
+  std::uint64_t requests_served() const noexcept;
 
   struct impl;
 
