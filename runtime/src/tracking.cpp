@@ -99,9 +99,12 @@ tracked_handler::~tracked_handler() {
   if (task_) release(task_);
 }
 
-void handler_creation(tracked_handler& h, const char* object_type, const char* op_name) noexcept {
+void handler_creation(tracked_handler& h, const void* context, const char* object_type,
+                      const char* op_name) noexcept {
   task_record* t = current_task();
   if (!t) return;
+  // Only the task's own loop may complete (and count references of) its handlers.
+  if (context != static_cast<const boost::asio::execution_context*>(&t->owner->internals().ctx)) return;
   ++t->refs;
   h.task_ = t;
   h.op_ = op_name;

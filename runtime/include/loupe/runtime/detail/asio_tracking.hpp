@@ -14,6 +14,10 @@
 
 #include <cstdint>
 
+namespace boost::asio {
+class execution_context;
+}  // namespace boost::asio
+
 namespace loupe::detail {
 
 struct task_record;
@@ -33,7 +37,11 @@ class tracked_handler {
   int line_ = 0;
 };
 
-void handler_creation(tracked_handler& h, const char* object_type, const char* op_name) noexcept;
+/// `context` is the operation's execution context: only operations of the
+/// current loop's own io_context are stamped with its task (work posted to a
+/// thread pool completes on other threads and belongs to no loop's task).
+void handler_creation(tracked_handler& h, const void* context, const char* object_type,
+                      const char* op_name) noexcept;
 
 /// The location of the `co_await` (or composed operation) being initiated.
 /// Initiations nest (a coroutine resumed inline runs inside the initiation
@@ -100,10 +108,14 @@ class tracked_completion {
 #endif  // BOOST_ASIO_CUSTOM_HANDLER_TRACKING
 
 namespace loupe::detail {
+// The execution_context base of whatever context type Asio passes.
+inline const boost::asio::execution_context& context_of(const boost::asio::execution_context& c) noexcept {
+  return c;
+}
 // Asio passes (context, handler, object type, object, native handle, op name).
 template <class Context>
-inline void asio_creation(Context&, tracked_handler& h, const char* object_type, void*, std::uintmax_t,
+inline void asio_creation(Context& ctx, tracked_handler& h, const char* object_type, void*, std::uintmax_t,
                           const char* op_name) noexcept {
-  handler_creation(h, object_type, op_name);
+  handler_creation(h, &context_of(ctx), object_type, op_name);
 }
 }  // namespace loupe::detail
