@@ -102,6 +102,12 @@ std::size_t loop::run_for(std::chrono::steady_clock::duration d) {
   return impl_->ctx.run_for(d);
 }
 
+std::size_t loop::run_one_for(std::chrono::steady_clock::duration d) {
+  current_loop_scope scope(impl_.get());
+  running_scope running(*impl_);
+  return impl_->ctx.run_one_for(d);
+}
+
 void loop::stop() { impl_->ctx.stop(); }
 bool loop::stopped() const noexcept { return impl_->ctx.stopped(); }
 void loop::restart() { impl_->ctx.restart(); }

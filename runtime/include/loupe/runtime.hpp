@@ -3,6 +3,7 @@
 
 #include <loupe/runtime/app_key.hpp>
 #include <loupe/runtime/application.hpp>
+#include <loupe/runtime/client.hpp>
 #include <loupe/runtime/errors.hpp>
 #include <loupe/runtime/executor.hpp>
 #include <loupe/runtime/flags.hpp>

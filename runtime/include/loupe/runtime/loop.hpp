@@ -84,6 +84,8 @@ class loop {
   void run();
   /// Runs ready handlers and handlers that become ready within `for_at_most`.
   std::size_t run_for(std::chrono::steady_clock::duration for_at_most);
+  /// Runs at most one handler, waiting up to `for_at_most` for one.
+  std::size_t run_one_for(std::chrono::steady_clock::duration for_at_most);
   /// Makes `run()` return as soon as possible. Callable from any thread.
   void stop();
   bool stopped() const noexcept;

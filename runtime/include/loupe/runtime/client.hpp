@@ -1,0 +1,132 @@
+// loupe/runtime/client.hpp — the HTTP client session (aiohttp's ClientSession).
+//
+//   loupe::client_session http(loop);
+//   auto res = co_await http.get("http://127.0.0.1:8080/json");
+//   boost::json::value v = res.json();
+//   auto created = co_await http.post("http://api.test/items", {.json = {{"name", "x"}}});
+//   co_await http.close();
+//
+// Per host and port, a pool of keep-alive connections is reused. Every request
+// runs as a named task ("http.client") on the session's loop. Errors are
+// client_error exceptions with a code (connection refused, timeout, bad
+// response, too many redirects, ...): a request never hangs past its timeout.
+// Redirects (301, 302, 303, 307, 308) are followed up to `max_redirects`.
+//
+// Owned by one loop and used from its thread. Not thread-safe.
+#pragma once
+
+#include <loupe/runtime/task.hpp>
+
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace loupe {
+
+class loop;
+
+/// Why a client request failed.
+enum class client_errc {
+  invalid_url = 1,
+  connection_failed,   ///< refused, unreachable, or the name did not resolve
+  timeout,             ///< connect or request timeout
+  bad_response,        ///< the peer did not speak valid HTTP or closed mid-response
+  too_many_redirects,
+  response_too_large,
+  session_closed,
+};
+const std::error_category& client_category() noexcept;
+std::error_code make_error_code(client_errc e) noexcept;
+
+class client_error : public std::system_error {
+ public:
+  client_error(client_errc e, const std::string& what) : std::system_error(make_error_code(e), what) {}
+};
+
+struct client_options {
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds request_timeout{60000};  ///< one request, redirects included
+  std::size_t max_redirects = 10;
+  std::size_t max_idle_per_host = 32;
+  std::chrono::milliseconds idle_timeout{15000};     ///< a pooled connection older than this is dropped
+  std::size_t max_response_bytes = 64 * 1024 * 1024;
+  std::string user_agent = "loupe";
+};
+
+/// Optional parts of one request.
+struct request_options {
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> query;  ///< appended, percent-encoded
+  std::optional<std::string> body;                         ///< raw body (Content-Type from headers)
+  std::optional<boost::json::value> json;                  ///< JSON body
+  std::vector<std::pair<std::string, std::string>> form;   ///< application/x-www-form-urlencoded
+  std::optional<std::chrono::milliseconds> timeout;        ///< overrides request_timeout
+  bool follow_redirects = true;
+};
+
+class client_response {
+ public:
+  boost::beast::http::status status() const noexcept { return status_; }
+  unsigned status_code() const noexcept { return static_cast<unsigned>(status_); }
+  std::optional<std::string_view> header(std::string_view name) const;
+  const boost::beast::http::fields& headers() const noexcept { return headers_; }
+  const std::string& text() const noexcept { return body_; }
+  /// The body as JSON; throws client_error(bad_response) if it is not.
+  boost::json::value json() const;
+  /// The URL that answered (after redirects).
+  const std::string& url() const noexcept { return url_; }
+  /// Redirects followed to get here.
+  std::size_t redirects() const noexcept { return redirects_; }
+
+ private:
+  friend class client_session;
+  boost::beast::http::status status_ = boost::beast::http::status::unknown;
+  boost::beast::http::fields headers_;
+  std::string body_;
+  std::string url_;
+  std::size_t redirects_ = 0;
+};
+
+class client_session {
+ public:
+  explicit client_session(loop& l, client_options opts = {});
+  ~client_session();
+  client_session(const client_session&) = delete;
+  client_session& operator=(const client_session&) = delete;
+
+  awaitable<client_response> request(boost::beast::http::verb method, std::string url, request_options opts = {});
+  awaitable<client_response> get(std::string url, request_options opts = {});
+  awaitable<client_response> post(std::string url, request_options opts = {});
+  awaitable<client_response> put(std::string url, request_options opts = {});
+  awaitable<client_response> patch(std::string url, request_options opts = {});
+  awaitable<client_response> del(std::string url, request_options opts = {});
+  awaitable<client_response> head(std::string url, request_options opts = {});
+
+  /// Closes pooled connections; later requests fail with session_closed.
+  awaitable<void> close();
+
+  /// Connections opened so far, and idle ones in the pool now (for tests and metrics).
+  std::size_t connections_opened() const noexcept;
+  std::size_t idle_connections() const noexcept;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace loupe
+
+template <>
+struct std::is_error_code_enum<loupe::client_errc> : std::true_type {};

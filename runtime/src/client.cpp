@@ -1,0 +1,265 @@
+// The HTTP client session: a keep-alive pool per host, timeouts, redirects.
+#include <loupe/runtime/client.hpp>
+#include <loupe/runtime/loop.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+
+#include <map>
+
+namespace loupe {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+class client_category_impl : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "loupe.client"; }
+  std::string message(int ev) const override {
+    switch (static_cast<client_errc>(ev)) {
+      case client_errc::invalid_url: return "invalid URL";
+      case client_errc::connection_failed: return "connection failed";
+      case client_errc::timeout: return "timed out";
+      case client_errc::bad_response: return "bad response";
+      case client_errc::too_many_redirects: return "too many redirects";
+      case client_errc::response_too_large: return "response too large";
+      case client_errc::session_closed: return "session closed";
+    }
+    return "unknown client error";
+  }
+};
+
+void append_form_encoded(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') out += static_cast<char>(c);
+    else if (c == ' ') out += '+';
+    else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+}
+
+struct pooled {
+  std::unique_ptr<beast::tcp_stream> stream;
+  clock_type::time_point idle_since;
+};
+
+}  // namespace
+
+const std::error_category& client_category() noexcept {
+  static const client_category_impl c;
+  return c;
+}
+std::error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
+
+std::optional<std::string_view> client_response::header(std::string_view name) const {
+  auto it = headers_.find(name);
+  if (it == headers_.end()) return std::nullopt;
+  return it->value();
+}
+
+boost::json::value client_response::json() const {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body_, ec);
+  if (ec) throw client_error(client_errc::bad_response, "response body is not JSON: " + ec.message());
+  return v;
+}
+
+struct client_session::impl : std::enable_shared_from_this<impl> {
+  impl(loop& l, client_options o) : lp(l), opts(std::move(o)) {}
+  loop& lp;
+  client_options opts;
+  bool closed = false;
+  std::size_t opened = 0;
+  std::map<std::string, std::vector<pooled>> idle;
+
+  std::size_t idle_count() const {
+    std::size_t n = 0;
+    for (const auto& [k, v] : idle) n += v.size();
+    return n;
+  }
+
+  // A pooled connection if one is fresh enough, else a new one.
+  awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const std::string& key, const std::string& host,
+                                                                        std::uint16_t port, clock_type::time_point deadline) {
+    auto& list = idle[key];
+    while (!list.empty()) {
+      pooled p = std::move(list.back());
+      list.pop_back();
+      if (clock_type::now() - p.idle_since < opts.idle_timeout && p.stream->socket().is_open())
+        co_return std::pair{std::move(p.stream), true};
+    }
+    auto stream = std::make_unique<beast::tcp_stream>(lp.get_executor());
+    const auto connect_deadline = std::min(deadline, clock_type::now() + opts.connect_timeout);
+    tcp::resolver resolver(lp.get_executor());
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), nothrow);
+    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + host + ": " + rec.message());
+    stream->expires_at(connect_deadline);
+    auto [cec, ep] = co_await stream->async_connect(results, nothrow);
+    if (cec == beast::error::timeout)
+      throw client_error(client_errc::timeout, "connecting to " + key + " timed out");
+    if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + key + ": " + cec.message());
+    boost::system::error_code ignored;
+    stream->socket().set_option(tcp::no_delay(true), ignored);
+    ++opened;
+    co_return std::pair{std::move(stream), false};
+  }
+
+  void release(const std::string& key, std::unique_ptr<beast::tcp_stream> s) {
+    auto& list = idle[key];
+    if (closed || list.size() >= opts.max_idle_per_host) return;  // closes it
+    s->expires_never();
+    list.push_back(pooled{std::move(s), clock_type::now()});
+  }
+
+  awaitable<client_response> run(std::shared_ptr<impl> self, http::verb method, std::string url_text,
+                                 request_options o) {
+    if (closed) throw client_error(client_errc::session_closed, "the client session is closed");
+    auto parsed = boost::urls::parse_uri(url_text);
+    if (!parsed) throw client_error(client_errc::invalid_url, "invalid URL '" + url_text + "'");
+    boost::urls::url u = *parsed;
+    for (const auto& [k, v] : o.query) u.params().append({k, v});
+
+    std::string body;
+    std::string content_type;
+    if (o.json) {
+      body = boost::json::serialize(*o.json);
+      content_type = "application/json";
+    } else if (!o.form.empty()) {
+      for (const auto& [k, v] : o.form) {
+        if (!body.empty()) body += '&';
+        append_form_encoded(body, k);
+        body += '=';
+        append_form_encoded(body, v);
+      }
+      content_type = "application/x-www-form-urlencoded";
+    } else if (o.body) {
+      body = *o.body;
+    }
+    const auto deadline = clock_type::now() + o.timeout.value_or(opts.request_timeout);
+    client_response out;
+
+    for (std::size_t redirects = 0;; ++redirects) {
+      if (u.scheme() != "http")
+        throw client_error(client_errc::invalid_url, "unsupported scheme in '" + std::string(u.buffer()) + "' (http only)");
+      const std::string host = u.host();
+      if (host.empty()) throw client_error(client_errc::invalid_url, "no host in '" + std::string(u.buffer()) + "'");
+      const std::uint16_t port = u.has_port() ? u.port_number() : 80;
+      const std::string key = host + ":" + std::to_string(port);
+      std::string target = std::string(u.encoded_target());
+      if (target.empty()) target = "/";
+
+      http::request<http::string_body> req{method, target, 11};
+      req.set(http::field::host, u.has_port() ? key : host);
+      req.set(http::field::user_agent, opts.user_agent);
+      if (!content_type.empty()) req.set(http::field::content_type, content_type);
+      for (const auto& [k, v] : o.headers) req.set(k, v);
+      req.body() = body;
+      if (!body.empty() || method == http::verb::post || method == http::verb::put || method == http::verb::patch)
+        req.prepare_payload();
+      req.keep_alive(true);
+
+      http::response<http::string_body> res;
+      for (int attempt = 0;; ++attempt) {
+        auto [stream, reused] = co_await acquire(key, host, port, deadline);
+        stream->expires_at(deadline);
+        auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
+        beast::flat_buffer buf;
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(opts.max_response_bytes);
+        parser.skip(method == http::verb::head);
+        boost::system::error_code rec = wec;
+        if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(*stream, buf, parser, nothrow);
+        if (rec) {
+          // A pooled connection the server closed meanwhile: try once more on a fresh one.
+          const bool stale = reused && attempt == 0 && buf.size() == 0 && !parser.got_some() &&
+                             (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
+                              rec == asio::error::broken_pipe || rec == asio::error::eof);
+          if (stale) continue;
+          if (rec == beast::error::timeout)
+            throw client_error(client_errc::timeout, std::string(http::to_string(method)) + " " +
+                                                         std::string(u.buffer()) + " timed out");
+          if (rec == http::error::body_limit)
+            throw client_error(client_errc::response_too_large, "response from " + key + " exceeds " +
+                                                                    std::to_string(opts.max_response_bytes) + " bytes");
+          throw client_error(client_errc::bad_response, "bad response from " + key + ": " + rec.message());
+        }
+        res = parser.release();
+        if (res.keep_alive() && buf.size() == 0) release(key, std::move(stream));
+        break;
+      }
+
+      const unsigned code = res.result_int();
+      const bool redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+      if (o.follow_redirects && redirect && res.find(http::field::location) != res.end()) {
+        if (redirects >= opts.max_redirects)
+          throw client_error(client_errc::too_many_redirects,
+                             "more than " + std::to_string(opts.max_redirects) + " redirects from '" + url_text + "'");
+        auto ref = boost::urls::parse_uri_reference(res[http::field::location]);
+        if (!ref) throw client_error(client_errc::bad_response, "bad Location header from " + key);
+        boost::urls::url next = u;
+        if (!next.resolve(*ref)) throw client_error(client_errc::bad_response, "cannot follow Location from " + key);
+        u = std::move(next);
+        // 303, and 301/302 after a POST, continue as GET without a body (as browsers and aiohttp do).
+        if (code == 303 || ((code == 301 || code == 302) && method == http::verb::post)) {
+          method = http::verb::get;
+          body.clear();
+          content_type.clear();
+        }
+        continue;
+      }
+      out.status_ = res.result();
+      out.headers_ = std::move(res.base());
+      out.body_ = std::move(res.body());
+      out.url_ = std::string(u.buffer());
+      out.redirects_ = redirects;
+      co_return out;
+    }
+  }
+};
+
+client_session::client_session(loop& l, client_options opts) : impl_(std::make_shared<impl>(l, std::move(opts))) {}
+client_session::~client_session() {
+  impl_->closed = true;
+  impl_->idle.clear();
+}
+
+awaitable<client_response> client_session::request(http::verb method, std::string url, request_options opts) {
+  co_return co_await spawn(impl_->lp, "http.client", impl_->run(impl_, method, std::move(url), std::move(opts)),
+                           asio::use_awaitable);
+}
+awaitable<client_response> client_session::get(std::string u, request_options o) { return request(http::verb::get, std::move(u), std::move(o)); }
+awaitable<client_response> client_session::post(std::string u, request_options o) { return request(http::verb::post, std::move(u), std::move(o)); }
+awaitable<client_response> client_session::put(std::string u, request_options o) { return request(http::verb::put, std::move(u), std::move(o)); }
+awaitable<client_response> client_session::patch(std::string u, request_options o) { return request(http::verb::patch, std::move(u), std::move(o)); }
+awaitable<client_response> client_session::del(std::string u, request_options o) { return request(http::verb::delete_, std::move(u), std::move(o)); }
+awaitable<client_response> client_session::head(std::string u, request_options o) { return request(http::verb::head, std::move(u), std::move(o)); }
+
+awaitable<void> client_session::close() {
+  impl_->closed = true;
+  impl_->idle.clear();
+  co_return;
+}
+
+std::size_t client_session::connections_opened() const noexcept { return impl_->opened; }
+std::size_t client_session::idle_connections() const noexcept { return impl_->idle_count(); }
+
+}  // namespace loupe
