@@ -8,6 +8,8 @@
 //   GET  /sleep?ms=N       waits N ms on an async timer: a suspended task
 //   GET  /block?ms=N       blocks the loop thread N ms: a deliberately bad handler
 //   GET  /cpu?ms=N         burns CPU on the loop thread N ms in demo_burn_cpu()
+//   GET  /fanout           calls /json and /sleep?ms=10 on this server at once
+//                          through the client session; returns both as JSON
 //
 //   loupe-demo --port 8080 --log-format text
 #include <loupe/runtime.hpp>
@@ -88,6 +90,16 @@ int main(int argc, char** argv) {
     demo_burn_cpu(ms);
     co_return response::text("burned " + std::to_string(ms) + " ms of CPU");
   }, "cpu");
+
+  app.get("/fanout", [](request& req) -> awaitable<response> {
+    loupe::loop& here = *loupe::loop::current();      // the loop serving this request
+    loupe::client_session session(here);               // a session belongs to one loop
+    const auto self = "http://" + req.local().address().to_string() + ":" + std::to_string(req.local().port());
+    auto [json, slept] = co_await loupe::gather(here, "fanout", session.get(self + "/json"),
+                                                session.get(self + "/sleep?ms=10"));
+    co_return response::json({{"json", json.json()},
+                              {"sleep", {{"status", slept.status_code()}, {"body", slept.text()}}}});
+  }, "fanout");
 
   loupe::flag_set flags("loupe-demo", "The loupe reference application.");
   loupe::run_options opts;

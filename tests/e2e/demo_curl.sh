@@ -198,6 +198,11 @@ expect_eq "GET /json status" "$STATUS" 200
 expect_eq "GET /json body" "$BODY" '{"data":"Hello, world!"}'
 expect_contains "GET /json content-type" "$(header Content-Type)" "application/json"
 
+section "GET /fanout (the client session calls /json and /sleep?ms=10 on the same server)"
+do_curl "$BASE/fanout"
+expect_eq "GET /fanout status" "$STATUS" 200
+expect_eq "GET /fanout body" "$BODY" '{"json":{"data":"Hello, world!"},"sleep":{"status":200,"body":"slept 10 ms"}}'
+
 section "GET /users/{id}"
 do_curl "$BASE/users/42"
 expect_eq "GET /users/42 status" "$STATUS" 200

@@ -7,6 +7,7 @@
 #include <loupe/runtime/errors.hpp>
 #include <loupe/runtime/executor.hpp>
 #include <loupe/runtime/flags.hpp>
+#include <loupe/runtime/gather.hpp>
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/request.hpp>
