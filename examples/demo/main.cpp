@@ -10,6 +10,7 @@
 //   GET  /cpu?ms=N         burns CPU on the loop thread N ms in demo_burn_cpu()
 //   GET  /fanout           calls /json and /sleep?ms=10 on this server at once
 //                          through the client session; returns both as JSON
+//   GET  /ws               WebSocket echo (text and binary)
 //
 //   loupe-demo --port 8080 --log-format text
 #include <loupe/runtime.hpp>
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
     co_return response::json({{"json", json.json()},
                               {"sleep", {{"status", slept.status_code()}, {"body", slept.text()}}}});
   }, "fanout");
+
+  app.websocket("/ws", [](loupe::websocket& ws, request&) -> awaitable<void> {
+    while (auto msg = co_await ws.receive()) co_await ws.send(msg->data, msg->binary);
+  }, {}, "ws");
 
   loupe::flag_set flags("loupe-demo", "The loupe reference application.");
   loupe::run_options opts;

@@ -6,6 +6,7 @@
 
 #include "exceptions.hpp"
 #include "loop_impl.hpp"
+#include "websocket_impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -71,6 +72,7 @@ struct connection {
   bool idle = true;        // between requests: waiting for the next one's first bytes
   bool in_handler = false; // a request task is running
   std::uint64_t request_task = 0;  // its id, for cancellation at shutdown
+  websocket* ws = nullptr;         // set while the connection is a WebSocket
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -95,6 +97,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     co_return co_await app.handle(req);
   }
   awaitable<bool> write_response(connection& c, const request& req, response& res, bool keep);
+  awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
   awaitable<void> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
   awaitable<void> linger_close(beast::tcp_stream& s);
   void connection_done() {
@@ -169,8 +172,11 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   error_code ec;
   for (auto& a : self->acceptors) a->close(ec);
   // Idle keep-alive connections close now; busy ones after their response.
-  for (auto* c : self->conns)
+  for (auto* c : self->conns) {
     if (c->idle) c->stream.socket().cancel(ec);
+    // A WebSocket handler's pending receive() ends; the session then closes with 1001.
+    if (c->ws) boost::beast::get_lowest_layer(c->ws->internals().stream).socket().cancel(ec);
+  }
   if (self->open == 0) co_return;
 
   asio::steady_timer timer(self->lp.context());
@@ -313,6 +319,31 @@ awaitable<bool> server::impl::write_response(connection& c, const request& req, 
   co_return !wec;
 }
 
+awaitable<void> server::impl::run_websocket(connection& c, request& req, const websocket_upgrade& up) {
+  auto w = std::make_unique<websocket::impl>(std::move(c.stream));
+  w->configure(true, up.options);
+  auto [aec] = co_await w->stream.async_accept(req.native(), nothrow);
+  if (aec) co_return;
+  served.store(served.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  websocket session(std::move(w));
+  c.ws = &session;
+  struct unset {
+    connection& c;
+    ~unset() { c.ws = nullptr; }
+  } guard{c};
+  std::exception_ptr error;
+  try {
+    co_await up.handler(session, req);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error && !detail::is_cancellation(error))
+    log::runtime().error("WebSocket handler for {} failed: {}", req.target(), detail::describe(error));
+  // 1001 (going away) when the server is shutting down, 1011 after a handler error.
+  const std::uint16_t code = stopping ? 1001 : error ? 1011 : 1000;
+  if (session.close_code() == 0) co_await session.close(code);
+}
+
 awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock) {
   connection c(std::move(sock));
   conns.insert(&c);
@@ -442,6 +473,10 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     }
     // A handler may ask for the connection to close (Connection: close).
     const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
+    if (res.upgrade() && !ep) {
+      co_await run_websocket(c, *req, *res.upgrade());
+      co_return;
+    }
     const bool written = co_await write_response(c, *req, res, keep);
     served.store(served.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (!written) break;

@@ -19,3 +19,4 @@
 #include <loupe/runtime/task.hpp>
 #include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/tracking.hpp>
+#include <loupe/runtime/websocket.hpp>

@@ -30,6 +30,7 @@
 #include <loupe/runtime/response.hpp>
 #include <loupe/runtime/router.hpp>
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/websocket.hpp>
 
 #include <any>
 #include <cstddef>
@@ -109,6 +110,10 @@ class application {
   /// Throws std::invalid_argument if `directory` is not a directory.
   route& add_static(std::string_view prefix, const std::filesystem::path& directory,
                     static_options opts = {});
+  /// A WebSocket endpoint at `path` (GET with Upgrade; anything else gets 426).
+  /// The handler runs for the life of the connection (see websocket.hpp).
+  route& websocket(std::string_view path, websocket_handler h, websocket_options opts = {},
+                   std::string name = {});
   /// Mounts `sub` under `prefix` (e.g. "/admin") and returns it.
   application& add_subapp(std::string_view prefix, application sub);
   /// URL of a named route of this application (its mount prefix included).

@@ -20,11 +20,14 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace loupe {
+
+struct websocket_upgrade;
 
 /// Attributes of a Set-Cookie header.
 struct cookie_options {
@@ -79,8 +82,16 @@ class response {
   message_type& native() noexcept { return msg_; }
   const message_type& native() const noexcept { return msg_; }
 
+  /// Set by a WebSocket route: the server accepts the upgrade and runs it.
+  const std::shared_ptr<const websocket_upgrade>& upgrade() const noexcept { return upgrade_; }
+  response& set_upgrade(std::shared_ptr<const websocket_upgrade> u) noexcept {
+    upgrade_ = std::move(u);
+    return *this;
+  }
+
  private:
   message_type msg_;
+  std::shared_ptr<const websocket_upgrade> upgrade_;
   std::optional<std::filesystem::path> file_;
   std::uint64_t file_size_ = 0;
 };

@@ -1,0 +1,86 @@
+// loupe/runtime/websocket.hpp — WebSocket routes and a WebSocket client (Beast).
+//
+//   app.websocket("/ws", [](loupe::websocket& ws, loupe::request&) -> loupe::awaitable<void> {
+//     while (auto msg = co_await ws.receive())           // std::nullopt once closed
+//       co_await ws.send(msg->data, msg->binary);         // echo
+//   });
+//
+//   auto ws = co_await loupe::websocket::connect(loop, "ws://127.0.0.1:8080/ws");
+//   co_await ws->send("hello");
+//   auto reply = co_await ws->receive();
+//   co_await ws->close(1000, "done");
+//
+// Control frames are handled for you: pings are answered, an idle peer is
+// pinged and dropped after `idle_timeout`, and a message larger than
+// `max_message_bytes` closes the connection with 1009 (too big). After the
+// close handshake `receive()` returns std::nullopt and `close_code()` says
+// why. A websocket belongs to the loop that made it; not thread-safe.
+#pragma once
+
+#include <loupe/runtime/task.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace loupe {
+
+class loop;
+class request;
+
+struct websocket_options {
+  std::size_t max_message_bytes = 1024 * 1024;
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds handshake_timeout{30};
+};
+
+struct ws_message {
+  std::string data;
+  bool binary = false;
+};
+
+class websocket {
+ public:
+  struct impl;
+  explicit websocket(std::unique_ptr<impl> i);
+  ~websocket();
+  websocket(const websocket&) = delete;
+  websocket& operator=(const websocket&) = delete;
+
+  /// Connects to a ws:// URL as a client. Throws client_error on failure.
+  static awaitable<std::unique_ptr<websocket>> connect(loop& l, std::string url, websocket_options opts = {});
+
+  /// The next message, or std::nullopt once the connection is closed.
+  awaitable<std::optional<ws_message>> receive();
+  awaitable<void> send(std::string_view data, bool binary = false);
+  awaitable<void> ping(std::string_view payload = {});
+  /// Starts the close handshake with `code` (1000: normal) and `reason`.
+  awaitable<void> close(std::uint16_t code = 1000, std::string_view reason = {});
+
+  /// The close code the peer sent (or 1006 if the connection just dropped); 0 while open.
+  std::uint16_t close_code() const noexcept;
+  const std::string& close_reason() const noexcept;
+  /// Pongs received so far.
+  std::size_t pongs() const noexcept;
+
+  impl& internals() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+/// A WebSocket route's handler: runs for the life of the connection.
+using websocket_handler = std::function<awaitable<void>(websocket&, request&)>;
+
+/// What a WebSocket route's response carries to the server (see application::websocket).
+struct websocket_upgrade {
+  websocket_handler handler;
+  websocket_options options;
+};
+
+}  // namespace loupe

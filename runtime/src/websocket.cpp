@@ -1,0 +1,130 @@
+// WebSocket: Beast's stream behind loupe's small API; routes and the client.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/client.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/websocket.hpp>
+
+#include "websocket_impl.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+
+namespace loupe {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace ws = beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}
+
+void websocket::impl::configure(bool server, const websocket_options& o) {
+  stream.set_option(ws::stream_base::timeout{o.handshake_timeout, o.idle_timeout, true});
+  stream.set_option(ws::stream_base::decorator([server](auto& m) {
+    m.set(beast::http::field::server, "loupe");
+    (void)server;
+  }));
+  stream.read_message_max(o.max_message_bytes);
+  stream.control_callback([this](ws::frame_type kind, beast::string_view) {
+    if (kind == ws::frame_type::pong) ++pongs;
+  });
+}
+
+websocket::websocket(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+websocket::~websocket() = default;
+
+awaitable<std::optional<ws_message>> websocket::receive() {
+  auto& i = *impl_;
+  if (i.code != 0) co_return std::nullopt;
+  auto [ec, n] = co_await i.stream.async_read(i.buffer, nothrow);
+  if (ec) {
+    // The peer's close frame counts even if tearing down the TCP connection
+    // failed afterwards (the peer may reset it right after closing).
+    if (ec == ws::error::closed || i.stream.reason().code != ws::close_code::none) {
+      i.code = i.stream.reason().code;
+      i.reason = std::string(i.stream.reason().reason.c_str());
+    } else if (ec == ws::error::message_too_big || ec == ws::error::buffer_overflow) {
+      i.code = static_cast<std::uint16_t>(ws::close_code::too_big);  // Beast has sent 1009
+    } else {
+      i.code = static_cast<std::uint16_t>(ws::close_code::abnormal);
+    }
+    co_return std::nullopt;
+  }
+  ws_message m{beast::buffers_to_string(i.buffer.data()), i.stream.got_binary()};
+  i.buffer.consume(i.buffer.size());
+  co_return m;
+}
+
+awaitable<void> websocket::send(std::string_view data, bool binary) {
+  impl_->stream.binary(binary);
+  co_await impl_->stream.async_write(asio::buffer(data), asio::use_awaitable);
+}
+
+awaitable<void> websocket::ping(std::string_view payload) {
+  co_await impl_->stream.async_ping(ws::ping_data(payload.data(), payload.size()), asio::use_awaitable);
+}
+
+awaitable<void> websocket::close(std::uint16_t code, std::string_view reason) {
+  auto& i = *impl_;
+  if (!i.stream.is_open()) co_return;
+  ws::close_reason why(code);
+  why.reason = ws::reason_string(reason.data(), std::min<std::size_t>(reason.size(), 123));
+  auto [ec] = co_await i.stream.async_close(why, nothrow);
+  if (i.code == 0) i.code = code;
+  // Read until the peer's close frame arrives (the handshake's second half).
+  while (!ec && i.stream.is_open()) {
+    auto [rec, n] = co_await i.stream.async_read(i.buffer, nothrow);
+    i.buffer.consume(i.buffer.size());
+    if (rec) break;
+  }
+}
+
+std::uint16_t websocket::close_code() const noexcept { return impl_->code; }
+const std::string& websocket::close_reason() const noexcept { return impl_->reason; }
+std::size_t websocket::pongs() const noexcept { return impl_->pongs; }
+
+awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string url, websocket_options opts) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed || parsed->scheme() != "ws" || parsed->host().empty())
+    throw client_error(client_errc::invalid_url, "invalid WebSocket URL '" + url + "' (ws:// only)");
+  const std::string host = parsed->host();
+  const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 80;
+  std::string target = std::string(parsed->encoded_target());
+  if (target.empty()) target = "/";
+  tcp::resolver resolver(l.get_executor());
+  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), nothrow);
+  if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + host + ": " + rec.message());
+  beast::tcp_stream s(l.get_executor());
+  s.expires_after(opts.handshake_timeout);
+  auto [cec, ep] = co_await s.async_connect(results, nothrow);
+  if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + url + " timed out");
+  if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + url + ": " + cec.message());
+  s.expires_never();
+  auto i = std::make_unique<impl>(std::move(s));
+  i->configure(false, opts);
+  auto [hec] = co_await i->stream.async_handshake(host + ":" + std::to_string(port), target, nothrow);
+  if (hec) throw client_error(client_errc::bad_response, "WebSocket handshake with " + url + " failed: " + hec.message());
+  co_return std::make_unique<websocket>(std::move(i));
+}
+
+route& application::websocket(std::string_view path, websocket_handler h, websocket_options opts, std::string name) {
+  auto up = std::make_shared<const websocket_upgrade>(websocket_upgrade{std::move(h), opts});
+  return get(path, [up](request& req) -> awaitable<response> {
+    if (!ws::is_upgrade(req.native())) {
+      http_error e(boost::beast::http::status::upgrade_required, "this is a WebSocket endpoint");
+      e.with_header("Upgrade", "websocket");
+      throw e;
+    }
+    response r(boost::beast::http::status::switching_protocols);
+    r.set_upgrade(up);
+    co_return r;
+  }, std::move(name));
+}
+
+}  // namespace loupe
