@@ -83,6 +83,16 @@ boost::json::value client_response::json() const {
   return v;
 }
 
+struct client_stream::impl {
+  std::shared_ptr<client_session::impl> session;
+  std::string key;
+  std::unique_ptr<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  std::chrono::milliseconds timeout;
+  bool finished = false;
+};
+
 struct client_session::impl : std::enable_shared_from_this<impl> {
   impl(loop& l, client_options o) : lp(l), opts(std::move(o)) {}
   loop& lp;
@@ -236,6 +246,37 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
   }
 };
 
+client_stream::client_stream(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+client_stream::~client_stream() = default;
+http::status client_stream::status() const noexcept { return impl_->parser.get().result(); }
+std::optional<std::string_view> client_stream::header(std::string_view name) const {
+  const auto& h = impl_->parser.get();
+  auto it = h.find(name);
+  if (it == h.end()) return std::nullopt;
+  return it->value();
+}
+
+awaitable<std::optional<std::string>> client_stream::read_chunk() {
+  auto& i = *impl_;
+  if (i.finished || i.parser.is_done()) {
+    if (!i.finished && i.stream && i.parser.get().keep_alive()) i.session->release(i.key, std::move(i.stream));
+    i.finished = true;
+    co_return std::nullopt;
+  }
+  std::string chunk(64 * 1024, '\0');
+  auto& body = i.parser.get().body();
+  body.data = chunk.data();
+  body.size = chunk.size();
+  i.stream->expires_after(i.timeout);
+  auto [ec, n] = co_await http::async_read_some(*i.stream, i.buffer, i.parser, nothrow);
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec == beast::error::timeout) throw client_error(client_errc::timeout, "reading the response body timed out");
+  if (ec) throw client_error(client_errc::bad_response, "reading the response body: " + ec.message());
+  chunk.resize(chunk.size() - body.size);
+  if (chunk.empty() && i.parser.is_done()) co_return co_await read_chunk();
+  co_return chunk;
+}
+
 client_session::client_session(loop& l, client_options opts) : impl_(std::make_shared<impl>(l, std::move(opts))) {}
 client_session::~client_session() {
   impl_->closed = true;
@@ -252,6 +293,51 @@ awaitable<client_response> client_session::put(std::string u, request_options o)
 awaitable<client_response> client_session::patch(std::string u, request_options o) { return request(http::verb::patch, std::move(u), std::move(o)); }
 awaitable<client_response> client_session::del(std::string u, request_options o) { return request(http::verb::delete_, std::move(u), std::move(o)); }
 awaitable<client_response> client_session::head(std::string u, request_options o) { return request(http::verb::head, std::move(u), std::move(o)); }
+
+awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb method, std::string url,
+                                                                 request_options opts) {
+  auto self = impl_;
+  auto start = [](std::shared_ptr<impl> s, http::verb m, std::string u, request_options o)
+      -> awaitable<std::unique_ptr<client_stream>> {
+    if (s->closed) throw client_error(client_errc::session_closed, "the client session is closed");
+    auto parsed = boost::urls::parse_uri(u);
+    if (!parsed || parsed->scheme() != "http" || parsed->host().empty())
+      throw client_error(client_errc::invalid_url, "invalid URL '" + u + "' (http only)");
+    boost::urls::url url_ = *parsed;
+    for (const auto& [k, v] : o.query) url_.params().append({k, v});
+    const std::string host = url_.host();
+    const std::uint16_t port = url_.has_port() ? url_.port_number() : 80;
+    const std::string key = host + ":" + std::to_string(port);
+    const auto timeout = o.timeout.value_or(s->opts.request_timeout);
+    auto [stream, reused] = co_await s->acquire(key, host, port, clock_type::now() + timeout);
+    std::string target = std::string(url_.encoded_target());
+    http::request<http::string_body> req{m, target.empty() ? "/" : target, 11};
+    req.set(http::field::host, url_.has_port() ? key : host);
+    req.set(http::field::user_agent, s->opts.user_agent);
+    for (const auto& [k, v] : o.headers) req.set(k, v);
+    if (o.body) {
+      req.body() = *o.body;
+      req.prepare_payload();
+    }
+    auto i = std::make_unique<client_stream::impl>();
+    i->session = s;
+    i->key = key;
+    i->timeout = timeout;
+    i->parser.body_limit(boost::none);
+    i->parser.skip(m == http::verb::head);
+    stream->expires_after(timeout);
+    auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
+    if (wec) throw client_error(wec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
+                                "sending to " + key + ": " + wec.message());
+    auto [hec, hn] = co_await http::async_read_header(*stream, i->buffer, i->parser, nothrow);
+    if (hec) throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
+                                "response headers from " + key + ": " + hec.message());
+    i->stream = std::move(stream);
+    co_return std::make_unique<client_stream>(std::move(i));
+  };
+  co_return co_await spawn(impl_->lp, "http.client", start(self, method, std::move(url), std::move(opts)),
+                           asio::use_awaitable);
+}
 
 awaitable<void> client_session::close() {
   impl_->closed = true;

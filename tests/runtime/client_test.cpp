@@ -166,3 +166,27 @@ TEST_F(Client, EveryRequestRunsAsANamedTask) {
     EXPECT_TRUE(seen);
   });
 }
+
+TEST_F(Client, StreamingReadsTheBodyInPieces) {
+  run([&]() -> awaitable<void> {
+    loupe::application big;
+    big.get("/big", [](request&) -> awaitable<response> { co_return response::text(std::string(300 * 1024, 'z')); });
+    loupe::server s2(loop, big);
+    const auto ep2 = s2.listen("127.0.0.1", 0);
+    loupe::client_session http(loop);
+    const auto url = "http://127.0.0.1:" + std::to_string(ep2.port()) + "/big";
+    auto st = co_await http.stream(http::verb::get, url);
+    EXPECT_EQ(st->status_code(), 200u);
+    EXPECT_EQ(st->header("Content-Length").value_or(""), "307200");
+    std::size_t total = 0, pieces = 0;
+    while (auto chunk = co_await st->read_chunk()) {
+      EXPECT_LE(chunk->size(), 64u * 1024);
+      total += chunk->size();
+      ++pieces;
+    }
+    EXPECT_EQ(total, 300u * 1024);
+    EXPECT_GE(pieces, 5u);
+    EXPECT_EQ(http.idle_connections(), 1u);  // back in the pool after the last piece
+    co_await s2.shutdown(0ms);
+  });
+}

@@ -11,6 +11,7 @@
 // client_error exceptions with a code (connection refused, timeout, bad
 // response, too many redirects, ...): a request never hangs past its timeout.
 // Redirects (301, 302, 303, 307, 308) are followed up to `max_redirects`.
+// `stream()` returns after the headers and reads the body piece by piece.
 //
 // Owned by one loop and used from its thread. Not thread-safe.
 #pragma once
@@ -99,6 +100,23 @@ class client_response {
   std::size_t redirects_ = 0;
 };
 
+/// A response whose body is read piece by piece (client_session::stream).
+class client_stream {
+ public:
+  struct impl;
+  explicit client_stream(std::unique_ptr<impl> i);
+  ~client_stream();
+  boost::beast::http::status status() const noexcept;
+  unsigned status_code() const noexcept { return static_cast<unsigned>(status()); }
+  std::optional<std::string_view> header(std::string_view name) const;
+  /// The next piece of the body (at most 64 KiB), or std::nullopt at its end.
+  /// Each read has the session's request timeout.
+  awaitable<std::optional<std::string>> read_chunk();
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
 class client_session {
  public:
   explicit client_session(loop& l, client_options opts = {});
@@ -114,6 +132,11 @@ class client_session {
   awaitable<client_response> del(std::string url, request_options opts = {});
   awaitable<client_response> head(std::string url, request_options opts = {});
 
+  /// Sends a request and returns once the response headers have arrived; the
+  /// body is then read with read_chunk(). Redirects are not followed.
+  awaitable<std::unique_ptr<client_stream>> stream(boost::beast::http::verb method, std::string url,
+                                                   request_options opts = {});
+
   /// Closes pooled connections; later requests fail with session_closed.
   awaitable<void> close();
 
@@ -121,8 +144,9 @@ class client_session {
   std::size_t connections_opened() const noexcept;
   std::size_t idle_connections() const noexcept;
 
+  struct impl;  // shared with client_stream
+
  private:
-  struct impl;
   std::shared_ptr<impl> impl_;
 };
 
