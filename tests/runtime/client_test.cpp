@@ -5,6 +5,7 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
 #include <loupe/runtime/timer.hpp>
+#include <loupe/testkit/fixture.hpp>
 #include <loupe/testkit/run.hpp>
 
 #include <gtest/gtest.h>
@@ -19,7 +20,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class Client : public ::testing::Test {
+class Client : public loupe::testkit::server_fixture {
  protected:
   void SetUp() override {
     app.get("/port", [](request& req) -> awaitable<response> {
@@ -44,20 +45,10 @@ class Client : public ::testing::Test {
     app.post("/see-other", [](request&) -> awaitable<response> {
       co_return response::redirect("/port", http::status::see_other);
     });
-    srv = std::make_unique<loupe::server>(loop, app);
-    ep = srv->listen("127.0.0.1", 0);
-    base = "http://127.0.0.1:" + std::to_string(ep.port());
+    start();
+    base = url();
   }
 
-  template <class F>
-  auto run(F&& f) {
-    return loupe::testkit::run(loop, std::forward<F>(f), 20s);
-  }
-
-  loupe::loop loop;
-  loupe::application app;
-  std::unique_ptr<loupe::server> srv;
-  boost::asio::ip::tcp::endpoint ep;
   std::string base;
 };
 

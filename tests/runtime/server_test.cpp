@@ -4,6 +4,7 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
 #include <loupe/testkit/raw_client.hpp>
+#include <loupe/testkit/fixture.hpp>
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/wait.hpp>
 
@@ -30,7 +31,7 @@ awaitable<void> until(F cond) {
   return loupe::testkit::wait_until(std::move(cond));
 }
 
-class Server : public ::testing::Test {
+class Server : public loupe::testkit::server_fixture {
  protected:
   void SetUp() override {
     app.get("/", [](request&) -> awaitable<response> { co_return response::text("Hello, world!"); });
@@ -47,26 +48,12 @@ class Server : public ::testing::Test {
     });
   }
 
-  void start(loupe::server_options opts = {}) {
-    srv = std::make_unique<loupe::server>(loop, app, opts);
-    ep = srv->listen("127.0.0.1", 0);
-  }
-
-  template <class F>
-  auto run(F&& f) {
-    return loupe::testkit::run(loop, std::forward<F>(f), 20s);
-  }
-
   awaitable<raw_client> connect() {
     raw_client c(loop.get_executor());
     co_await c.connect(ep);
     co_return c;
   }
 
-  loupe::loop loop;
-  loupe::application app;
-  std::unique_ptr<loupe::server> srv;
-  asio::ip::tcp::endpoint ep;
   int handlers_started = 0;
 };
 

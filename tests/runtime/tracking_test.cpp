@@ -6,6 +6,7 @@
 #include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/tracking.hpp>
 #include <loupe/testkit/raw_client.hpp>
+#include <loupe/testkit/fixture.hpp>
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/wait.hpp>
 
@@ -42,7 +43,7 @@ int default_token_line = 0;
 // A timer whose operations complete with use_awaitable by default.
 using default_timer = asio::use_awaitable_t<>::as_default_on_t<asio::steady_timer>;
 
-class Tracking : public ::testing::Test {
+class Tracking : public loupe::testkit::server_fixture {
  protected:
   void SetUp() override {
     saved_ = loupe::get_tracking_options();
@@ -76,16 +77,6 @@ class Tracking : public ::testing::Test {
   }
   void TearDown() override { loupe::set_tracking_options(saved_); }
 
-  void start() {
-    srv = std::make_unique<loupe::server>(loop, app);
-    ep = srv->listen("127.0.0.1", 0);
-  }
-
-  template <class F>
-  auto run(F&& f) {
-    return loupe::testkit::run(loop, std::forward<F>(f), 20s);
-  }
-
   std::optional<loupe::task_info> request_task(std::string_view route) {
     for (auto& t : loop.tasks())
       if (t.name == "http.request" && t.request.route == route) return t;
@@ -93,10 +84,6 @@ class Tracking : public ::testing::Test {
   }
 
   loupe::tracking_options saved_;
-  loupe::loop loop;
-  loupe::application app;
-  std::unique_ptr<loupe::server> srv;
-  asio::ip::tcp::endpoint ep;
   int stalls_seen_in_handler = -1;
 };
 

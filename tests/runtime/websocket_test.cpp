@@ -5,6 +5,7 @@
 #include <loupe/runtime/server.hpp>
 #include <loupe/runtime/websocket.hpp>
 #include <loupe/testkit/raw_client.hpp>
+#include <loupe/testkit/fixture.hpp>
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/wait.hpp>
 
@@ -18,7 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class WebSocket : public ::testing::Test {
+class WebSocket : public loupe::testkit::server_fixture {
  protected:
   void SetUp() override {
     app.websocket("/echo", [](websocket& ws, request&) -> awaitable<void> {
@@ -33,20 +34,10 @@ class WebSocket : public ::testing::Test {
       while (co_await ws.receive()) {
       }
     });
-    srv = std::make_unique<loupe::server>(loop, app);
-    ep = srv->listen("127.0.0.1", 0);
-    base = "ws://127.0.0.1:" + std::to_string(ep.port());
+    start();
+    base = url("", "ws");
   }
 
-  template <class F>
-  auto run(F&& f) {
-    return loupe::testkit::run(loop, std::forward<F>(f), 20s);
-  }
-
-  loupe::loop loop;
-  loupe::application app;
-  std::unique_ptr<loupe::server> srv;
-  boost::asio::ip::tcp::endpoint ep;
   std::string base;
   int waiting = 0;
 };
