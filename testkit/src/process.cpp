@@ -135,6 +135,13 @@ int child::wait_exit(std::chrono::milliseconds deadline) {
   return impl_->status;
 }
 
+bool child::wait_for_stderr(std::string_view needle, std::chrono::milliseconds deadline) {
+  std::unique_lock lock(impl_->m);
+  return impl_->cv.wait_for(lock, deadline, [&] {
+    return impl_->err.find(needle) != std::string::npos || (impl_->out_eof && impl_->err_eof);
+  }) && impl_->err.find(needle) != std::string::npos;
+}
+
 std::string child::stdout_text() const {
   std::lock_guard lock(impl_->m);
   return impl_->out;

@@ -21,26 +21,35 @@ namespace asio = boost::asio;
 
 namespace {
 
+#ifdef LOUPE_TRACKING
+using bench_loop = loupe::loop;
+asio::io_context& context_of(bench_loop& l) { return l.context(); }
+void run_all(bench_loop& l) {
+  l.run();  // returns when out of work
+  l.restart();
+}
+#else
+struct bench_loop {
+  explicit bench_loop(const char*) {}
+  asio::io_context ctx{1};
+};
+asio::io_context& context_of(bench_loop& l) { return l.ctx; }
+void run_all(bench_loop& l) {
+  l.ctx.run();
+  l.ctx.restart();
+}
+#endif
+
 // Plain callbacks posted and run: each is one handler creation, completion
 // and invocation. 1000 per iteration, so run()'s own cost is amortised.
 void BM_PostedCallback(benchmark::State& state) {
-#ifdef LOUPE_TRACKING
-  loupe::loop loop("bench");
-  auto& ctx = loop.context();
-#else
-  asio::io_context ctx(1);
-#endif
+  bench_loop loop("bench");
+  auto& ctx = context_of(loop);
   const std::int64_t per_run = 1000;
   std::int64_t n = 0;
   for (auto _ : state) {
     for (std::int64_t i = 0; i < per_run; ++i) asio::post(ctx, [&n] { ++n; });
-#ifdef LOUPE_TRACKING
-    loop.run();
-    loop.restart();
-#else
-    ctx.run();
-    ctx.restart();
-#endif
+    run_all(loop);
   }
   benchmark::DoNotOptimize(n);
   state.SetItemsProcessed(state.iterations() * per_run);
@@ -49,26 +58,19 @@ BENCHMARK(BM_PostedCallback)->Unit(benchmark::kMicrosecond);
 
 // A coroutine that yields to the loop: one resumption of a (tracked) task per iteration.
 void BM_TaskResume(benchmark::State& state) {
-#ifdef LOUPE_TRACKING
-  loupe::loop loop("bench");
-  auto& ctx = loop.context();
-#else
-  asio::io_context ctx(1);
-#endif
+  bench_loop loop("bench");
+  auto& ctx = context_of(loop);
   const std::int64_t per_run = 1000;
   auto body = [&]() -> asio::awaitable<void> {
     for (std::int64_t i = 0; i < per_run; ++i) co_await asio::post(ctx, asio::use_awaitable);
   };
   for (auto _ : state) {
 #ifdef LOUPE_TRACKING
-    loupe::spawn(loop, "bench", body());
-    loop.run();
-    loop.restart();
+    loupe::spawn(loop, "bench", body());  // a tracked task, as the runtime runs them
 #else
     asio::co_spawn(ctx, body(), asio::detached);
-    ctx.run();
-    ctx.restart();
 #endif
+    run_all(loop);
   }
   state.SetItemsProcessed(state.iterations() * per_run);
 }

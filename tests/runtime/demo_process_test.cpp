@@ -240,13 +240,8 @@ TEST(DemoProcess, StartupFailsOnPortInUse) {
 namespace {
 
 /// Waits (bounded) until the child's stderr contains `needle`.
-bool stderr_shows(const loupe::testkit::child& demo, std::string_view needle, std::chrono::milliseconds timeout) {
-  const auto deadline = clock_type::now() + timeout;
-  while (clock_type::now() < deadline) {
-    if (demo.stderr_text().find(needle) != std::string::npos) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return demo.stderr_text().find(needle) != std::string::npos;
+bool stderr_shows(loupe::testkit::child& demo, std::string_view needle, std::chrono::milliseconds timeout) {
+  return demo.wait_for_stderr(needle, timeout);
 }
 
 /// True if `s` has bytes to read right now.

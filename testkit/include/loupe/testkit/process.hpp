@@ -14,6 +14,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace loupe::testkit {
@@ -33,6 +34,8 @@ class child {
   int wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(20));
   /// Returns true if the child exits within `deadline`.
   bool exited_within(std::chrono::milliseconds deadline);
+  /// Waits until stderr contains `needle`; false if `deadline` passes first.
+  bool wait_for_stderr(std::string_view needle, std::chrono::milliseconds deadline);
   std::string stdout_text() const;
   std::string stderr_text() const;
 
