@@ -8,6 +8,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <utility>
 
 namespace loupe {
 
@@ -319,6 +320,10 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     f.outcome = task_outcome::error;
     f.error = describe(error);
   }
+  // A finished task resumes nobody any more: dropping that reference now
+  // breaks the cycle a parent's cancellation forwarder would otherwise keep
+  // with an abandoned child (both destroyed with their loop).
+  if (task_record* parent = std::exchange(r->resume_to, nullptr)) release(parent);
   {
     std::lock_guard lock(i.mutex);
     if (i.finished_capacity > 0) {
@@ -348,7 +353,11 @@ void enter_task(task_record* r) noexcept {
   r->resumes.store(r->resumes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   switch_task(r);
 }
-void leave_task(task_record* r) noexcept { switch_task(r->resume_to); }
+void leave_task(task_record* r) noexcept {
+  // Hand the thread back to the task that awaits this one, if it is still alive
+  // (a callback-token spawn may outlive the task that started it).
+  switch_task(r->resume_to && !r->resume_to->done ? r->resume_to : nullptr);
+}
 
 task_ref::task_ref(task_record* r) noexcept : r_(r) { ++r_->refs; }
 task_ref::task_ref(const task_ref& o) noexcept : r_(o.r_) {
