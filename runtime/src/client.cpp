@@ -2,6 +2,8 @@
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/loop.hpp>
 
+#include "connect.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -64,6 +66,40 @@ struct pooled {
 
 }  // namespace
 
+namespace detail {
+
+url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme) {
+  if (u.scheme() != scheme || u.host().empty())
+    throw client_error(client_errc::invalid_url, "invalid URL '" + std::string(u.buffer()) + "' (" +
+                                                     std::string(scheme) + ":// with a host only)");
+  url_origin o;
+  o.host = u.host();
+  o.port = u.has_port() ? u.port_number() : 80;
+  o.key = o.host + ":" + std::to_string(o.port);
+  o.host_header = u.has_port() ? o.key : o.host;
+  o.target = std::string(u.encoded_target());
+  if (o.target.empty()) o.target = "/";
+  return o;
+}
+
+awaitable<beast::tcp_stream> connect_tcp(asio::any_io_executor ex, const url_origin& to,
+                                         clock_type::time_point deadline) {
+  tcp::resolver resolver(ex);
+  auto [rec, results] = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
+  if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
+  beast::tcp_stream stream(ex);
+  stream.expires_at(deadline);
+  auto [cec, ep] = co_await stream.async_connect(results, nothrow);
+  if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + to.key + " timed out");
+  if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + cec.message());
+  stream.expires_never();
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+  co_return stream;
+}
+
+}  // namespace detail
+
 const std::error_category& client_category() noexcept {
   static const client_category_impl c;
   return c;
@@ -108,27 +144,17 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
   }
 
   // A pooled connection if one is fresh enough, else a new one.
-  awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const std::string& key, const std::string& host,
-                                                                        std::uint16_t port, clock_type::time_point deadline) {
-    auto& list = idle[key];
+  awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const detail::url_origin& to,
+                                                                        clock_type::time_point deadline) {
+    auto& list = idle[to.key];
     while (!list.empty()) {
       pooled p = std::move(list.back());
       list.pop_back();
       if (clock_type::now() - p.idle_since < opts.idle_timeout && p.stream->socket().is_open())
         co_return std::pair{std::move(p.stream), true};
     }
-    auto stream = std::make_unique<beast::tcp_stream>(lp.get_executor());
     const auto connect_deadline = std::min(deadline, clock_type::now() + opts.connect_timeout);
-    tcp::resolver resolver(lp.get_executor());
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), nothrow);
-    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + host + ": " + rec.message());
-    stream->expires_at(connect_deadline);
-    auto [cec, ep] = co_await stream->async_connect(results, nothrow);
-    if (cec == beast::error::timeout)
-      throw client_error(client_errc::timeout, "connecting to " + key + " timed out");
-    if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + key + ": " + cec.message());
-    boost::system::error_code ignored;
-    stream->socket().set_option(tcp::no_delay(true), ignored);
+    auto stream = std::make_unique<beast::tcp_stream>(co_await detail::connect_tcp(lp.get_executor(), to, connect_deadline));
     ++opened;
     co_return std::pair{std::move(stream), false};
   }
@@ -168,17 +194,11 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
     client_response out;
 
     for (std::size_t redirects = 0;; ++redirects) {
-      if (u.scheme() != "http")
-        throw client_error(client_errc::invalid_url, "unsupported scheme in '" + std::string(u.buffer()) + "' (http only)");
-      const std::string host = u.host();
-      if (host.empty()) throw client_error(client_errc::invalid_url, "no host in '" + std::string(u.buffer()) + "'");
-      const std::uint16_t port = u.has_port() ? u.port_number() : 80;
-      const std::string key = host + ":" + std::to_string(port);
-      std::string target = std::string(u.encoded_target());
-      if (target.empty()) target = "/";
+      const auto to = detail::origin_of(u, "http");
+      const std::string& key = to.key;
 
-      http::request<http::string_body> req{method, target, 11};
-      req.set(http::field::host, u.has_port() ? key : host);
+      http::request<http::string_body> req{method, to.target, 11};
+      req.set(http::field::host, to.host_header);
       req.set(http::field::user_agent, opts.user_agent);
       if (!content_type.empty()) req.set(http::field::content_type, content_type);
       for (const auto& [k, v] : o.headers) req.set(k, v);
@@ -189,7 +209,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
 
       http::response<http::string_body> res;
       for (int attempt = 0;; ++attempt) {
-        auto [stream, reused] = co_await acquire(key, host, port, deadline);
+        auto [stream, reused] = co_await acquire(to, deadline);
         stream->expires_at(deadline);
         auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
         beast::flat_buffer buf;
@@ -301,18 +321,15 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
       -> awaitable<std::unique_ptr<client_stream>> {
     if (s->closed) throw client_error(client_errc::session_closed, "the client session is closed");
     auto parsed = boost::urls::parse_uri(u);
-    if (!parsed || parsed->scheme() != "http" || parsed->host().empty())
-      throw client_error(client_errc::invalid_url, "invalid URL '" + u + "' (http only)");
+    if (!parsed) throw client_error(client_errc::invalid_url, "invalid URL '" + u + "'");
     boost::urls::url url_ = *parsed;
     for (const auto& [k, v] : o.query) url_.params().append({k, v});
-    const std::string host = url_.host();
-    const std::uint16_t port = url_.has_port() ? url_.port_number() : 80;
-    const std::string key = host + ":" + std::to_string(port);
+    const auto to = detail::origin_of(url_, "http");
+    const std::string& key = to.key;
     const auto timeout = o.timeout.value_or(s->opts.request_timeout);
-    auto [stream, reused] = co_await s->acquire(key, host, port, clock_type::now() + timeout);
-    std::string target = std::string(url_.encoded_target());
-    http::request<http::string_body> req{m, target.empty() ? "/" : target, 11};
-    req.set(http::field::host, url_.has_port() ? key : host);
+    auto [stream, reused] = co_await s->acquire(to, clock_type::now() + timeout);
+    http::request<http::string_body> req{m, to.target, 11};
+    req.set(http::field::host, to.host_header);
     req.set(http::field::user_agent, s->opts.user_agent);
     for (const auto& [k, v] : o.headers) req.set(k, v);
     if (o.body) {

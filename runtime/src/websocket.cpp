@@ -4,6 +4,7 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/websocket.hpp>
 
+#include "connect.hpp"
 #include "websocket_impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -91,24 +92,12 @@ std::size_t websocket::pongs() const noexcept { return impl_->pongs; }
 
 awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string url, websocket_options opts) {
   auto parsed = boost::urls::parse_uri(url);
-  if (!parsed || parsed->scheme() != "ws" || parsed->host().empty())
-    throw client_error(client_errc::invalid_url, "invalid WebSocket URL '" + url + "' (ws:// only)");
-  const std::string host = parsed->host();
-  const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 80;
-  std::string target = std::string(parsed->encoded_target());
-  if (target.empty()) target = "/";
-  tcp::resolver resolver(l.get_executor());
-  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), nothrow);
-  if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + host + ": " + rec.message());
-  beast::tcp_stream s(l.get_executor());
-  s.expires_after(opts.handshake_timeout);
-  auto [cec, ep] = co_await s.async_connect(results, nothrow);
-  if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + url + " timed out");
-  if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + url + ": " + cec.message());
-  s.expires_never();
+  if (!parsed) throw client_error(client_errc::invalid_url, "invalid WebSocket URL '" + url + "'");
+  const auto to = detail::origin_of(*parsed, "ws");
+  auto s = co_await detail::connect_tcp(l.get_executor(), to, std::chrono::steady_clock::now() + opts.handshake_timeout);
   auto i = std::make_unique<impl>(std::move(s));
   i->configure(false, opts);
-  auto [hec] = co_await i->stream.async_handshake(host + ":" + std::to_string(port), target, nothrow);
+  auto [hec] = co_await i->stream.async_handshake(to.host_header, to.target, nothrow);
   if (hec) throw client_error(client_errc::bad_response, "WebSocket handshake with " + url + " failed: " + hec.message());
   co_return std::make_unique<websocket>(std::move(i));
 }
