@@ -241,10 +241,9 @@ void loop::enable_lag_sampling(std::chrono::milliseconds interval) {
       while (b < loop_stats::lag_bucket_bounds.size() &&
              ns > std::chrono::duration_cast<std::chrono::nanoseconds>(loop_stats::lag_bucket_bounds[b]).count())
         ++b;
-      auto bump = [](auto& a, auto by) { a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed); };
-      bump(l->lag_buckets[b], 1u);
-      bump(l->lag_count, 1u);
-      bump(l->lag_sum_ns, ns);
+      detail::bump(l->lag_buckets[b], 1);
+      detail::bump(l->lag_count, 1);
+      detail::bump(l->lag_sum_ns, ns);
       if (ns > l->lag_max_ns.load(std::memory_order_relaxed)) l->lag_max_ns.store(ns, std::memory_order_relaxed);
       due = std::chrono::steady_clock::now() + l->lag_interval;
       l->lag_timer->expires_at(due);
@@ -350,7 +349,7 @@ void forward_cancellation(task_record* r, boost::asio::cancellation_type_t type)
 
 void enter_task(task_record* r) noexcept {
   r->state.store(task_state::running, std::memory_order_relaxed);
-  r->resumes.store(r->resumes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  bump(r->resumes, 1);
   switch_task(r);
 }
 void leave_task(task_record* r) noexcept {

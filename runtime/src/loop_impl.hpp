@@ -22,6 +22,14 @@ inline std::int64_t now_ns() noexcept {
       .count();
 }
 
+/// Adds to a counter written only by its loop's thread: a plain load and
+/// store (readers on other threads see a recent value), no locked
+/// read-modify-write on the hot path.
+template <class T, class U>
+inline void bump(std::atomic<T>& a, U by) noexcept {
+  a.store(a.load(std::memory_order_relaxed) + static_cast<T>(by), std::memory_order_relaxed);
+}
+
 /// A task's live record. Reference-counted: the task itself holds one
 /// reference, and so does every Asio handler stamped with it. Counts change
 /// only on the loop's thread (or after it has stopped), so they are plain ints.

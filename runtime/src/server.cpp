@@ -324,7 +324,7 @@ awaitable<void> server::impl::run_websocket(connection& c, request& req, const w
   w->configure(true, up.options);
   auto [aec] = co_await w->stream.async_accept(req.native(), nothrow);
   if (aec) co_return;
-  served.store(served.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  detail::bump(served, 1);
   websocket session(std::move(w));
   c.ws = &session;
   struct unset {
@@ -478,7 +478,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       co_return;
     }
     const bool written = co_await write_response(c, *req, res, keep);
-    served.store(served.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    detail::bump(served, 1);
     if (!written) break;
     if (!keep) {
       if (buf.size() == 0) {

@@ -61,15 +61,6 @@ namespace detail {
 
 void set_current_task(task_record* r) noexcept;
 
-namespace {
-// Counters written only by their loop's thread: a plain load and store is
-// enough (readers on other threads see a recent value) and avoids a locked
-// read-modify-write per callback.
-template <class T, class U>
-inline void bump(std::atomic<T>& a, U by) noexcept {
-  a.store(a.load(std::memory_order_relaxed) + static_cast<T>(by), std::memory_order_relaxed);
-}
-}  // namespace
 
 namespace {
 void close_segment(std::int64_t now) noexcept {
