@@ -2,6 +2,8 @@
 #include <loupe/runtime/errors.hpp>
 #include <loupe/runtime/request.hpp>
 
+#include "headers.hpp"
+
 #include <boost/beast/http/status.hpp>
 
 namespace loupe {
@@ -27,9 +29,7 @@ http_error::http_error(http::status status, std::string message)
 
 http_error& http_error::with_header(std::string name, std::string value) {
   // Checked where the error is made, so a bad value fails in the handler (a 500).
-  if (name.empty() || name.find_first_of(" \t\r\n:") != std::string::npos ||
-      value.find_first_of("\r\n") != std::string::npos || value.find('\0') != std::string::npos)
-    throw std::invalid_argument("http_error: header '" + name + "' has a CR, LF or NUL, or a bad name");
+  detail::check_header(name, value);
   headers_.emplace_back(std::move(name), std::move(value));
   return *this;
 }
