@@ -6,9 +6,9 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libspdlog-dev libfmt-dev
+  libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
   libgtest-dev libgmock-dev
-  curl netcat-openbsd
+  curl netcat-openbsd wrk prometheus python3
 )
 
 missing=()

@@ -11,9 +11,13 @@
 //   GET  /fanout           calls /json and /sleep?ms=10 on this server at once
 //                          through the client session; returns both as JSON
 //   GET  /ws               WebSocket echo (text and binary)
+//   GET  /metrics          Prometheus metrics, with the demo's own demo_echo_bytes_total
 //
 //   loupe-demo --port 8080 --log-format text
 #include <loupe/runtime.hpp>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 
 #include <charconv>
 #include <chrono>
@@ -51,6 +55,13 @@ static std::int64_t ms_param(const request& req) {
 
 int main(int argc, char** argv) {
   loupe::application app;
+  // An application metric on the application's registry: resolved once, then
+  // an atomic add per request.
+  auto& echoed = prometheus::BuildCounter()
+                     .Name("demo_echo_bytes_total")
+                     .Help("Request body bytes echoed back by POST /echo.")
+                     .Register(app.metrics())
+                     .Add({});
 
   app.get("/", [](request&) -> awaitable<response> {
     co_return response::text("Hello, world!");
@@ -69,7 +80,8 @@ int main(int argc, char** argv) {
     co_return response::json({{"id", n}});
   }, "user");
 
-  app.post("/echo", [](request& req) -> awaitable<response> {
+  app.post("/echo", [&echoed](request& req) -> awaitable<response> {
+    echoed.Increment(static_cast<double>(req.bytes().size()));
     const auto type = req.header("Content-Type").value_or("application/octet-stream");
     co_return response::bytes(req.text(), type);
   }, "echo");
@@ -82,6 +94,7 @@ int main(int argc, char** argv) {
 
   app.get("/block", [](request& req) -> awaitable<response> {
     const auto ms = ms_param(req);
+    loupe::log::info(loupe::log::app(), "blocking the loop on purpose", {{"ms", ms}});
     demo_block_loop(ms);
     co_return response::text("blocked the loop for " + std::to_string(ms) + " ms");
   }, "block");

@@ -3,6 +3,7 @@
 #include <loupe/runtime/log.hpp>
 
 #include "exceptions.hpp"
+#include "http_metrics.hpp"
 #include "loop_impl.hpp"
 
 #include <boost/asio/this_coro.hpp>
@@ -36,7 +37,7 @@ void throw_missing_state(const std::string& key_name) {
 
 }  // namespace detail
 
-application::application() = default;
+application::application() : metrics_(std::make_shared<detail::app_metrics>()) {}
 application::~application() = default;
 
 application::application(application&& o) noexcept { *this = std::move(o); }
@@ -55,6 +56,7 @@ application& application::operator=(application&& o) noexcept {
   mount_point_ = std::move(o.mount_point_);
   client_max_size_ = o.client_max_size_;
   frozen_ = o.frozen_;
+  metrics_ = std::move(o.metrics_);
   // Children point at their parent, which has moved.
   for (auto& s : subapps_) s->parent_ = this;
   return *this;
@@ -112,6 +114,23 @@ void application::reprefix_children() {
 
 std::string application::url_for(std::string_view name, const url_params& params, const url_params& query) const {
   return router_.url_for(name, params, query);
+}
+
+const std::shared_ptr<detail::app_metrics>& application::metrics_internals() {
+  application* root = this;
+  while (root->parent_) root = root->parent_;
+  return root->metrics_;
+}
+
+prometheus::Registry& application::metrics() { return *metrics_internals()->registry; }
+
+route& application::add_metrics_route(std::string_view path) {
+  auto registry = metrics_internals()->registry;
+  return get(path, [registry](request&) -> awaitable<response> {
+    response res = response::text(metrics::exposition(*registry));
+    res.set_header("Content-Type", metrics::content_type);
+    co_return res;
+  });
 }
 
 void application::use(middleware m) {
@@ -219,7 +238,7 @@ awaitable<response> application::handle(request& req) {
   }
 
   detail::set_request_info({std::string(req.method_name()), owner ? m.route->path_template : std::string(),
-                             std::string(req.target()), {}});
+                             std::string(req.target()), req.request_id()});
   const handler* final = &not_found_handler;
   handler method_not_allowed;
   if (owner) {

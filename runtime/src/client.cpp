@@ -3,6 +3,8 @@
 #include <loupe/runtime/loop.hpp>
 
 #include "connect.hpp"
+#include "exceptions.hpp"
+#include "http_metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -119,6 +121,21 @@ boost::json::value client_response::json() const {
   return v;
 }
 
+namespace {
+std::string_view errc_name(int e) {
+  switch (static_cast<client_errc>(e)) {
+    case client_errc::invalid_url: return "invalid_url";
+    case client_errc::connection_failed: return "connection_failed";
+    case client_errc::timeout: return "timeout";
+    case client_errc::bad_response: return "bad_response";
+    case client_errc::too_many_redirects: return "too_many_redirects";
+    case client_errc::response_too_large: return "response_too_large";
+    case client_errc::session_closed: return "session_closed";
+  }
+  return "other";
+}
+}  // namespace
+
 struct client_stream::impl {
   std::shared_ptr<client_session::impl> session;
   std::string key;
@@ -136,6 +153,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
   bool closed = false;
   std::size_t opened = 0;
   std::map<std::string, std::vector<pooled>> idle;
+  detail::http_client_series series;  // http_client_* metrics, resolved once per key
 
   std::size_t idle_count() const {
     std::size_t n = 0;
@@ -166,7 +184,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
     list.push_back(pooled{std::move(s), clock_type::now()});
   }
 
-  awaitable<client_response> run(std::shared_ptr<impl> self, http::verb method, std::string url_text,
+  awaitable<client_response> run([[maybe_unused]] std::shared_ptr<impl> self, http::verb method, std::string url_text,
                                  request_options o) {
     if (closed) throw client_error(client_errc::session_closed, "the client session is closed");
     auto parsed = boost::urls::parse_uri(url_text);
@@ -208,6 +226,13 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
       req.keep_alive(true);
 
       http::response<http::string_body> res;
+      const auto started = clock_type::now();
+      const std::uint8_t method_index = detail::method_index(req.method_string());
+      auto observe = [&](unsigned status, std::string_view error) {
+        series.observe(key, method_index, status, error,
+                       std::chrono::duration<double>(clock_type::now() - started).count());
+      };
+      try {
       for (int attempt = 0;; ++attempt) {
         auto [stream, reused] = co_await acquire(to, deadline);
         stream->expires_at(deadline);
@@ -236,6 +261,14 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         if (res.keep_alive() && buf.size() == 0) release(key, std::move(stream));
         break;
       }
+      } catch (const client_error& e) {
+        observe(0, errc_name(e.code().value()));
+        throw;
+      } catch (...) {
+        observe(0, detail::is_cancellation(std::current_exception()) ? "cancelled" : "other");
+        throw;
+      }
+      observe(res.result_int(), {});
 
       const unsigned code = res.result_int();
       const bool redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;

@@ -1,12 +1,21 @@
-// loupe's loggers and the JSON-lines formatter.
+// loupe's loggers: records are formatted on the calling thread (JSON lines
+// or text, with the task context and fields captured there) and handed to
+// spdlog's asynchronous logger, whose single writer thread owns the sinks.
 #include <loupe/runtime/log.hpp>
 
-#include <spdlog/formatter.h>
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
+#include "loop_impl.hpp"
 
-#include <chrono>
+#include <spdlog/async_logger.h>
+#include <spdlog/details/thread_pool.h>
+#include <spdlog/formatter.h>
+#include <spdlog/sinks/sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <charconv>
+#include <condition_variable>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -15,88 +24,334 @@
 namespace loupe::log {
 namespace {
 
-// One JSON object per record: {"ts":"2026-01-02T03:04:05.678Z","level":"info","logger":"loupe","msg":"..."}
-class json_formatter final : public spdlog::formatter {
+// Sinks get finished lines: the formatter passes the payload through.
+class line_formatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    std::string out;
-    out.reserve(96 + msg.payload.size());
-    out += "{\"ts\":\"";
-    append_timestamp(out, msg.time);
-    out += "\",\"level\":\"";
-    const auto level = spdlog::level::to_string_view(msg.level);
-    out.append(level.data(), level.size());
-    out += "\",\"logger\":\"";
-    append_json_escaped(out, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
-    out += "\",\"msg\":\"";
-    append_json_escaped(out, std::string_view(msg.payload.data(), msg.payload.size()));
-    out += "\"}\n";
-    dest.append(out.data(), out.data() + out.size());
+    dest.append(msg.payload.data(), msg.payload.data() + msg.payload.size());
   }
-  std::unique_ptr<spdlog::formatter> clone() const override {
-    return std::make_unique<json_formatter>();
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<line_formatter>(); }
+};
+
+// The last sink of the writer: counts flushes, so that flush() can wait for
+// the one it posted (the writer handles its queue in order).
+class barrier_sink final : public spdlog::sinks::sink {
+ public:
+  void log(const spdlog::details::log_msg&) override {}
+  void flush() override {
+    {
+      std::lock_guard lock(m_);
+      ++done_;
+    }
+    cv_.notify_all();
+  }
+  void set_pattern(const std::string&) override {}
+  void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+
+  // Posts a flush through `back`; returns its number.
+  std::uint64_t post(spdlog::async_logger& back) {
+    std::lock_guard lock(post_m_);
+    back.flush();
+    return ++posted_;
+  }
+  bool wait(std::uint64_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, timeout, [&] { return done_ >= n; });
   }
 
  private:
-  static void append_timestamp(std::string& out, spdlog::log_clock::time_point tp) {
-    using namespace std::chrono;
-    const auto secs = time_point_cast<seconds>(tp);
-    const auto ms = duration_cast<milliseconds>(tp - secs).count();
-    const std::time_t t = system_clock::to_time_t(secs);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[40];
-    const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-    out.append(buf, static_cast<std::size_t>(n));
+  std::mutex post_m_;
+  std::uint64_t posted_ = 0;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::uint64_t done_ = 0;
+};
+
+// One configuration: the writer thread, its logger and sinks, the format.
+struct backend {
+  log::format format = format::json;
+  std::shared_ptr<spdlog::details::thread_pool> pool;
+  std::shared_ptr<barrier_sink> barrier;
+  std::shared_ptr<spdlog::async_logger> writer;
+
+  ~backend() {
+    // Whatever is queued reaches the sinks before they go.
+    if (writer) barrier->wait(barrier->post(*writer), std::chrono::seconds(5));
   }
 };
 
-std::shared_ptr<spdlog::logger> make_logger(const char* name) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+std::shared_ptr<backend> make_backend(const options& opts) {
+  auto b = std::make_shared<backend>();
+  b->format = opts.format;
+  b->pool = std::make_shared<spdlog::details::thread_pool>(std::max<std::size_t>(opts.queue_size, 1), 1);
+  b->barrier = std::make_shared<barrier_sink>();
+  std::vector<spdlog::sink_ptr> sinks = opts.sinks;
+  if (sinks.empty()) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  for (auto& s : sinks) s->set_formatter(std::make_unique<line_formatter>());
+  sinks.push_back(b->barrier);
+  b->writer = std::make_shared<spdlog::async_logger>("loupe.writer", sinks.begin(), sinks.end(), b->pool,
+                                                      spdlog::async_overflow_policy::overrun_oldest);
+  b->writer->set_level(spdlog::level::trace);
+  return b;
+}
+
+struct state {
+  std::atomic<std::shared_ptr<backend>> current{make_backend({})};
+  std::atomic<std::uint64_t> dropped_before{0};  // by backends replaced since
+  std::mutex configure_m;
+  std::shared_ptr<spdlog::logger> runtime, access, app;
+};
+
+state& the_state();
+
+// Per-call extras, set by write() for the sink below (same thread).
+thread_local const fields* call_fields = nullptr;
+thread_local const context* call_context = nullptr;
+
+void append_timestamp(std::string& out, spdlog::log_clock::time_point tp, bool json) {
+  using namespace std::chrono;
+  const auto secs = time_point_cast<seconds>(tp);
+  const auto ms = duration_cast<milliseconds>(tp - secs).count();
+  const std::time_t t = system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  const int n = std::snprintf(buf, sizeof buf, json ? "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
+                                                    : "%04d-%02d-%02d %02d:%02d:%02d.%03dZ",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                              static_cast<int>(ms));
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+void append_number(std::string& out, const value& v) {
+  char buf[32];
+  std::to_chars_result r{};
+  switch (v.type()) {
+    case value::kind::signed_int: r = std::to_chars(buf, buf + sizeof buf, v.signed_int()); break;
+    case value::kind::unsigned_int: r = std::to_chars(buf, buf + sizeof buf, v.unsigned_int()); break;
+    default: {
+      const double d = v.real();
+      if (!std::isfinite(d)) {  // JSON has no NaN or infinity
+        out += "null";
+        return;
+      }
+      r = std::to_chars(buf, buf + sizeof buf, d);
+    }
+  }
+  out.append(buf, r.ptr);
+}
+
+bool reserved_key(std::string_view k) {
+  return k == "ts" || k == "level" || k == "logger" || k == "msg" || k == "task_id" || k == "task" ||
+         k == "request_id";
+}
+
+void append_json_field(std::string& out, std::string_view key, const value& v) {
+  out += ",\"";
+  // A field may not replace the record's own keys.
+  if (reserved_key(key)) out += "field_";
+  append_json_escaped(out, key);
+  out += "\":";
+  switch (v.type()) {
+    case value::kind::text:
+      out += '"';
+      append_json_escaped(out, v.text());
+      out += '"';
+      break;
+    case value::kind::boolean: out += v.unsigned_int() ? "true" : "false"; break;
+    default: append_number(out, v);
+  }
+}
+
+// Text values are quoted when they would not read as one word.
+void append_text_value(std::string& out, const value& v) {
+  if (v.type() == value::kind::boolean) {
+    out += v.unsigned_int() ? "true" : "false";
+  } else if (v.type() != value::kind::text) {
+    append_number(out, v);
+  } else {
+    const auto t = v.text();
+    const bool plain = !t.empty() && t.find_first_of(" \"=\\") == std::string_view::npos &&
+                       std::all_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+    if (plain) {
+      append_json_escaped(out, t);  // still repairs invalid UTF-8
+    } else {
+      out += '"';
+      append_json_escaped(out, t);
+      out += '"';
+    }
+  }
+}
+
+// Formats the record on the calling thread and queues the line.
+class capture_sink final : public spdlog::sinks::sink {
+ public:
+  void log(const spdlog::details::log_msg& msg) override {
+    auto b = the_state().current.load(std::memory_order_acquire);
+    context ctx;
+    if (call_context) {
+      ctx = *call_context;
+    } else if (detail::task_record* t = detail::current_task()) {
+      // Written only by this (the task's loop) thread: read without the lock.
+      ctx.task_id = t->id;
+      ctx.task = t->name;
+      ctx.request_id = t->request.request_id;
+    }
+    const std::string_view name(msg.logger_name.data(), msg.logger_name.size());
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    std::string line;
+    line.reserve(128 + text.size());
+    if (b->format == format::json) {
+      line += "{\"ts\":\"";
+      append_timestamp(line, msg.time, true);
+      line += "\",\"level\":\"";
+      const auto lv = spdlog::level::to_string_view(msg.level);
+      line.append(lv.data(), lv.size());
+      line += "\",\"logger\":\"";
+      append_json_escaped(line, name);
+      line += "\",\"msg\":\"";
+      append_json_escaped(line, text);
+      line += '"';
+      if (ctx.task_id != 0) {
+        line += ",\"task_id\":";
+        line += std::to_string(ctx.task_id);
+        line += ",\"task\":\"";
+        append_json_escaped(line, ctx.task);
+        line += '"';
+      }
+      if (!ctx.request_id.empty()) {
+        line += ",\"request_id\":\"";
+        append_json_escaped(line, ctx.request_id);
+        line += '"';
+      }
+      if (call_fields)
+        for (const auto& f : *call_fields) append_json_field(line, f.key, f.value);
+      line += "}\n";
+    } else {
+      append_timestamp(line, msg.time, false);
+      line += ' ';
+      const auto lv = spdlog::level::to_string_view(msg.level);
+      line.append(lv.data(), lv.size());
+      line.append(lv.size() < 8 ? 8 - lv.size() : 1, ' ');
+      line += '[';
+      append_json_escaped(line, name);
+      line += "] ";
+      append_json_escaped(line, text);
+      if (ctx.task_id != 0) {
+        line += " task_id=" + std::to_string(ctx.task_id) + " task=";
+        append_text_value(line, value(ctx.task));
+      }
+      if (!ctx.request_id.empty()) {
+        line += " request_id=";
+        append_text_value(line, value(ctx.request_id));
+      }
+      if (call_fields)
+        for (const auto& f : *call_fields) {
+          line += ' ';
+          append_json_escaped(line, f.key);
+          line += '=';
+          append_text_value(line, f.value);
+        }
+      line += '\n';
+    }
+    b->writer->log(msg.time, msg.source, msg.level, spdlog::string_view_t(line.data(), line.size()));
+  }
+  void flush() override {
+    auto b = the_state().current.load(std::memory_order_acquire);
+    b->barrier->post(*b->writer);
+  }
+  void set_pattern(const std::string&) override {}
+  void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+};
+
+std::shared_ptr<spdlog::logger> make_logger(const char* name, std::shared_ptr<capture_sink> sink) {
   auto lg = std::make_shared<spdlog::logger>(name, std::move(sink));
-  lg->set_formatter(std::make_unique<json_formatter>());
   lg->flush_on(spdlog::level::warn);
   return lg;
 }
 
-struct loggers {
-  std::shared_ptr<spdlog::logger> runtime = make_logger("loupe");
-  std::shared_ptr<spdlog::logger> app = make_logger("app");
-};
-
-loggers& all() {
-  static loggers l;
-  return l;
+state& the_state() {
+  static state* s = [] {
+    auto* st = new state;  // never destroyed: records may be written during exit
+    auto sink = std::make_shared<capture_sink>();
+    st->runtime = make_logger("loupe", sink);
+    st->access = make_logger("loupe.access", sink);
+    st->app = make_logger("app", sink);
+    return st;
+  }();
+  return *s;
 }
+
+// Writes what is queued when the process exits normally.
+struct flush_at_exit {
+  ~flush_at_exit() { flush(std::chrono::seconds(2)); }
+} flush_at_exit_instance;
 
 }  // namespace
 
 void configure(const options& opts) {
-  for (auto* lg : {all().runtime.get(), all().app.get()}) {
-    if (opts.format == format::json) {
-      lg->set_formatter(std::make_unique<json_formatter>());
-    } else {
-      lg->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-          "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v"));
-    }
-    lg->set_level(opts.level);
-  }
+  auto& st = the_state();
+  std::lock_guard lock(st.configure_m);
+  auto fresh = make_backend(opts);
+  auto old = st.current.exchange(fresh, std::memory_order_acq_rel);
+  // The old writer finishes its queue when the last caller using it lets go.
+  st.dropped_before.fetch_add(old->pool->overrun_counter(), std::memory_order_relaxed);
+  set_level(opts.level);
 }
 
-spdlog::logger& runtime() { return *all().runtime; }
-spdlog::logger& app() { return *all().app; }
+spdlog::logger& runtime() { return *the_state().runtime; }
+spdlog::logger& access() { return *the_state().access; }
+spdlog::logger& app() { return *the_state().app; }
 
-void set_level(spdlog::level::level_enum level) {
-  all().runtime->set_level(level);
-  all().app->set_level(level);
+void set_level(spdlog::level::level_enum lvl) {
+  auto& st = the_state();
+  for (auto* lg : {st.runtime.get(), st.access.get(), st.app.get()}) lg->set_level(lvl);
+}
+
+spdlog::level::level_enum level() { return the_state().runtime->level(); }
+
+spdlog::level::level_enum parse_level(std::string_view text) {
+  if (text == "warn") return spdlog::level::warn;
+  if (text == "err") return spdlog::level::err;
+  for (int i = 0; i < spdlog::level::n_levels; ++i) {
+    const auto name = spdlog::level::to_string_view(static_cast<spdlog::level::level_enum>(i));
+    if (text == std::string_view(name.data(), name.size())) return static_cast<spdlog::level::level_enum>(i);
+  }
+  throw std::invalid_argument("unknown log level '" + std::string(text) +
+                              "' (expected trace, debug, info, warning, error, critical or off)");
 }
 
 format parse_format(const std::string& text) {
   if (text == "json") return format::json;
   if (text == "text") return format::text;
   throw std::invalid_argument("unknown log format '" + text + "' (expected json or text)");
+}
+
+bool flush(std::chrono::milliseconds timeout) {
+  auto b = the_state().current.load(std::memory_order_acquire);
+  return b->barrier->wait(b->barrier->post(*b->writer), timeout);
+}
+
+std::uint64_t dropped_records() {
+  auto& st = the_state();
+  return st.dropped_before.load(std::memory_order_relaxed) +
+         st.current.load(std::memory_order_acquire)->pool->overrun_counter();
+}
+
+void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f) {
+  if (!lg.should_log(lvl)) return;
+  call_fields = &f;
+  lg.log(lvl, spdlog::string_view_t(msg.data(), msg.size()));
+  call_fields = nullptr;
+}
+
+void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f, const context& ctx) {
+  if (!lg.should_log(lvl)) return;
+  call_fields = &f;
+  call_context = &ctx;
+  lg.log(lvl, spdlog::string_view_t(msg.data(), msg.size()));
+  call_fields = nullptr;
+  call_context = nullptr;
 }
 
 void append_json_escaped(std::string& out, std::string_view s) {

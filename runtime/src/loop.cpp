@@ -62,10 +62,32 @@ const char* to_string(task_outcome o) noexcept {
   return "?";
 }
 
-loop::loop(std::string name) : impl_(std::make_unique<impl>(*this, std::move(name))) {}
+namespace {
+// Every loop alive in the process, for metrics.
+std::mutex all_loops_mutex;
+std::vector<const loop*>& all_loops() {
+  static std::vector<const loop*> v;
+  return v;
+}
+}  // namespace
+
+loop::loop(std::string name) : impl_(std::make_unique<impl>(*this, std::move(name))) {
+  std::lock_guard lock(all_loops_mutex);
+  all_loops().push_back(this);
+}
 
 loop::~loop() {
+  {
+    std::lock_guard lock(all_loops_mutex);
+    auto& v = all_loops();
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  }
   impl_->lag_timer.reset();
+}
+
+void loop::visit_all(void (*fn)(const loop&, void*), void* ctx) {
+  std::lock_guard lock(all_loops_mutex);
+  for (const loop* l : all_loops()) fn(*l, ctx);
 }
 
 const std::string& loop::name() const noexcept { return impl_->name; }
@@ -182,6 +204,11 @@ loop_stats loop::stats() const {
   s.stalls = impl_->stalls.load(std::memory_order_relaxed);
   s.tasks_spawned = impl_->spawned.load(std::memory_order_relaxed);
   s.tasks_finished = impl_->finished_count.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < s.tasks_finished_by_outcome.size(); ++i)
+    s.tasks_finished_by_outcome[i] = impl_->finished_by_outcome[i].load(std::memory_order_relaxed);
+  s.live_tasks = impl_->live.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < s.callback_buckets.size(); ++i)
+    s.callback_buckets[i] = impl_->callback_buckets[i].load(std::memory_order_relaxed);
   s.busy = std::chrono::nanoseconds(impl_->busy_ns.load(std::memory_order_relaxed));
   for (std::size_t i = 0; i < s.lag_buckets.size(); ++i)
     s.lag_buckets[i] = impl_->lag_buckets[i].load(std::memory_order_relaxed);
@@ -275,6 +302,9 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
   r->owner = &l;
   r->id = task_ids.fetch_add(1, std::memory_order_relaxed) + 1;
   r->parent_id = current_task_id();
+  // A task started while serving a request serves it too: its records and
+  // reports carry the request (read here on the parent's own thread).
+  if (current_task_ptr && !current_task_ptr->request.request_id.empty()) r->request = current_task_ptr->request;
   if (!detached && current_task_ptr) {
     r->resume_to = current_task_ptr;
     ++r->resume_to->refs;
@@ -319,6 +349,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     f.outcome = task_outcome::error;
     f.error = describe(error);
   }
+  i.finished_by_outcome[static_cast<std::size_t>(f.outcome)].fetch_add(1, std::memory_order_relaxed);
   // A finished task resumes nobody any more: dropping that reference now
   // breaks the cycle a parent's cancellation forwarder would otherwise keep
   // with an abandoned child (both destroyed with their loop).

@@ -94,6 +94,8 @@ struct loop::impl {
   std::atomic<std::uint64_t> stalls{0};
   std::atomic<std::uint64_t> spawned{0};
   std::atomic<std::uint64_t> finished_count{0};
+  std::array<std::atomic<std::uint64_t>, 4> finished_by_outcome{};
+  std::array<std::atomic<std::uint64_t>, loop_stats::callback_bucket_bounds.size() + 1> callback_buckets{};
   std::atomic<std::int64_t> busy_ns{0};
 
   // What the loop runs now, for the watchdog.

@@ -4,6 +4,9 @@
 
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
+#include <random>
+
 namespace loupe {
 
 namespace http = boost::beast::http;
@@ -45,9 +48,29 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+namespace detail {
+
+std::string accept_request_id(std::string_view sent) {
+  const bool sane = !sent.empty() && sent.size() <= 128 &&
+                    std::all_of(sent.begin(), sent.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (sane) return std::string(sent);
+  // 128 random bits as hex, from a per-thread generator seeded once.
+  thread_local std::mt19937_64 gen{std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32)};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t bits = gen();
+    for (int i = 0; i < 16; ++i, bits >>= 4) id[static_cast<std::size_t>(half * 16 + i)] = hex[bits & 0xf];
+  }
+  return id;
+}
+
+}  // namespace detail
+
 request::request(message_type msg, endpoint_type remote, endpoint_type local)
     : msg_(std::move(msg)), remote_(remote), local_(local), route_(&empty_string),
       route_name_(&empty_string) {
+  request_id_ = detail::accept_request_id(msg_["X-Request-ID"]);
   std::string_view t = msg_.target();
   if (t.empty()) throw http_bad_request("empty request target");
   // absolute-form (proxies): http://host/path?q -> /path?q

@@ -31,6 +31,7 @@ void run_options::add_flags(flag_set& flags) {
                    "lowest level logged");
   flags.add_int("grace-ms", &grace_ms, 0, 3600000,
                 "how long shutdown waits for requests in flight, in ms");
+  flags.add_choice("access-log", &access_log, {"on", "off"}, "one log record per request (logger loupe.access)");
 }
 
 namespace {
@@ -38,9 +39,11 @@ namespace {
 awaitable<void> main_task(loop& lp, application& app, const run_options& opts, int& exit_code) {
   // Installed before start-up so that an early SIGTERM is handled too.
   asio::signal_set signals(lp.context(), SIGINT, SIGTERM);
+  server_options so = opts.server;
+  so.access_log = opts.access_log == "on";
   app_runner runner(lp, app,
                     {opts.host, static_cast<unsigned short>(opts.port), static_cast<std::size_t>(opts.workers),
-                     opts.server, true});
+                     so, true});
   try {
     const auto ep = co_await runner.start();
     std::string host = ep.address().to_string();
@@ -72,6 +75,7 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
   signals.async_wait([](const boost::system::error_code& e, int) {
     if (!e) {
       log::runtime().warn("second signal: exiting without waiting");
+      log::flush(std::chrono::milliseconds(500));
       std::fflush(nullptr);
       std::_Exit(1);
     }
@@ -87,14 +91,16 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
 int run_app(application& app, const run_options& opts) {
   log::options lo;
   lo.format = log::parse_format(opts.log_format);
-  lo.level = spdlog::level::from_str(opts.log_level);
+  lo.level = log::parse_level(opts.log_level);
   log::configure(lo);
   set_tracking_options({std::chrono::milliseconds(opts.slow_callback_ms), std::chrono::milliseconds(opts.watchdog_ms)});
+  if (!opts.metrics_path.empty() && !app.frozen()) app.add_metrics_route(opts.metrics_path);
   loop lp("main");
   lp.enable_lag_sampling();
   int exit_code = 0;
   spawn(lp, "app.main", main_task(lp, app, opts, exit_code));
   lp.run();
+  log::flush();
   std::fflush(nullptr);
   return exit_code;
 }

@@ -5,6 +5,7 @@
 #include <loupe/runtime/server.hpp>
 
 #include "exceptions.hpp"
+#include "http_metrics.hpp"
 #include "loop_impl.hpp"
 #include "websocket_impl.hpp"
 
@@ -76,11 +77,22 @@ struct connection {
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
-  impl(loop& l, application& a, server_options o) : lp(l), app(a), opts(std::move(o)) {}
+  impl(loop& l, application& a, server_options o)
+      : lp(l), app(a), opts(std::move(o)), metrics(a.metrics_internals()), series(metrics->server),
+        active_gauge(metrics->server.active.Add({{"loop", l.name()}})),
+        open_gauge(metrics->server.open_connections.Add({{"loop", l.name()}})),
+        accepted_counter(metrics->server.accepted.Add({{"loop", l.name()}})) {}
 
   loop& lp;
   application& app;
   server_options opts;
+  // Kept alive by connections that outlive the application (their frames
+  // are destroyed with the loop).
+  std::shared_ptr<detail::app_metrics> metrics;
+  detail::http_server_series series;  // this loop's resolved series
+  prometheus::Gauge& active_gauge;
+  prometheus::Gauge& open_gauge;
+  prometheus::Counter& accepted_counter;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::unordered_set<connection*> conns;
   std::size_t open = 0;  // connections counted from accept, including ones not yet started
@@ -96,12 +108,28 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     c.request_task = detail::current_task_id();
     co_return co_await app.handle(req);
   }
-  awaitable<bool> write_response(connection& c, const request& req, response& res, bool keep);
+  struct written {
+    bool ok = false;
+    std::size_t body_bytes = 0;
+  };
+  awaitable<written> write_response(connection& c, const request& req, response& res, bool keep);
+  /// Metrics and the access log record of one answered request. `req` is
+  /// null when the request could not be parsed (then `method` may be empty).
+  void record(const request* req, std::string_view method, unsigned status, std::size_t request_bytes,
+              std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
+              const tcp::endpoint& remote);
   awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
-  awaitable<void> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
+  awaitable<void> refuse_request(connection& c, std::string method, http::status status, std::string detail,
+                                 std::int64_t start, tcp::endpoint remote) {
+    const std::size_t n = co_await send_error(c.stream, status, detail);
+    record(nullptr, method, static_cast<unsigned>(status), 0, n, start, 0, remote);
+  }
+  /// Sends an error response and closes; returns the body size.
+  awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
   awaitable<void> linger_close(beast::tcp_stream& s);
   void connection_done() {
     --open;
+    open_gauge.Decrement();
     if (open == 0 && drain_waiter) drain_waiter->cancel();
   }
 };
@@ -221,6 +249,8 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
     error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     ++open;
+    open_gauge.Increment();
+    accepted_counter.Increment();
     if (open > opts.max_connections) {
       spawn(lp, "http.reject", reject(self, std::move(sock)));
       continue;
@@ -235,10 +265,14 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
     ~done() { s.connection_done(); }
   } guard{*self};
   beast::tcp_stream stream(std::move(s));
-  co_await send_error(stream, http::status::service_unavailable, "too many connections");
+  error_code ec;
+  const auto remote = stream.socket().remote_endpoint(ec);
+  const auto start = detail::now_ns();
+  const auto n = co_await send_error(stream, http::status::service_unavailable, "too many connections");
+  record(nullptr, {}, 503, 0, n, start, 0, remote);
 }
 
-awaitable<void> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail) {
+awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   if (!opts.server_header.empty()) res.set(http::field::server, opts.server_header);
@@ -251,9 +285,40 @@ awaitable<void> server::impl::send_error(beast::tcp_stream& s, http::status stat
   res.body() = std::move(body);
   res.keep_alive(false);
   res.prepare_payload();
+  const std::size_t size = res.body().size();
   s.expires_after(opts.io_timeout);
   co_await http::async_write(s, res, nothrow);
   co_await linger_close(s);
+  co_return size;
+}
+
+void server::impl::record(const request* req, std::string_view method, unsigned status, std::size_t request_bytes,
+                          std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
+                          const tcp::endpoint& remote) {
+  const std::int64_t took_ns = detail::now_ns() - start_ns;
+  const double seconds = static_cast<double>(took_ns) / 1e9;
+  const std::string* route = req && !req->route().empty() ? &req->route() : nullptr;
+  if (req) method = req->method_name();
+  series.observe(route, detail::method_index(method), status, seconds, request_bytes, response_bytes);
+  if (!opts.access_log || !log::access().should_log(spdlog::level::info)) return;
+  const std::string_view path = req ? req->raw_path() : std::string_view{};
+  std::string remote_addr = remote.address().to_string();
+  std::string_view agent;
+  if (req) {
+    if (auto ua = req->header("User-Agent")) agent = *ua;
+  }
+  const std::string msg = fmt::format("{} {} {} {}", remote_addr, method.empty() ? "-" : method, path.empty() ? "-" : path, status);
+  log::write(log::access(), spdlog::level::info, msg,
+             {{"method", method},
+              {"path", path},
+              {"route", route ? std::string_view(*route) : metrics::unmatched_route},
+              {"status", status},
+              {"response_bytes", response_bytes},
+              {"duration_ms", static_cast<double>(took_ns / 1000) / 1e3},
+              {"remote", remote_addr},
+              {"user_agent", agent}},
+             {task_id, task_id ? std::string_view("http.request") : std::string_view{},
+              req ? std::string_view(req->request_id()) : std::string_view{}});
 }
 
 // Half-close, then read and discard what the client still sends (bounded), so
@@ -274,8 +339,10 @@ awaitable<void> server::impl::linger_close(beast::tcp_stream& s) {
   s.socket().close(ec);
 }
 
-awaitable<bool> server::impl::write_response(connection& c, const request& req, response& res, bool keep) {
+awaitable<server::impl::written> server::impl::write_response(connection& c, const request& req, response& res,
+                                                              bool keep) {
   auto& msg = res.native();
+  if (msg.find("X-Request-ID") == msg.end()) msg.set("X-Request-ID", req.request_id());
   msg.version(req.version() == 10 ? 10 : 11);
   msg.keep_alive(keep);
   if (!opts.server_header.empty() && msg.find(http::field::server) == msg.end())
@@ -293,11 +360,12 @@ awaitable<bool> server::impl::write_response(connection& c, const request& req, 
     if (ec) {
       log::runtime().error("cannot open {}: {}", res.file_path()->string(), ec.message());
       co_await send_error(c.stream, http::status::internal_server_error, {});
-      co_return false;
+      co_return written{false, 0};
     }
     fm.prepare_payload();
+    const std::size_t size = fm.body().size();
     auto [wec, n] = co_await http::async_write(c.stream, fm, nothrow);
-    co_return !wec;
+    co_return written{!wec, size};
   }
   if (res.file_path()) {
     msg.content_length(res.file_size());
@@ -313,10 +381,11 @@ awaitable<bool> server::impl::write_response(connection& c, const request& req, 
     http::response_serializer<http::empty_body> sr{hm};
     sr.split(true);
     auto [wec, n] = co_await http::async_write_header(c.stream, sr, nothrow);
-    co_return !wec;
+    co_return written{!wec, 0};
   }
+  const std::size_t size = msg.body().size();
   auto [wec, n] = co_await http::async_write(c.stream, msg, nothrow);
-  co_return !wec;
+  co_return written{!wec, size};
 }
 
 awaitable<void> server::impl::run_websocket(connection& c, request& req, const websocket_upgrade& up) {
@@ -373,6 +442,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       buf.commit(n);
     }
     c.idle = false;
+    const std::int64_t start = detail::now_ns();
     // Blank lines before a request line are ignored (RFC 9112 2.2).
     while (buf.size() > 0) {
       const char ch = *static_cast<const char*>(buf.data().data());
@@ -390,16 +460,21 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     // The first request's header deadline started at accept; later ones start at their first byte.
     if (!first_request) c.stream.expires_after(opts.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
+    // A request refused before it reached the application is answered and counted.
+    const auto refuse = [&](http::status status, std::string detail) {
+      std::string method = parser.is_header_done() ? std::string(parser.get().method_string()) : std::string();
+      return refuse_request(c, std::move(method), status, std::move(detail), start, remote);
+    };
     if (hec) {
       // A timeout has already closed the socket (tcp_stream's way of
       // cancelling): the client is simply cut off.
       if (hec == http::error::body_limit)  // Content-Length already says too much
-        co_await send_error(c.stream, http::status::payload_too_large,
-                            "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+        co_await refuse(http::status::payload_too_large,
+                        "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
       else if (hec == http::error::header_limit)
-        co_await send_error(c.stream, http::status::request_header_fields_too_large, {});
+        co_await refuse(http::status::request_header_fields_too_large, {});
       else if (is_bad_request(hec))
-        co_await send_error(c.stream, http::status::bad_request, hec.message());
+        co_await refuse(http::status::bad_request, hec.message());
       break;
     }
 
@@ -408,19 +483,19 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     // vector), so it is refused.
     if (const auto te = parser.get()[http::field::transfer_encoding]; !te.empty()) {
       if (!parser.chunked()) {
-        co_await send_error(c.stream, http::status::bad_request, "Transfer-Encoding must end with chunked");
+        co_await refuse(http::status::bad_request, "Transfer-Encoding must end with chunked");
         break;
       }
       if (!beast::iequals(te, "chunked")) {
-        co_await send_error(c.stream, http::status::not_implemented, "unsupported transfer coding");
+        co_await refuse(http::status::not_implemented, "unsupported transfer coding");
         break;
       }
     }
     // Body, bounded by the application's client_max_size.
     const auto length = parser.content_length();
     if (length && *length > app.client_max_size()) {
-      co_await send_error(c.stream, http::status::payload_too_large,
-                          "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+      co_await refuse(http::status::payload_too_large,
+                      "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
       break;
     }
     if (!parser.is_done()) {
@@ -433,10 +508,10 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
       if (bec) {
         if (bec == http::error::body_limit)
-          co_await send_error(c.stream, http::status::payload_too_large,
-                              "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+          co_await refuse(http::status::payload_too_large,
+                          "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
         else if (is_bad_request(bec))
-          co_await send_error(c.stream, http::status::bad_request, bec.message());
+          co_await refuse(http::status::bad_request, bec.message());
         break;
       }
     }
@@ -451,15 +526,17 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       bad_target = e;
     }
     if (bad_target) {
-      co_await send_error(c.stream, bad_target->status(), bad_target->message());
+      co_await refuse(bad_target->status(), bad_target->message());
       break;
     }
     ++in_flight;
+    active_gauge.Increment();
     c.in_handler = true;
     auto [ep, res] = co_await spawn(lp, "http.request", run_request(c, *req), nothrow);
     c.in_handler = false;
-    c.request_task = 0;
+    const std::uint64_t request_task = std::exchange(c.request_task, 0);
     --in_flight;
+    active_gauge.Decrement();
     if (ep) {
       // app.handle turns handler errors into responses; what arrives here is
       // normally a cancellation (503). Anything else is a bug worth a record.
@@ -474,12 +551,15 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     // A handler may ask for the connection to close (Connection: close).
     const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
     if (res.upgrade() && !ep) {
+      record(&*req, {}, 101, req->bytes().size(), 0, start, request_task, remote);
       co_await run_websocket(c, *req, *res.upgrade());
       co_return;
     }
-    const bool written = co_await write_response(c, *req, res, keep);
+    const unsigned status = res.native().result_int();
+    const auto sent = co_await write_response(c, *req, res, keep);
     detail::bump(served, 1);
-    if (!written) break;
+    record(&*req, {}, status, req->bytes().size(), sent.body_bytes, start, request_task, remote);
+    if (!sent.ok) break;
     if (!keep) {
       if (buf.size() == 0) {
         c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);

@@ -190,11 +190,21 @@ void tracked_completion::invocation_end() noexcept {
   l->callback_start_ns.store(0, std::memory_order_release);
   bump(l->callbacks, 1);
   bump(l->busy_ns, took);
+  {
+    std::size_t b = 0;
+    while (b < loop_stats::callback_bucket_bounds.size() &&
+           took > std::chrono::nanoseconds(loop_stats::callback_bucket_bounds[b]).count())
+      ++b;
+    bump(l->callback_buckets[b], 1);
+  }
 
   const std::uint64_t seq = l->callback_seq.load(std::memory_order_relaxed);
   if (l->stall_reported_seq.load(std::memory_order_acquire) == seq) {
-    log::runtime().warn("loop '{}' stall ended: the callback of task {} ran {} ms in all", l->name,
-                        longest_task_id, took / 1'000'000);
+    log::write(log::runtime(), spdlog::level::warn,
+               fmt::format("loop '{}' stall ended: the callback of task {} ran {} ms in all", l->name,
+                           longest_task_id, took / 1'000'000),
+               {{"event", "stall_ended"}, {"loop", l->name}, {"duration_ms", took / 1'000'000}},
+               {longest_task_id, {}, {}});
   }
   const std::int64_t threshold = slow_threshold_ns.load(std::memory_order_relaxed);
   if (threshold > 0 && took >= threshold) {
@@ -210,10 +220,19 @@ void tracked_completion::invocation_end() noexcept {
     l->slow_callbacks.fetch_add(1, std::memory_order_relaxed);
     std::string req;
     if (!ev.request.method.empty())
-      req = fmt::format(" serving {} {} (route '{}'{}{})", ev.request.method, ev.request.target, ev.request.route,
-                        ev.request.request_id.empty() ? "" : ", request ", ev.request.request_id);
-    log::runtime().warn("slow callback: task {} '{}'{} ran {:.1f} ms on loop '{}'; it resumed from {}", ev.task_id,
-                        ev.task_name, req, static_cast<double>(took) / 1e6, l->name, describe_wait(ev.resumed_from));
+      req = fmt::format(" serving {} {} (route '{}')", ev.request.method, ev.request.target, ev.request.route);
+    const std::string where = describe_wait(ev.resumed_from);
+    const std::string msg = fmt::format("slow callback: task {} '{}'{} ran {:.1f} ms on loop '{}'; it resumed from {}",
+                                        ev.task_id, ev.task_name, req, static_cast<double>(took) / 1e6, l->name, where);
+    // The record is the slow task's, wherever the report is written from.
+    log::write(log::runtime(), spdlog::level::warn, msg,
+               {{"event", "slow_callback"},
+                {"loop", l->name},
+                {"duration_ms", static_cast<double>(took) / 1e6},
+                {"resumed_from", where},
+                {"method", ev.request.method},
+                {"route", ev.request.route}},
+               {ev.task_id, ev.task_name, ev.request.request_id});
     record_slow_event(*l, std::move(ev));
   }
 }
@@ -366,8 +385,13 @@ class watchdog {
     std::string req;
     if (!ev.request.method.empty())
       req = fmt::format(" serving {} {} (route '{}')", ev.request.method, ev.request.target, ev.request.route);
-    log::runtime().error("watchdog: loop '{}' has been blocked for {} ms by a callback of task {} '{}'{}; loop thread stack:\n{}",
-                         l.name, blocked / 1'000'000, ev.task_id, ev.task_name, req, stack);
+    const std::string msg =
+        fmt::format("watchdog: loop '{}' has been blocked for {} ms by a callback of task {} '{}'{}; loop thread stack:\n{}",
+                    l.name, blocked / 1'000'000, ev.task_id, ev.task_name, req, stack);
+    log::write(log::runtime(), spdlog::level::err, msg,
+               {{"event", "stall"}, {"loop", l.name}, {"blocked_ms", blocked / 1'000'000},
+                {"method", ev.request.method}, {"route", ev.request.route}},
+               {ev.task_id, ev.task_name, ev.request.request_id});
     record_slow_event(l, std::move(ev));
   }
 

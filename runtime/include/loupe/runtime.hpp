@@ -10,6 +10,7 @@
 #include <loupe/runtime/gather.hpp>
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/metrics.hpp>
 #include <loupe/runtime/request.hpp>
 #include <loupe/runtime/response.hpp>
 #include <loupe/runtime/router.hpp>

@@ -43,7 +43,15 @@
 #include <variant>
 #include <vector>
 
+namespace prometheus {
+class Registry;
+}
+
 namespace loupe {
+
+namespace detail {
+struct app_metrics;
+}
 
 class next_handler;
 /// Middleware: wraps the rest of the chain (the next middlewares, then the handler).
@@ -131,6 +139,17 @@ class application {
   std::size_t client_max_size() const noexcept { return client_max_size_; }
   void set_client_max_size(std::size_t bytes) noexcept { client_max_size_ = bytes; }
 
+  // -- metrics (see metrics.hpp) ----------------------------------------------
+  /// The Prometheus registry of the root application: the server's HTTP
+  /// metrics live there, and the application registers its own.
+  prometheus::Registry& metrics();
+  /// Adds `GET path` serving the text exposition of `metrics()` and the
+  /// process-wide series (what Prometheus scrapes).
+  route& add_metrics_route(std::string_view path = "/metrics");
+  /// The server's families (internal; shared so that connections outliving
+  /// the application can still update them).
+  const std::shared_ptr<detail::app_metrics>& metrics_internals();
+
   // -- lifecycle (called by the server / run_app / the test kit) ---------------
   /// Validates and makes the route table and middlewares read-only. Idempotent.
   void freeze();
@@ -166,6 +185,7 @@ class application {
   std::string mount_point_;  // the part given to add_subapp, e.g. "/v1"
   std::size_t client_max_size_ = 1024 * 1024;
   bool frozen_ = false;
+  std::shared_ptr<detail::app_metrics> metrics_;
 };
 
 }  // namespace loupe

@@ -49,7 +49,19 @@ struct loop_stats {
   std::uint64_t stalls = 0;
   std::uint64_t tasks_spawned = 0;
   std::uint64_t tasks_finished = 0;
-  std::chrono::nanoseconds busy{0};  ///< time spent in callbacks
+  /// Finished tasks by outcome, indexed by `task_outcome`.
+  std::array<std::uint64_t, 4> tasks_finished_by_outcome{};
+  std::uint64_t live_tasks = 0;
+  std::chrono::nanoseconds busy{0};  ///< time spent in callbacks (the callback histogram's sum)
+  /// Callback durations, as a histogram: counts per bucket with upper bounds
+  /// `callback_bucket_bounds` (the last bucket is +Inf); `callbacks` counts them all.
+  static constexpr std::array<std::chrono::microseconds, 14> callback_bucket_bounds{
+      std::chrono::microseconds(10),     std::chrono::microseconds(25),     std::chrono::microseconds(50),
+      std::chrono::microseconds(100),    std::chrono::microseconds(250),    std::chrono::microseconds(500),
+      std::chrono::microseconds(1000),   std::chrono::microseconds(5000),   std::chrono::microseconds(10000),
+      std::chrono::microseconds(50000),  std::chrono::microseconds(100000), std::chrono::microseconds(500000),
+      std::chrono::microseconds(1000000), std::chrono::microseconds(5000000)};
+  std::array<std::uint64_t, callback_bucket_bounds.size() + 1> callback_buckets{};
   /// Loop lag (how late the sampling timer fired), as a histogram: counts per
   /// bucket with upper bounds `lag_bucket_bounds` (the last bucket is +Inf).
   static constexpr std::array<std::chrono::microseconds, 16> lag_bucket_bounds{
@@ -117,10 +129,18 @@ class loop {
   /// returning for lack of work.
   void enable_lag_sampling(std::chrono::milliseconds interval = std::chrono::milliseconds(25));
 
+  /// Calls `f(const loop&)` for every loop alive in the process, while
+  /// holding the list's lock (a loop being destroyed waits). For metrics.
+  template <class F>
+  static void for_each(F&& f) {
+    visit_all([](const loop& l, void* ctx) { (*static_cast<F*>(ctx))(l); }, &f);
+  }
+
   struct impl;
   impl& internals() noexcept { return *impl_; }
 
  private:
+  static void visit_all(void (*fn)(const loop&, void*), void* ctx);
   std::unique_ptr<impl> impl_;
 };
 

@@ -65,6 +65,11 @@ class string_pairs {
 using query_params = string_pairs;
 using match_info = string_pairs;
 
+namespace detail {
+/// `sent` when it is a sane request id, otherwise a fresh random one.
+std::string accept_request_id(std::string_view sent);
+}  // namespace detail
+
 class request {
  public:
   using message_type = boost::beast::http::request<boost::beast::http::string_body>;
@@ -131,6 +136,12 @@ class request {
   std::string remote_address() const;
   const endpoint_type& local() const noexcept { return local_; }
 
+  /// This request's id: the client's `X-Request-ID` when it is sane (1 to
+  /// 128 printable ASCII characters, no spaces), otherwise 32 random hex
+  /// digits. The server echoes it in the response's `X-Request-ID`, and every
+  /// log record written while the request is served carries it.
+  const std::string& request_id() const noexcept { return request_id_; }
+
   /// The underlying Beast message.
   message_type& native() noexcept { return msg_; }
   const message_type& native() const noexcept { return msg_; }
@@ -144,6 +155,7 @@ class request {
   message_type msg_;
   endpoint_type remote_;
   endpoint_type local_;
+  std::string request_id_;
   std::string path_;
   std::size_t path_end_ = 0;  // end of the path in target(); '?' or the end
   mutable std::optional<query_params> query_;

@@ -36,10 +36,12 @@ struct run_options {
   std::string log_format = "json";
   std::string log_level = "info";
   std::int64_t grace_ms = 10000;        ///< how long shutdown waits for requests in flight
+  std::string access_log = "on";       ///< "on": one record per request (logger loupe.access)
+  std::string metrics_path = "/metrics";  ///< where Prometheus scrapes; empty: no metrics route
   server_options server;
 
   /// Registers --host, --port, --workers, --monitor-port, --slow-callback-ms,
-  /// --watchdog-ms, --log-format, --log-level and --grace-ms on `flags`,
+  /// --watchdog-ms, --log-format, --log-level, --grace-ms and --access-log on `flags`,
   /// writing into *this.
   void add_flags(flag_set& flags);
 };

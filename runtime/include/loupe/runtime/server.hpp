@@ -55,6 +55,9 @@ struct server_options {
   /// SO_REUSEPORT on the listening socket, so that several loops can accept
   /// on the same port (set by app_runner for worker loops).
   bool reuse_port = false;
+  /// One "loupe.access" log record per request: method, path, route, status,
+  /// response bytes, duration, remote address, user agent, request id.
+  bool access_log = true;
 };
 
 class server {

@@ -1,0 +1,319 @@
+// Metrics: the HTTP families and their caches, the scrape-time collectors
+// (loops, tasks, the log writer, the process) and the text exposition.
+#include "http_metrics.hpp"
+
+#include <loupe/runtime/log.hpp>
+#include <loupe/runtime/loop.hpp>
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <dirent.h>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <unistd.h>
+
+namespace loupe {
+
+namespace detail {
+
+namespace {
+constexpr std::array<std::string_view, 10> method_names{"GET",     "HEAD",  "POST",  "PUT",   "DELETE",
+                                                        "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER"};
+}  // namespace
+
+std::uint8_t method_index(std::string_view method) noexcept {
+  for (std::size_t i = 0; i + 1 < method_names.size(); ++i)
+    if (method == method_names[i]) return static_cast<std::uint8_t>(i);
+  return static_cast<std::uint8_t>(method_names.size() - 1);
+}
+
+std::string_view method_name(std::uint8_t index) noexcept {
+  return method_names[index < method_names.size() ? index : method_names.size() - 1];
+}
+
+const prometheus::Histogram::BucketBoundaries& duration_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  return b;
+}
+
+const prometheus::Histogram::BucketBoundaries& size_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0,      64,      256,      1024,     4096,    16384,
+                                                         65536,  262144,  1048576,  4194304,  16777216, 67108864};
+  return b;
+}
+
+http_server_families::http_server_families(prometheus::Registry& r)
+    : requests(prometheus::BuildCounter()
+                   .Name("http_server_requests_total")
+                   .Help("HTTP requests answered, by method, route template and status code.")
+                   .Register(r)),
+      duration(prometheus::BuildHistogram()
+                   .Name("http_server_request_duration_seconds")
+                   .Help("Time from a request's headers to the end of its response.")
+                   .Register(r)),
+      request_size(prometheus::BuildHistogram()
+                       .Name("http_server_request_body_size_bytes")
+                       .Help("Size of request bodies.")
+                       .Register(r)),
+      response_size(prometheus::BuildHistogram()
+                        .Name("http_server_response_body_size_bytes")
+                        .Help("Size of response bodies sent.")
+                        .Register(r)),
+      active(prometheus::BuildGauge()
+                 .Name("http_server_active_requests")
+                 .Help("Requests being handled now, by loop.")
+                 .Register(r)),
+      open_connections(prometheus::BuildGauge()
+                           .Name("http_server_open_connections")
+                           .Help("Client connections open now, by loop.")
+                           .Register(r)),
+      accepted(prometheus::BuildCounter()
+                   .Name("http_server_connections_accepted_total")
+                   .Help("Client connections accepted, by loop.")
+                   .Register(r)) {}
+
+http_series& http_server_series::get(const std::string* route, std::uint8_t method, unsigned status) {
+  const key k{route, (static_cast<std::uint32_t>(method) << 16) | (status & 0xffff)};
+  auto it = map_.find(k);
+  if (it != map_.end()) return it->second;
+  const prometheus::Labels labels{
+      {"http_request_method", std::string(method_name(method))},
+      {"http_route", route ? *route : std::string(metrics::unmatched_route)},
+      {"http_response_status_code", std::to_string(status)}};
+  http_series s;
+  s.requests = &families_.requests.Add(labels);
+  s.duration = &families_.duration.Add(labels, duration_buckets());
+  s.request_size = &families_.request_size.Add(labels, size_buckets());
+  s.response_size = &families_.response_size.Add(labels, size_buckets());
+  return map_.emplace(k, s).first->second;
+}
+
+http_client_families::http_client_families(prometheus::Registry& r)
+    : requests(prometheus::BuildCounter()
+                   .Name("http_client_requests_total")
+                   .Help("HTTP requests made by client sessions, by method, server and status code "
+                         "(error_type names the failure when there was no response).")
+                   .Register(r)),
+      duration(prometheus::BuildHistogram()
+                   .Name("http_client_request_duration_seconds")
+                   .Help("Time from sending a request to having its whole response.")
+                   .Register(r)) {}
+
+http_client_families& http_client_families::get() {
+  static http_client_families f(metrics::process_registry());
+  return f;
+}
+
+void http_client_series::observe(std::string_view host, std::uint8_t method, unsigned status,
+                                 std::string_view error, double seconds) {
+  std::string k;
+  k.reserve(host.size() + error.size() + 8);
+  k.append(host).append(1, '\0').append(std::to_string(method * 1000 + status)).append(1, '\0').append(error);
+  auto it = map_.find(k);
+  if (it == map_.end()) {
+    auto& f = http_client_families::get();
+    const prometheus::Labels labels{{"http_request_method", std::string(method_name(method))},
+                                    {"server_address", std::string(host)},
+                                    {"http_response_status_code", status ? std::to_string(status) : std::string()},
+                                    {"error_type", std::string(error)}};
+    series s{&f.requests.Add(labels), &f.duration.Add(labels, duration_buckets())};
+    it = map_.emplace(std::move(k), s).first;
+  }
+  it->second.requests->Increment();
+  it->second.duration->Observe(seconds);
+}
+
+}  // namespace detail
+
+namespace metrics {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric with_labels(std::vector<ClientMetric::Label> labels) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  return m;
+}
+
+template <std::size_t N, class Bounds>
+ClientMetric::Histogram histogram(const std::array<std::uint64_t, N>& counts, const Bounds& bounds, double sum) {
+  ClientMetric::Histogram h;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < N; ++i) {
+    total += counts[i];
+    const double upper = i < bounds.size() ? std::chrono::duration<double>(bounds[i]).count()
+                                           : std::numeric_limits<double>::infinity();
+    h.bucket.push_back({total, upper});
+  }
+  h.sample_count = total;  // the +Inf bucket, so that the two always agree
+  h.sample_sum = sum;
+  return h;
+}
+
+// /proc/self/stat fields after the command name (field 3 onwards).
+std::vector<std::string> self_stat() {
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> out;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return out;
+  std::istringstream rest(line.substr(close + 1));
+  for (std::string f; rest >> f;) out.push_back(std::move(f));
+  return out;
+}
+
+double boot_time() {
+  std::ifstream in("/proc/stat");
+  for (std::string key; in >> key;) {
+    if (key == "btime") {
+      double v = 0;
+      in >> v;
+      return v;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+double max_open_files() {
+  std::ifstream in("/proc/self/limits");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Max open files", 0) != 0) continue;
+    std::istringstream fields(line.substr(14));
+    std::string soft;
+    fields >> soft;
+    if (soft == "unlimited") return std::numeric_limits<double>::infinity();
+    return std::strtod(soft.c_str(), nullptr);
+  }
+  return 0;
+}
+
+double open_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return 0;
+  double n = 0;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n - 1;  // the directory stream's own descriptor
+}
+
+void collect_process(std::vector<MetricFamily>& out) {
+  const auto stat = self_stat();
+  // Fields (1-based in proc(5)): utime 14, stime 15, starttime 22, vsize 23, rss 24.
+  auto field = [&](std::size_t n) { return n - 3 < stat.size() ? std::strtod(stat[n - 3].c_str(), nullptr) : 0.0; };
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  auto one = [&](const char* name, const char* help, MetricType type, double v) {
+    auto f = family(name, help, type);
+    ClientMetric m;
+    if (type == MetricType::Counter) m.counter.value = v;
+    else m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+    out.push_back(std::move(f));
+  };
+  one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", MetricType::Counter,
+      (field(14) + field(15)) / ticks);
+  one("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge, field(24) * page);
+  one("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge, field(23));
+  one("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, open_fds());
+  one("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge, max_open_files());
+  static const double start = boot_time() + field(22) / ticks;
+  one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
+      start);
+}
+
+void collect_loops(std::vector<MetricFamily>& out) {
+  auto callbacks = family("loupe_loop_callback_duration_seconds",
+                          "Time each callback (handler) ran on a loop.", MetricType::Histogram);
+  auto slow = family("loupe_loop_slow_callbacks_total", "Callbacks that ran past the slow-callback threshold.",
+                     MetricType::Counter);
+  auto stalls = family("loupe_loop_stalls_total", "Times the watchdog found a loop still blocked.",
+                       MetricType::Counter);
+  auto lag = family("loupe_loop_lag_seconds", "How late the loop's sampling timer fired (event-loop lag).",
+                    MetricType::Histogram);
+  auto live = family("loupe_tasks", "Tasks alive on a loop.", MetricType::Gauge);
+  auto spawned = family("loupe_tasks_spawned_total", "Tasks started on a loop.", MetricType::Counter);
+  auto finished = family("loupe_tasks_finished_total", "Tasks finished on a loop, by outcome.", MetricType::Counter);
+  loop::for_each([&](const loop& l) {
+    const auto s = l.stats();
+    const ClientMetric::Label name{"loop", l.name()};
+    auto m = with_labels({name});
+    m.histogram = histogram(s.callback_buckets, loop_stats::callback_bucket_bounds,
+                            std::chrono::duration<double>(s.busy).count());
+    callbacks.metric.push_back(std::move(m));
+    m = with_labels({name});
+    m.counter.value = static_cast<double>(s.slow_callbacks);
+    slow.metric.push_back(std::move(m));
+    m = with_labels({name});
+    m.counter.value = static_cast<double>(s.stalls);
+    stalls.metric.push_back(std::move(m));
+    m = with_labels({name});
+    m.histogram = histogram(s.lag_buckets, loop_stats::lag_bucket_bounds, std::chrono::duration<double>(s.lag_sum).count());
+    lag.metric.push_back(std::move(m));
+    m = with_labels({name});
+    m.gauge.value = static_cast<double>(s.live_tasks);
+    live.metric.push_back(std::move(m));
+    m = with_labels({name});
+    m.counter.value = static_cast<double>(s.tasks_spawned);
+    spawned.metric.push_back(std::move(m));
+    for (std::size_t i = 0; i < s.tasks_finished_by_outcome.size(); ++i) {
+      m = with_labels({name, {"outcome", to_string(static_cast<task_outcome>(i))}});
+      m.counter.value = static_cast<double>(s.tasks_finished_by_outcome[i]);
+      finished.metric.push_back(std::move(m));
+    }
+  });
+  for (auto* f : {&callbacks, &slow, &stalls, &lag, &live, &spawned, &finished}) out.push_back(std::move(*f));
+}
+
+void collect_log(std::vector<MetricFamily>& out) {
+  auto f = family("loupe_log_records_dropped_total",
+                  "Log records dropped because the log writer's queue was full.", MetricType::Counter);
+  ClientMetric m;
+  m.counter.value = static_cast<double>(log::dropped_records());
+  f.metric.push_back(std::move(m));
+  out.push_back(std::move(f));
+}
+
+}  // namespace
+
+prometheus::Registry& process_registry() {
+  static prometheus::Registry* r = new prometheus::Registry;  // outlives every client session
+  return *r;
+}
+
+std::string exposition(const prometheus::Registry& app_registry) {
+  std::vector<MetricFamily> families = app_registry.Collect();
+  auto shared = process_registry().Collect();
+  families.insert(families.end(), std::make_move_iterator(shared.begin()), std::make_move_iterator(shared.end()));
+  collect_loops(families);
+  collect_log(families);
+  collect_process(families);
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+std::string_view method_label(std::string_view method) noexcept {
+  return detail::method_name(detail::method_index(method));
+}
+
+}  // namespace metrics
+}  // namespace loupe
