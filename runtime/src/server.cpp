@@ -111,6 +111,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   struct written {
     bool ok = false;
     std::size_t body_bytes = 0;
+    unsigned status_sent = 0;  // when it differs from the response's (a file that failed to open)
   };
   awaitable<written> write_response(connection& c, const request& req, response& res, bool keep);
   /// Metrics and the access log record of one answered request. `req` is
@@ -123,8 +124,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                                  std::int64_t start, tcp::endpoint remote) {
     const std::size_t n = co_await send_error(c.stream, status, detail);
     record(nullptr, method, static_cast<unsigned>(status), 0, n, start, 0, remote);
+    co_await linger_close(c.stream);
   }
-  /// Sends an error response and closes; returns the body size.
+  /// Sends an error response (the caller then closes); returns the body size.
   awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
   awaitable<void> linger_close(beast::tcp_stream& s);
   void connection_done() {
@@ -270,6 +272,7 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
   const auto start = detail::now_ns();
   const auto n = co_await send_error(stream, http::status::service_unavailable, "too many connections");
   record(nullptr, {}, 503, 0, n, start, 0, remote);
+  co_await linger_close(stream);
 }
 
 awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail) {
@@ -288,7 +291,6 @@ awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::stat
   const std::size_t size = res.body().size();
   s.expires_after(opts.io_timeout);
   co_await http::async_write(s, res, nothrow);
-  co_await linger_close(s);
   co_return size;
 }
 
@@ -359,8 +361,9 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
     fm.body().open(res.file_path()->c_str(), beast::file_mode::scan, ec);
     if (ec) {
       log::runtime().error("cannot open {}: {}", res.file_path()->string(), ec.message());
-      co_await send_error(c.stream, http::status::internal_server_error, {});
-      co_return written{false, 0};
+      const std::size_t n = co_await send_error(c.stream, http::status::internal_server_error, {});
+      co_await linger_close(c.stream);
+      co_return written{false, n, 500};
     }
     fm.prepare_payload();
     const std::size_t size = fm.body().size();
@@ -558,7 +561,8 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     const unsigned status = res.native().result_int();
     const auto sent = co_await write_response(c, *req, res, keep);
     detail::bump(served, 1);
-    record(&*req, {}, status, req->bytes().size(), sent.body_bytes, start, request_task, remote);
+    record(&*req, {}, sent.status_sent ? sent.status_sent : status, req->bytes().size(), sent.body_bytes, start,
+           request_task, remote);
     if (!sent.ok) break;
     if (!keep) {
       if (buf.size() == 0) {
