@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace loupe::log {
 namespace {
@@ -70,6 +71,7 @@ class barrier_sink final : public spdlog::sinks::sink {
 // One configuration: the writer thread, its logger and sinks, the format.
 struct backend {
   log::format format = format::json;
+  std::size_t capacity = 0;
   std::shared_ptr<spdlog::details::thread_pool> pool;
   std::shared_ptr<barrier_sink> barrier;
   std::shared_ptr<spdlog::async_logger> writer;
@@ -83,7 +85,8 @@ struct backend {
 std::shared_ptr<backend> make_backend(const options& opts) {
   auto b = std::make_shared<backend>();
   b->format = opts.format;
-  b->pool = std::make_shared<spdlog::details::thread_pool>(std::max<std::size_t>(opts.queue_size, 1), 1);
+  b->capacity = std::max<std::size_t>(opts.queue_size, 1);
+  b->pool = std::make_shared<spdlog::details::thread_pool>(b->capacity, 1);
   b->barrier = std::make_shared<barrier_sink>();
   std::vector<spdlog::sink_ptr> sinks = opts.sinks;
   if (sinks.empty()) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
@@ -264,10 +267,10 @@ class capture_sink final : public spdlog::sinks::sink {
   void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
 };
 
+// No flush_on(): the writer's sinks see each record as it comes (stderr is
+// unbuffered), and a flush is a queue entry like a record.
 std::shared_ptr<spdlog::logger> make_logger(const char* name, std::shared_ptr<capture_sink> sink) {
-  auto lg = std::make_shared<spdlog::logger>(name, std::move(sink));
-  lg->flush_on(spdlog::level::warn);
-  return lg;
+  return std::make_shared<spdlog::logger>(name, std::move(sink));
 }
 
 state& the_state() {
@@ -329,7 +332,13 @@ format parse_format(const std::string& text) {
 
 bool flush(std::chrono::milliseconds timeout) {
   auto b = the_state().current.load(std::memory_order_acquire);
-  return b->barrier->wait(b->barrier->post(*b->writer), timeout);
+  // The flush is queued like a record, and a full queue drops its oldest
+  // entry: wait (bounded) for room first, so that it pushes out nothing.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (b->pool->queue_size() >= b->capacity && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return b->barrier->wait(b->barrier->post(*b->writer), std::max(left, std::chrono::milliseconds(1)));
 }
 
 std::uint64_t dropped_records() {
