@@ -1,5 +1,6 @@
 // The application: routing across sub-applications, the middleware onion, hooks.
 #include <loupe/runtime/application.hpp>
+#include <loupe/runtime/executor.hpp>
 #include <loupe/runtime/log.hpp>
 
 #include "exceptions.hpp"
@@ -126,8 +127,20 @@ prometheus::Registry& application::metrics() { return *metrics_internals()->regi
 
 route& application::add_metrics_route(std::string_view path) {
   auto registry = metrics_internals()->registry;
-  return get(path, [registry](request&) -> awaitable<response> {
-    response res = response::text(metrics::exposition(*registry));
+  // A scrape serializes every series (a few ms per thousand routes): it runs
+  // on its own thread so that the loop is not blocked meanwhile. Scrapes
+  // arriving while four wait get 503.
+  auto scraper = std::make_shared<executor>(1, 4);
+  return get(path, [registry, scraper](request&) -> awaitable<response> {
+    std::string text;
+    try {
+      // Named, not a temporary inside the co_await (see executor.hpp).
+      auto job = [registry] { return metrics::exposition(*registry); };
+      text = co_await scraper->run(std::move(job));
+    } catch (const executor_full&) {
+      throw http_service_unavailable("too many scrapes in progress");
+    }
+    response res = response::text(std::move(text));
     res.set_header("Content-Type", metrics::content_type);
     co_return res;
   });

@@ -79,3 +79,28 @@ TEST(Executor, LoopKeepsServingWhileWorkBlocksAndCountsAreVisible) {
     co_await loupe::testkit::wait_until([&] { return loop.live_task_count() == 1; });  // only "test"
   });
 }
+
+// A job's captures are destroyed exactly once (a shared_ptr captured by the
+// job keeps its count right), whether the job returns or throws.
+TEST(Executor, JobCapturesAreDestroyedOnce) {
+  loupe::loop lp;
+  loupe::executor pool(1);
+  auto token = std::make_shared<int>(7);
+  loupe::testkit::run(lp, [&]() -> awaitable<void> {
+    for (int i = 0; i < 3; ++i) {
+      // A named job: GCC 12 over-releases a capturing lambda written as a
+      // temporary inside a co_await expression (see executor.hpp).
+      auto job = [token] { return *token; };
+      const int v = co_await pool.run(std::move(job));
+      EXPECT_EQ(v, 7);
+      EXPECT_EQ(token.use_count(), 1);
+    }
+    try {
+      auto job = [token]() -> int { throw std::runtime_error("no"); };
+      co_await pool.run(std::move(job));
+    } catch (const std::runtime_error&) {
+    }
+    EXPECT_EQ(token.use_count(), 1);
+  });
+  EXPECT_EQ(token.use_count(), 1);
+}

@@ -5,7 +5,13 @@
 // delivered back on the caller's loop.
 //
 //   loupe::executor pool(4);                                   // 4 threads
-//   std::string digest = co_await pool.run([data] { return sha256(data); });
+//   auto job = [data] { return sha256(data); };
+//   std::string digest = co_await pool.run(std::move(job));
+//
+// Name a job that captures anything with a destructor (as above) rather than
+// writing the lambda inside the co_await expression: GCC 12 destroys such a
+// temporary once too often when the expression suspends (a captured
+// shared_ptr loses a reference per call; tests/runtime/executor_test.cpp).
 //
 // The pool is bounded: `threads` workers, and at most `max_queue` jobs waiting
 // (0: no limit); past it `run` throws executor_full. `queued()` and `busy()`
