@@ -9,7 +9,6 @@
 #include <spdlog/details/thread_pool.h>
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +20,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unistd.h>
 
 namespace loupe::log {
 namespace {
@@ -68,6 +68,37 @@ class barrier_sink final : public spdlog::sinks::sink {
   std::uint64_t done_ = 0;
 };
 
+// The default sink: stderr, written by the writer thread in batches. Lines
+// collect in a buffer that is written out when the queue has nothing more
+// for now (or the buffer is large): one write(2) per burst, not per record.
+class stderr_batch_sink final : public spdlog::sinks::sink {
+ public:
+  explicit stderr_batch_sink(std::weak_ptr<spdlog::details::thread_pool> pool) : pool_(std::move(pool)) {}
+  ~stderr_batch_sink() override { write_out(); }
+  void log(const spdlog::details::log_msg& msg) override {
+    buf_.append(msg.payload.data(), msg.payload.size());
+    auto pool = pool_.lock();
+    if (buf_.size() >= 64 * 1024 || !pool || pool->queue_size() == 0) write_out();
+  }
+  void flush() override { write_out(); }
+  void set_pattern(const std::string&) override {}
+  void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+
+ private:
+  void write_out() {
+    std::size_t done = 0;
+    while (done < buf_.size()) {
+      const ssize_t n = ::write(STDERR_FILENO, buf_.data() + done, buf_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // stderr is gone: nothing better to do with the records
+      done += static_cast<std::size_t>(n);
+    }
+    buf_.clear();
+  }
+  std::weak_ptr<spdlog::details::thread_pool> pool_;
+  std::string buf_;  // only the writer thread touches it
+};
+
 // One configuration: the writer thread, its logger and sinks, the format.
 struct backend {
   log::format format = format::json;
@@ -89,7 +120,7 @@ std::shared_ptr<backend> make_backend(const options& opts) {
   b->pool = std::make_shared<spdlog::details::thread_pool>(b->capacity, 1);
   b->barrier = std::make_shared<barrier_sink>();
   std::vector<spdlog::sink_ptr> sinks = opts.sinks;
-  if (sinks.empty()) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  if (sinks.empty()) sinks.push_back(std::make_shared<stderr_batch_sink>(b->pool));
   for (auto& s : sinks) s->set_formatter(std::make_unique<line_formatter>());
   sinks.push_back(b->barrier);
   b->writer = std::make_shared<spdlog::async_logger>("loupe.writer", sinks.begin(), sinks.end(), b->pool,
