@@ -10,6 +10,7 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
 #include <loupe/testkit/run.hpp>
+#include <loupe/testkit/wait.hpp>
 #include <loupe/runtime/task.hpp>
 #include <loupe/runtime/tracking.hpp>
 #include <spdlog/sinks/base_sink.h>
@@ -307,6 +308,8 @@ TEST_F(Log, RequestRecordsShareTheRequestIdWithTheAccessLog) {
     ids.emplace_back((co_await http.get(url, long_id)).header("X-Request-ID").value_or(""));
     ids.emplace_back((co_await http.get(url)).header("X-Request-ID").value_or(""));
     ids.emplace_back((co_await http.get(url)).header("X-Request-ID").value_or(""));
+    // The access record follows the write, which the client may see first.
+    co_await loupe::testkit::wait_until([&] { return srv.requests_served() == 5; });
   });
   ASSERT_EQ(ids.size(), 5u);
   EXPECT_EQ(ids[0], "client-id-1");
@@ -352,6 +355,7 @@ TEST_F(Log, AccessLogCanBeTurnedOff) {
     loupe::client_session http(lp);
     auto res = co_await http.get("http://127.0.0.1:" + std::to_string(ep.port()) + "/");
     EXPECT_EQ(res.status_code(), 200u);
+    co_await loupe::testkit::wait_until([&] { return srv.requests_served() == 1; });
   });
   for (const auto& r : records()) EXPECT_NE(r.at("logger"), "loupe.access") << r;
 }
@@ -373,6 +377,7 @@ TEST_F(Log, SlowCallbackRecordNamesTheRequestThatCausedIt) {
     loupe::request_options o;
     o.headers = {{"X-Request-ID", "slow-1"}};
     co_await http.get("http://127.0.0.1:" + std::to_string(ep.port()) + "/block", o);
+    co_await loupe::testkit::wait_until([&] { return srv.requests_served() == 1; });
   });
   loupe::set_tracking_options(saved);
   const boost::json::object *handler = nullptr, *slow = nullptr, *access = nullptr;

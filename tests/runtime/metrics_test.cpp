@@ -126,7 +126,29 @@ class Metrics : public loupe::testkit::server_fixture {
     EXPECT_EQ(res.header("Content-Type").value_or(""), "text/plain; version=0.0.4; charset=utf-8");
     co_return res.text();
   }
+
+  // The server counts a request once its response is written, which the
+  // client may see first: scrape until `ready` holds (at most 5 s). Pass a
+  // lambda capturing by reference only (GCC 12 and capturing temporaries in
+  // co_await expressions; see executor.hpp).
+  template <class Pred>
+  awaitable<std::string> scrape_until(loupe::client_session& http, Pred ready) {
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    for (;;) {
+      std::string text = co_await scrape(http);
+      if (ready(text) || std::chrono::steady_clock::now() > until) co_return text;
+      co_await loupe::sleep_for(2ms);
+    }
+  }
 };
+
+// Requests counted outside the /metrics route.
+double counted(const std::string& text) {
+  double n = 0;
+  for (const auto& s : parse_exposition(text))
+    if (s.name == "http_server_requests_total" && s.lbls.at("http_route") != "/metrics") n += s.value;
+  return n;
+}
 
 }  // namespace
 
@@ -142,7 +164,7 @@ TEST_F(Metrics, RequestsCountByMethodRouteTemplateAndStatus) {
     co_await raw.send("PURGE / HTTP/1.1\r\nHost: t\r\n\r\n");
     auto purged = co_await raw.read_response();
     EXPECT_EQ(purged.result_int(), 405);
-    const std::string text = co_await scrape(http);
+    const std::string text = co_await scrape_until(http, [](const std::string& t) { return counted(t) == 7; });
 
     const std::string requests = "http_server_requests_total";
     EXPECT_EQ(value_of(text, requests, {{"http_request_method", "GET"}, {"http_route", "/users/{id}"},
@@ -178,7 +200,7 @@ TEST_F(Metrics, DurationAndBodySizeHistograms) {
     o.body = std::string(300, 'x');
     auto res = co_await http.post(url("/echo"), o);
     EXPECT_EQ(res.text().size(), 300u);
-    const std::string text = co_await scrape(http);
+    const std::string text = co_await scrape_until(http, [](const std::string& t) { return counted(t) == 1; });
     const labels echo{{"http_route", "/echo"}, {"http_request_method", "POST"}};
     EXPECT_EQ(value_of(text, "http_server_request_body_size_bytes_sum", echo), 300.0);
     EXPECT_EQ(value_of(text, "http_server_response_body_size_bytes_sum", echo), 300.0);
@@ -231,7 +253,7 @@ TEST_F(Metrics, RefusedRequestsAreCountedToo) {
     auto res2 = co_await bad.read_response();
     EXPECT_EQ(res2.result_int(), 400);
     loupe::client_session http(loop);
-    const std::string text = co_await scrape(http);
+    const std::string text = co_await scrape_until(http, [](const std::string& t) { return counted(t) == 2; });
     EXPECT_EQ(value_of(text, "http_server_requests_total", {{"http_response_status_code", "431"}}), 1.0);
     EXPECT_EQ(value_of(text, "http_server_requests_total",
                        {{"http_response_status_code", "400"}, {"http_route", "_unmatched"}}),
@@ -358,7 +380,13 @@ TEST(MetricsRunner, WorkerLoopsShareOneSetWithPerLoopSeries) {
         auto res = co_await c.request(http::verb::get, "/");
         EXPECT_EQ(res.result_int(), 200);
       }
-    const std::string text = loupe::metrics::exposition(app.metrics());
+    // A worker loop counts a request once its response is written, which the
+    // client may see first: wait (bounded) for the last ones.
+    std::string text;
+    co_await loupe::testkit::wait_until([&] {
+      text = loupe::metrics::exposition(app.metrics());
+      return value_of(text, "http_server_requests_total", {{"http_route", "/"}}) == 48.0;
+    });
     EXPECT_EQ(count_lines(text, "# TYPE http_server_requests_total counter"), 1u);
     EXPECT_EQ(value_of(text, "http_server_requests_total", {{"http_route", "/"}}), 48.0);
     // One series per loop for the per-loop families.
