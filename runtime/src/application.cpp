@@ -90,6 +90,12 @@ application& application::add_subapp(std::string_view prefix, application sub) {
                                 "' must start with '/', not end with '/', and have no parameters");
   if (sub.parent_) throw std::logic_error("add_subapp: the application is already mounted");
   auto owned = std::make_unique<application>(std::move(sub));
+  // What the sub-application (and those mounted in it) registered so far is
+  // scraped with the root's registry; from now on its metrics() is the root's.
+  auto& root_metrics = *metrics_internals();
+  root_metrics.mounted.push_back(owned->metrics_->registry);
+  root_metrics.mounted.insert(root_metrics.mounted.end(), owned->metrics_->mounted.begin(),
+                              owned->metrics_->mounted.end());
   owned->parent_ = this;
   owned->mount_point_ = std::string(prefix);
   owned->prefix_ = prefix_ + owned->mount_point_;
@@ -126,7 +132,7 @@ const std::shared_ptr<detail::app_metrics>& application::metrics_internals() {
 prometheus::Registry& application::metrics() { return *metrics_internals()->registry; }
 
 route& application::add_metrics_route(std::string_view path) {
-  auto registry = metrics_internals()->registry;
+  auto registry = metrics_internals();
   // A scrape serializes every series (a few ms per thousand routes): it runs
   // on its own thread so that the loop is not blocked meanwhile. Scrapes
   // arriving while four wait get 503.
@@ -135,7 +141,7 @@ route& application::add_metrics_route(std::string_view path) {
     std::string text;
     try {
       // Named, not a temporary inside the co_await (see executor.hpp).
-      auto job = [registry] { return metrics::exposition(*registry); };
+      auto job = [registry] { return detail::exposition(*registry); };
       text = co_await scraper->run(std::move(job));
     } catch (const executor_full&) {
       throw http_service_unavailable("too many scrapes in progress");

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace loupe::detail {
 
@@ -44,7 +45,14 @@ struct app_metrics {
   app_metrics() : registry(std::make_shared<prometheus::Registry>()), server(*registry) {}
   std::shared_ptr<prometheus::Registry> registry;
   http_server_families server;
+  /// Registries of sub-applications mounted below (directly or not): what
+  /// they registered before being mounted is scraped with this one.
+  std::vector<std::shared_ptr<prometheus::Registry>> mounted;
 };
+
+/// The exposition of an application's registry, its mounted ones (families of
+/// the same name merged) and the process-wide series.
+std::string exposition(const app_metrics& m);
 
 /// The series of one (route, method, status).
 struct http_series {

@@ -34,26 +34,58 @@ class line_formatter final : public spdlog::formatter {
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<line_formatter>(); }
 };
 
-// The last sink of the writer: counts flushes, so that flush() can wait for
-// the one it posted (the writer handles its queue in order).
-class barrier_sink final : public spdlog::sinks::sink {
+// Barriers are marker records: their source location's file name is this
+// tag (compared by address) and its line the barrier's number. The writer
+// handles its queue in order, so when a marker reaches the last sink, every
+// record queued before it has been written.
+constexpr const char barrier_tag[] = "loupe.log.barrier";
+
+bool is_barrier(const spdlog::details::log_msg& msg) { return msg.source.filename == barrier_tag; }
+
+// The writer's first sink: passes records to the configured sinks, and turns
+// a barrier into a flush of them.
+class fanout_sink final : public spdlog::sinks::sink {
  public:
-  void log(const spdlog::details::log_msg&) override {}
+  explicit fanout_sink(std::vector<spdlog::sink_ptr> sinks) : sinks_(std::move(sinks)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    if (is_barrier(msg)) return flush();
+    for (auto& s : sinks_) s->log(msg);
+  }
   void flush() override {
-    {
-      std::lock_guard lock(m_);
-      ++done_;
-    }
-    cv_.notify_all();
+    for (auto& s : sinks_) s->flush();
   }
   void set_pattern(const std::string&) override {}
   void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
 
-  // Posts a flush through `back`; returns its number.
+ private:
+  std::vector<spdlog::sink_ptr> sinks_;
+};
+
+// The writer's last sink: notes the highest barrier that got through, so that
+// flush() can wait for the one it posted. A barrier pushed out of a full
+// queue is covered by the next one (the highest number wins).
+class barrier_sink final : public spdlog::sinks::sink {
+ public:
+  void log(const spdlog::details::log_msg& msg) override {
+    if (!is_barrier(msg)) return;
+    {
+      std::lock_guard lock(m_);
+      done_ = std::max<std::uint64_t>(done_, static_cast<std::uint64_t>(msg.source.line));
+    }
+    cv_.notify_all();
+  }
+  void flush() override {}
+  void set_pattern(const std::string&) override {}
+  void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+
+  // Queues a barrier through `back`; returns its number.
   std::uint64_t post(spdlog::async_logger& back) {
-    std::lock_guard lock(post_m_);
-    back.flush();
-    return ++posted_;
+    const auto n = posted_.fetch_add(1, std::memory_order_relaxed) + 1;
+    // The number travels in source_loc::line (an int): numbers wrap after
+    // 2^31 barriers, far beyond any process's flushes.
+    back.log(spdlog::source_loc{barrier_tag, static_cast<int>(n & 0x7fffffff), ""}, spdlog::level::critical,
+             spdlog::string_view_t{});
+    return n & 0x7fffffff;
   }
   bool wait(std::uint64_t n, std::chrono::milliseconds timeout) {
     std::unique_lock lock(m_);
@@ -61,8 +93,7 @@ class barrier_sink final : public spdlog::sinks::sink {
   }
 
  private:
-  std::mutex post_m_;
-  std::uint64_t posted_ = 0;
+  std::atomic<std::uint64_t> posted_{0};
   std::mutex m_;
   std::condition_variable cv_;
   std::uint64_t done_ = 0;
@@ -107,10 +138,11 @@ struct backend {
   std::shared_ptr<barrier_sink> barrier;
   std::shared_ptr<spdlog::async_logger> writer;
 
-  ~backend() {
-    // Whatever is queued reaches the sinks before they go.
-    if (writer) barrier->wait(barrier->post(*writer), std::chrono::seconds(5));
+  // Whatever is queued reaches the sinks (bounded wait).
+  void drain(std::chrono::milliseconds timeout) const {
+    if (writer) barrier->wait(barrier->post(*writer), timeout);
   }
+  ~backend() { drain(std::chrono::seconds(5)); }
 };
 
 std::shared_ptr<backend> make_backend(const options& opts) {
@@ -119,10 +151,10 @@ std::shared_ptr<backend> make_backend(const options& opts) {
   b->capacity = std::max<std::size_t>(opts.queue_size, 1);
   b->pool = std::make_shared<spdlog::details::thread_pool>(b->capacity, 1);
   b->barrier = std::make_shared<barrier_sink>();
-  std::vector<spdlog::sink_ptr> sinks = opts.sinks;
-  if (sinks.empty()) sinks.push_back(std::make_shared<stderr_batch_sink>(b->pool));
-  for (auto& s : sinks) s->set_formatter(std::make_unique<line_formatter>());
-  sinks.push_back(b->barrier);
+  std::vector<spdlog::sink_ptr> outputs = opts.sinks;
+  if (outputs.empty()) outputs.push_back(std::make_shared<stderr_batch_sink>(b->pool));
+  for (auto& s : outputs) s->set_formatter(std::make_unique<line_formatter>());
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<fanout_sink>(std::move(outputs)), b->barrier};
   b->writer = std::make_shared<spdlog::async_logger>("loupe.writer", sinks.begin(), sinks.end(), b->pool,
                                                       spdlog::async_overflow_policy::overrun_oldest);
   b->writer->set_level(spdlog::level::trace);
@@ -328,9 +360,16 @@ void configure(const options& opts) {
   std::lock_guard lock(st.configure_m);
   auto fresh = make_backend(opts);
   auto old = st.current.exchange(fresh, std::memory_order_acq_rel);
-  // The old writer finishes its queue when the last caller using it lets go.
-  st.dropped_before.fetch_add(old->pool->overrun_counter(), std::memory_order_relaxed);
   set_level(opts.level);
+  // A logging thread holds the old backend only while it hands over one
+  // record: wait for those to let go, so that the old writer drains and stops
+  // here, on the configuring thread, rather than on a loop thread.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (old.use_count() > 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  old->drain(std::chrono::seconds(5));
+  st.dropped_before.fetch_add(old->pool->overrun_counter(), std::memory_order_relaxed);
+  old.reset();
 }
 
 spdlog::logger& runtime() { return *the_state().runtime; }

@@ -71,8 +71,22 @@ std::vector<const loop*>& all_loops() {
 }
 }  // namespace
 
-loop::loop(std::string name) : impl_(std::make_unique<impl>(*this, std::move(name))) {
+loop::loop(std::string name) {
   std::lock_guard lock(all_loops_mutex);
+  // Names are unique among live loops (they label metrics and listings): a
+  // second "main" becomes "main-2".
+  const auto taken = [](const std::string& n) {
+    return std::any_of(all_loops().begin(), all_loops().end(), [&](const loop* l) { return l->name() == n; });
+  };
+  if (taken(name)) {
+    std::string candidate;
+    for (unsigned i = 2;; ++i) {
+      candidate = name + "-" + std::to_string(i);
+      if (!taken(candidate)) break;
+    }
+    name = std::move(candidate);
+  }
+  impl_ = std::make_unique<impl>(*this, std::move(name));
   all_loops().push_back(this);
 }
 

@@ -8,6 +8,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -294,15 +295,7 @@ void collect_log(std::vector<MetricFamily>& out) {
   out.push_back(std::move(f));
 }
 
-}  // namespace
-
-prometheus::Registry& process_registry() {
-  static prometheus::Registry* r = new prometheus::Registry;  // outlives every client session
-  return *r;
-}
-
-std::string exposition(const prometheus::Registry& app_registry) {
-  std::vector<MetricFamily> families = app_registry.Collect();
+std::string exposition_of(std::vector<prometheus::MetricFamily> families) {
   auto shared = process_registry().Collect();
   families.insert(families.end(), std::make_move_iterator(shared.begin()), std::make_move_iterator(shared.end()));
   collect_loops(families);
@@ -311,9 +304,37 @@ std::string exposition(const prometheus::Registry& app_registry) {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+}  // namespace
+
+prometheus::Registry& process_registry() {
+  static prometheus::Registry* r = new prometheus::Registry;  // outlives every client session
+  return *r;
+}
+
+std::string exposition(const prometheus::Registry& app_registry) {
+  return exposition_of(app_registry.Collect());
+}
+
 std::string_view method_label(std::string_view method) noexcept {
   return detail::method_name(detail::method_index(method));
 }
 
 }  // namespace metrics
+
+namespace detail {
+
+std::string exposition(const app_metrics& m) {
+  auto families = m.registry->Collect();
+  for (const auto& r : m.mounted) {
+    for (auto& f : r->Collect()) {
+      auto same = std::find_if(families.begin(), families.end(), [&](const auto& g) { return g.name == f.name; });
+      if (same == families.end()) families.push_back(std::move(f));
+      else same->metric.insert(same->metric.end(), std::make_move_iterator(f.metric.begin()),
+                               std::make_move_iterator(f.metric.end()));
+    }
+  }
+  return metrics::exposition_of(std::move(families));
+}
+
+}  // namespace detail
 }  // namespace loupe

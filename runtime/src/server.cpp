@@ -21,6 +21,7 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/file_body.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <sys/socket.h>
@@ -62,6 +63,32 @@ bool is_bad_request(const error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_method).category() &&
          ec != http::error::end_of_stream && ec != http::error::partial_message &&
          ec != http::error::need_more && ec != http::error::need_buffer;
+}
+
+/// What is known of a request refused before it reached the application.
+struct refused {
+  std::string method;  // empty when unknown
+  std::string path;
+  std::string user_agent;
+  std::string request_id;  // the client's X-Request-ID if sane, else generated
+};
+
+// From the parsed header if it is complete. Beast fills in the method and
+// target as soon as it has parsed the request line, so a request refused for
+// a bad header field still has them; one whose header was too large (431) is
+// refused before its request line is parsed, and has neither.
+refused describe_refused(const http::request_parser<http::string_body>& parser) {
+  refused r;
+  const auto& h = parser.get();
+  r.method = std::string(h.method_string());
+  r.path = std::string(h.target());
+  if (parser.is_header_done()) {
+    r.user_agent = std::string(h[http::field::user_agent]);
+    r.request_id = detail::accept_request_id(h["X-Request-ID"]);
+  } else {
+    r.request_id = detail::accept_request_id({});
+  }
+  return r;
 }
 
 }  // namespace
@@ -116,18 +143,19 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   awaitable<written> write_response(connection& c, const request& req, response& res, bool keep);
   /// Metrics and the access log record of one answered request. `req` is
   /// null when the request could not be parsed (then `method` may be empty).
-  void record(const request* req, std::string_view method, unsigned status, std::size_t request_bytes,
+  void record(const request* req, const refused* r, unsigned status, std::size_t request_bytes,
               std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
               const tcp::endpoint& remote);
   awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
-  awaitable<void> refuse_request(connection& c, std::string method, http::status status, std::string detail,
+  awaitable<void> refuse_request(connection& c, refused r, http::status status, std::string detail,
                                  std::int64_t start, tcp::endpoint remote) {
-    const std::size_t n = co_await send_error(c.stream, status, detail);
-    record(nullptr, method, static_cast<unsigned>(status), 0, n, start, 0, remote);
+    const std::size_t n = co_await send_error(c.stream, status, detail, r.request_id);
+    record(nullptr, &r, static_cast<unsigned>(status), 0, n, start, 0, remote);
     co_await linger_close(c.stream);
   }
   /// Sends an error response (the caller then closes); returns the body size.
-  awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail);
+  awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail,
+                                    std::string_view request_id);
   awaitable<void> linger_close(beast::tcp_stream& s);
   void connection_done() {
     --open;
@@ -270,14 +298,18 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
   error_code ec;
   const auto remote = stream.socket().remote_endpoint(ec);
   const auto start = detail::now_ns();
-  const auto n = co_await send_error(stream, http::status::service_unavailable, "too many connections");
-  record(nullptr, {}, 503, 0, n, start, 0, remote);
+  refused r;
+  r.request_id = detail::accept_request_id({});
+  const auto n = co_await send_error(stream, http::status::service_unavailable, "too many connections", r.request_id);
+  record(nullptr, &r, 503, 0, n, start, 0, remote);
   co_await linger_close(stream);
 }
 
-awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail) {
+awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail,
+                                               std::string_view request_id) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.set("X-Request-ID", request_id);
   if (!opts.server_header.empty()) res.set(http::field::server, opts.server_header);
   res.set(http::field::date, http_date());
   std::string body = std::to_string(static_cast<unsigned>(status));
@@ -294,21 +326,23 @@ awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::stat
   co_return size;
 }
 
-void server::impl::record(const request* req, std::string_view method, unsigned status, std::size_t request_bytes,
+void server::impl::record(const request* req, const refused* r, unsigned status, std::size_t request_bytes,
                           std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
                           const tcp::endpoint& remote) {
   const std::int64_t took_ns = detail::now_ns() - start_ns;
   const double seconds = static_cast<double>(took_ns) / 1e9;
   const std::string* route = req && !req->route().empty() ? &req->route() : nullptr;
-  if (req) method = req->method_name();
+  const std::string_view method = req ? std::string_view(req->method_name()) : r ? std::string_view(r->method) : "";
   series.observe(route, detail::method_index(method), status, seconds, request_bytes, response_bytes);
   if (!opts.access_log || !log::access().should_log(spdlog::level::info)) return;
-  const std::string_view path = req ? req->raw_path() : std::string_view{};
+  const std::string_view path = req ? req->raw_path() : r ? std::string_view(r->path) : std::string_view{};
   std::string remote_addr = remote.address().to_string();
-  std::string_view agent;
+  std::string_view agent = r ? std::string_view(r->user_agent) : std::string_view{};
   if (req) {
     if (auto ua = req->header("User-Agent")) agent = *ua;
   }
+  const std::string_view request_id =
+      req ? std::string_view(req->request_id()) : r ? std::string_view(r->request_id) : std::string_view{};
   const std::string msg = fmt::format("{} {} {} {}", remote_addr, method.empty() ? "-" : method, path.empty() ? "-" : path, status);
   log::write(log::access(), spdlog::level::info, msg,
              {{"method", method},
@@ -319,8 +353,7 @@ void server::impl::record(const request* req, std::string_view method, unsigned 
               {"duration_ms", static_cast<double>(took_ns / 1000) / 1e3},
               {"remote", remote_addr},
               {"user_agent", agent}},
-             {task_id, task_id ? std::string_view("http.request") : std::string_view{},
-              req ? std::string_view(req->request_id()) : std::string_view{}});
+             {task_id, task_id ? std::string_view("http.request") : std::string_view{}, request_id});
 }
 
 // Half-close, then read and discard what the client still sends (bounded), so
@@ -361,7 +394,7 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
     fm.body().open(res.file_path()->c_str(), beast::file_mode::scan, ec);
     if (ec) {
       log::runtime().error("cannot open {}: {}", res.file_path()->string(), ec.message());
-      const std::size_t n = co_await send_error(c.stream, http::status::internal_server_error, {});
+      const std::size_t n = co_await send_error(c.stream, http::status::internal_server_error, {}, req.request_id());
       co_await linger_close(c.stream);
       co_return written{false, n, 500};
     }
@@ -465,8 +498,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
     // A request refused before it reached the application is answered and counted.
     const auto refuse = [&](http::status status, std::string detail) {
-      std::string method = parser.is_header_done() ? std::string(parser.get().method_string()) : std::string();
-      return refuse_request(c, std::move(method), status, std::move(detail), start, remote);
+      return refuse_request(c, describe_refused(parser), status, std::move(detail), start, remote);
     };
     if (hec) {
       // A timeout has already closed the socket (tcp_stream's way of
@@ -554,14 +586,14 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     // A handler may ask for the connection to close (Connection: close).
     const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
     if (res.upgrade() && !ep) {
-      record(&*req, {}, 101, req->bytes().size(), 0, start, request_task, remote);
+      record(&*req, nullptr, 101, req->bytes().size(), 0, start, request_task, remote);
       co_await run_websocket(c, *req, *res.upgrade());
       co_return;
     }
     const unsigned status = res.native().result_int();
     const auto sent = co_await write_response(c, *req, res, keep);
     detail::bump(served, 1);
-    record(&*req, {}, sent.status_sent ? sent.status_sent : status, req->bytes().size(), sent.body_bytes, start,
+    record(&*req, nullptr, sent.status_sent ? sent.status_sent : status, req->bytes().size(), sent.body_bytes, start,
            request_task, remote);
     if (!sent.ok) break;
     if (!keep) {

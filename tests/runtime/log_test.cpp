@@ -9,6 +9,7 @@
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
+#include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/wait.hpp>
 #include <loupe/runtime/task.hpp>
@@ -165,7 +166,9 @@ TEST_F(Log, HostileMessagesAndFieldsGiveOneValidJsonObjectPerLine) {
     const auto& r = recs[i];
     const auto& input = hostile[i / 2];
     for (const char* key : {"ts", "level", "logger", "msg"}) EXPECT_TRUE(r.contains(key)) << key;
-    if (valid_utf8(input)) EXPECT_EQ(r.at("msg").as_string(), input);
+    if (valid_utf8(input)) {
+      EXPECT_EQ(r.at("msg").as_string(), input);
+    }
     // RFC 3339 UTC with milliseconds.
     const std::string ts(r.at("ts").as_string());
     EXPECT_EQ(ts.size(), 24u) << ts;
@@ -190,7 +193,9 @@ TEST_F(Log, HostileMessagesAndFieldsGiveOneValidJsonObjectPerLine) {
     EXPECT_EQ(r.at("field_ts").as_int64(), 1);
     if (valid_utf8(input)) {
       EXPECT_EQ(r.at("msg").as_string(), input);
-      if (input != "msg" && input != "ts") EXPECT_EQ(r.at(input).as_string(), input);
+      if (input != "msg" && input != "ts") {
+        EXPECT_EQ(r.at(input).as_string(), input);
+      }
     }
   }
 }
@@ -250,6 +255,52 @@ TEST_F(Log, AFullQueueDropsAndCountsInsteadOfBlocking) {
   EXPECT_EQ(recs[0].at("msg"), "first");
   EXPECT_EQ(recs[1].at("msg"), "record 92");  // the oldest were dropped
   EXPECT_EQ(recs[8].at("msg"), "record 99");
+}
+
+// A barrier (what flush() waits for) pushed out of a full queue must not
+// leave later flushes waiting for it.
+TEST_F(Log, AFlushPushedOutOfAFullQueueDoesNotBreakLaterFlushes) {
+  use({.queue_size = 8});
+  sink->hold();
+  loupe::log::app().info("first");
+  ASSERT_TRUE(sink->wait_blocked(5s));
+  loupe::log::app().flush();  // queues a barrier without waiting for room
+  for (int i = 0; i < 20; ++i) loupe::log::app().info("record {}", i);  // pushes it out
+  sink->release();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(loupe::log::flush(10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "flush waited for the barrier that was dropped";
+  EXPECT_EQ(records().back().at("msg"), "record 19");
+}
+
+// Reconfiguring while other threads log: every line stays whole, and the old
+// writer is drained by configure() itself.
+TEST_F(Log, ConfigureWhileOtherThreadsLog) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t)
+    writers.emplace_back([&stop, t] {
+      for (int i = 0; !stop.load(); ++i) loupe::log::info(loupe::log::app(), "busy", {{"thread", t}, {"i", i}});
+    });
+  std::vector<std::shared_ptr<collecting_sink>> sinks;
+  for (int round = 0; round < 20; ++round) {
+    use({.queue_size = 256});
+    sinks.push_back(sink);
+    std::this_thread::sleep_for(2ms);
+  }
+  stop = true;
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(loupe::log::flush(5s));
+  std::size_t lines = 0;
+  for (const auto& s : sinks)
+    for (const auto& line : s->lines()) {
+      ++lines;
+      boost::system::error_code ec;
+      auto v = boost::json::parse(line, ec);
+      ASSERT_FALSE(ec) << line;
+      EXPECT_EQ(v.as_object().at("msg"), "busy");
+    }
+  EXPECT_GT(lines, 0u);
 }
 
 TEST_F(Log, LevelChangesWhileRunning) {
@@ -343,6 +394,58 @@ TEST_F(Log, RequestRecordsShareTheRequestIdWithTheAccessLog) {
     EXPECT_TRUE(access->at("duration_ms").is_double());
     EXPECT_NE(std::string(access->at("user_agent").as_string()).find("loupe"), std::string::npos);
   }
+}
+
+// A request refused before the application (bad framing, a malformed field)
+// still gets a request id, echoed in the error response and in its access
+// record, with what could safely be read of its request line.
+TEST_F(Log, RefusedRequestsGetARequestIdAndAnAccessRecord) {
+  loupe::loop lp("log-refused");
+  loupe::application app;
+  app.get("/", [](loupe::request&) -> awaitable<loupe::response> { co_return loupe::response::text("hi"); });
+  loupe::server srv(lp, app, {.max_header_bytes = 4096});
+  const auto ep = srv.listen("127.0.0.1", 0);
+  std::string bad_id, field_id;
+  loupe::testkit::run(lp, [&]() -> awaitable<void> {
+    loupe::testkit::raw_client bad(lp.get_executor());
+    co_await bad.connect(ep);
+    co_await bad.send("GET /framing HTTP/1.1\r\nHost: a\r\nUser-Agent: refusal-test/1\r\n"
+                      "X-Request-ID: refused-1\r\nTransfer-Encoding: gzip\r\n\r\n");
+    auto res = co_await bad.read_response();
+    EXPECT_EQ(res.result_int(), 400);
+    bad_id = std::string(res["X-Request-ID"]);
+    loupe::testkit::raw_client field(lp.get_executor());
+    co_await field.connect(ep);
+    co_await field.send("PUT /fields HTTP/1.1\r\nHost: a\r\nBad Name: p\r\n\r\n");
+    res = co_await field.read_response();
+    EXPECT_EQ(res.result_int(), 400);
+    field_id = std::string(res["X-Request-ID"]);
+    // The access records follow the writes, which the client may see first.
+    co_await loupe::testkit::wait_until([&] {
+      loupe::log::flush();
+      std::size_t n = 0;
+      for (const auto& line : sink->lines()) n += line.find("\"loupe.access\"") != std::string::npos;
+      return n == 2;
+    });
+  });
+  EXPECT_EQ(bad_id, "refused-1");
+  EXPECT_EQ(field_id.size(), 32u) << field_id;
+  const boost::json::object *bad = nullptr, *field = nullptr;
+  const auto recs = records();
+  for (const auto& r : recs) {
+    if (r.at("logger") != "loupe.access") continue;
+    if (r.at("request_id") == "refused-1") bad = &r;
+    else field = &r;
+  }
+  ASSERT_TRUE(bad && field);
+  EXPECT_EQ(bad->at("request_id"), "refused-1");
+  EXPECT_EQ(bad->at("method"), "GET");
+  EXPECT_EQ(bad->at("path"), "/framing");
+  EXPECT_EQ(bad->at("route"), "_unmatched");
+  EXPECT_EQ(bad->at("user_agent"), "refusal-test/1");
+  EXPECT_EQ(field->at("request_id"), field_id.c_str());
+  EXPECT_EQ(field->at("method"), "PUT");  // the request line was parsed before the bad field
+  EXPECT_EQ(field->at("path"), "/fields");
 }
 
 TEST_F(Log, AccessLogCanBeTurnedOff) {

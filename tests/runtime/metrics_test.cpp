@@ -287,6 +287,7 @@ TEST_F(Metrics, ClientSessionCountsByMethodServerAndStatus) {
     closed_port = a.local_endpoint().port();
   }
   run([&]() -> awaitable<void> {
+    const std::string before = loupe::metrics::exposition(app.metrics());
     loupe::client_session http(loop);
     co_await http.get(url("/"));
     co_await http.get(url("/no/such/path"));
@@ -296,19 +297,64 @@ TEST_F(Metrics, ClientSessionCountsByMethodServerAndStatus) {
       ADD_FAILURE() << "connected to a closed port";
     } catch (const loupe::client_error&) {
     }
-    const std::string text = loupe::metrics::exposition(app.metrics());
+    const std::string after = loupe::metrics::exposition(app.metrics());
     const std::string server = "127.0.0.1:" + std::to_string(ep.port());
+    // Client series are process-wide (other tests' sessions count there
+    // too): compare with the values before this test's requests.
+    const auto delta = [&](const std::string& name, const labels& l) {
+      return value_of(after, name, l).value_or(0) - value_of(before, name, l).value_or(0);
+    };
     const std::string c = "http_client_requests_total";
-    EXPECT_EQ(value_of(text, c, {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}), 1.0);
-    EXPECT_EQ(value_of(text, c, {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "404"}}), 1.0);
-    EXPECT_EQ(value_of(text, c, {{"server_address", server}, {"http_request_method", "DELETE"}, {"http_response_status_code", "405"}}), 1.0);
-    EXPECT_EQ(value_of(text, c, {{"server_address", "127.0.0.1:" + std::to_string(closed_port)},
-                                 {"error_type", "connection_failed"}}),
+    EXPECT_EQ(delta(c, {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}), 1.0);
+    EXPECT_EQ(delta(c, {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "404"}}), 1.0);
+    EXPECT_EQ(delta(c, {{"server_address", server}, {"http_request_method", "DELETE"}, {"http_response_status_code", "405"}}), 1.0);
+    EXPECT_EQ(delta(c, {{"server_address", "127.0.0.1:" + std::to_string(closed_port)}, {"error_type", "connection_failed"}}),
               1.0);
-    EXPECT_EQ(value_of(text, "http_client_request_duration_seconds_count",
-                       {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}),
+    EXPECT_EQ(delta("http_client_request_duration_seconds_count",
+                    {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}),
               1.0);
   });
+}
+
+TEST_F(Metrics, SubApplicationMetricsAreScrapedWithTheRoot) {
+  auto& mine = prometheus::BuildCounter().Name("shared_total").Help("Shared.").Register(app.metrics());
+  mine.Add({{"where", "root"}}).Increment(2);
+  loupe::application admin;
+  // Registered before mounting, in the sub-application's own registry.
+  prometheus::BuildCounter().Name("admin_actions_total").Help("Admin actions.").Register(admin.metrics()).Add({}).Increment(3);
+  prometheus::BuildCounter().Name("shared_total").Help("Shared.").Register(admin.metrics()).Add({{"where", "admin"}}).Increment(5);
+  auto& mounted = app.add_subapp("/admin", std::move(admin));
+  EXPECT_EQ(&mounted.metrics(), &app.metrics());  // from now on, the root's
+  start();
+  run([&]() -> awaitable<void> {
+    loupe::client_session http(loop);
+    co_await http.get(url("/"));
+    auto served = [](const std::string& t) { return counted(t) == 1.0; };
+    const std::string text = co_await scrape_until(http, served);
+    EXPECT_EQ(value_of(text, "admin_actions_total"), 3.0);
+    EXPECT_EQ(value_of(text, "shared_total", {{"where", "root"}}), 2.0);
+    EXPECT_EQ(value_of(text, "shared_total", {{"where", "admin"}}), 5.0);
+    // One family, not two (a scrape with a family twice is invalid).
+    EXPECT_EQ(count_lines(text, "# TYPE shared_total counter"), 1u);
+    EXPECT_EQ(count_lines(text, "# TYPE http_server_requests_total counter"), 1u);
+  });
+}
+
+TEST(MetricsLoop, LoopNamesAreUniqueAmongLiveLoops) {
+  std::optional<loupe::loop> a(std::in_place, "twin");
+  loupe::loop b("twin");
+  loupe::loop c("twin");
+  EXPECT_EQ(a->name(), "twin");
+  EXPECT_EQ(b.name(), "twin-2");
+  EXPECT_EQ(c.name(), "twin-3");
+  const std::string text = loupe::metrics::exposition(prometheus::Registry{});
+  std::size_t series = 0;
+  for (const auto& smp : parse_exposition(text))
+    if (smp.name == "loupe_tasks" && smp.lbls.at("loop").starts_with("twin")) ++series;
+  EXPECT_EQ(series, 3u);  // one per loop, none twice
+  a.reset();
+  loupe::loop d("twin");  // the name is free again
+  EXPECT_EQ(d.name(), "twin");
 }
 
 TEST(MetricsLoop, LoopAndTaskSeriesAreReadFromTheLoops) {

@@ -141,7 +141,9 @@ class application {
 
   // -- metrics (see metrics.hpp) ----------------------------------------------
   /// The Prometheus registry of the root application: the server's HTTP
-  /// metrics live there, and the application registers its own.
+  /// metrics live there, and the application registers its own. A
+  /// sub-application's metrics() is its root's once mounted; what it
+  /// registered before `add_subapp` is scraped with the root's registry too.
   prometheus::Registry& metrics();
   /// Adds `GET path` serving the text exposition of `metrics()` and the
   /// process-wide series (what Prometheus scrapes).

@@ -74,7 +74,8 @@ awaitable<std::tuple<std::conditional_t<std::is_void_v<Ts>, std::monostate, Ts>.
                          detail::gather_one<I>(st, std::move(bodies)))),
      ...);
   }(std::index_sequence_for<Ts...>{});
-  auto [ec] = co_await st->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  // Woken by the last child, or cancelled: the error code says nothing more.
+  (void)co_await st->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   if (st->pending != 0) {
     // We were cancelled: pass it on, then report it.
     for (auto id : st->ids) l.cancel(id, cancel_source::parent);

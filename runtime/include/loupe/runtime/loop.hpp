@@ -83,6 +83,8 @@ class loop {
  public:
   using executor_type = boost::asio::io_context::executor_type;
 
+  /// `name` labels the loop in logs, metrics and the console; names are
+  /// unique among live loops, so a second loop named "main" is "main-2".
   explicit loop(std::string name = "main");
   ~loop();
   loop(const loop&) = delete;

@@ -21,7 +21,7 @@
 //   http_server_connections_accepted_total{loop}
 //   http_client_requests_total{http_request_method,server_address,http_response_status_code,error_type}
 //   http_client_request_duration_seconds           histogram, same labels
-//   loupe_loop_callbacks_total, loupe_loop_callback_duration_seconds,
+//   loupe_loop_callback_duration_seconds{loop} (its _count is the callbacks run),
 //   loupe_loop_slow_callbacks_total, loupe_loop_lag_seconds, loupe_loop_stalls_total,
 //   loupe_tasks{loop}, loupe_tasks_spawned_total, loupe_tasks_finished_total{loop,outcome}
 //   loupe_log_records_dropped_total
