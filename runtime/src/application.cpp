@@ -131,6 +131,8 @@ const std::shared_ptr<detail::app_metrics>& application::metrics_internals() {
 
 prometheus::Registry& application::metrics() { return *metrics_internals()->registry; }
 
+std::string metrics::exposition(application& app) { return detail::exposition(*app.metrics_internals()); }
+
 route& application::add_metrics_route(std::string_view path) {
   auto registry = metrics_internals();
   // A scrape serializes every series (a few ms per thousand routes): it runs

@@ -5,6 +5,7 @@
 #include "connect.hpp"
 #include "exceptions.hpp"
 #include "http_metrics.hpp"
+#include "loop_impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,7 +18,11 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 
+#include <charconv>
+#include <ctime>
+#include <iomanip>
 #include <map>
+#include <sstream>
 
 namespace loupe {
 
@@ -66,6 +71,127 @@ struct pooled {
   clock_type::time_point idle_since;
 };
 
+
+// The session's cookie jar: RFC 6265's storage and matching rules, for a
+// client that speaks plain HTTP (Secure cookies go to loopback hosts only, as
+// browsers treat localhost as a secure context).
+class cookie_jar {
+ public:
+  void store(std::string_view set_cookie, const boost::urls::url& from) {
+    const std::string host = lower(from.host());
+    auto parts = split(set_cookie, ';');
+    if (parts.empty()) return;
+    const auto eq = parts[0].find('=');
+    if (eq == std::string_view::npos) return;
+    client_cookie c;
+    c.name = std::string(trim(parts[0].substr(0, eq)));
+    c.value = std::string(trim(parts[0].substr(eq + 1)));
+    if (c.name.empty()) return;
+    if (c.value.size() >= 2 && c.value.front() == '"' && c.value.back() == '"') c.value = c.value.substr(1, c.value.size() - 2);
+    c.domain = host;
+    c.path = default_path(from.path());
+    std::optional<std::int64_t> max_age;
+    for (std::size_t i = 1; i < parts.size(); ++i) {
+      const auto attr = trim(parts[i]);
+      const auto aeq = attr.find('=');
+      const std::string key = lower(trim(attr.substr(0, aeq)));
+      const std::string_view val = aeq == std::string_view::npos ? std::string_view{} : trim(attr.substr(aeq + 1));
+      if (key == "domain" && !val.empty()) {
+        std::string d = lower(val.front() == '.' ? val.substr(1) : val);
+        if (!domain_match(host, d)) return;  // a cookie for another site: rejected
+        c.domain = std::move(d);
+        c.host_only = false;
+      } else if (key == "path" && !val.empty() && val.front() == '/') {
+        c.path = std::string(val);
+      } else if (key == "secure") {
+        c.secure = true;
+      } else if (key == "max-age" && !val.empty()) {
+        std::int64_t n = 0;
+        const auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
+        if (ec == std::errc{} && p == val.data() + val.size()) max_age = n;
+      } else if (key == "expires" && !max_age) {
+        std::tm tm{};
+        std::istringstream in{std::string(val)};
+        in >> std::get_time(&tm, "%a, %d %b %Y %H:%M:%S");
+        if (!in.fail()) c.expires = std::chrono::system_clock::from_time_t(timegm(&tm));
+      }
+    }
+    if (max_age) c.expires = std::chrono::system_clock::now() + std::chrono::seconds(std::max<std::int64_t>(*max_age, -1));
+    put(std::move(c));
+  }
+
+  void put(client_cookie c) {
+    std::erase_if(cookies_, [&](const client_cookie& o) {
+      return o.name == c.name && o.domain == c.domain && o.path == c.path;
+    });
+    if (c.expires && *c.expires <= std::chrono::system_clock::now()) return;  // deleted
+    cookies_.push_back(std::move(c));
+  }
+
+  /// The Cookie header for a request to `to`, or "" for none.
+  std::string header_for(const boost::urls::url& to) {
+    drop_expired();
+    const std::string host = lower(to.host());
+    const std::string path = to.path().empty() ? "/" : std::string(to.path());
+    const bool loopback = host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+    std::string out;
+    for (const auto& c : cookies_) {
+      if (c.host_only ? host != c.domain : !domain_match(host, c.domain)) continue;
+      if (!path_match(path, c.path) || (c.secure && !loopback)) continue;
+      if (!out.empty()) out += "; ";
+      out += c.name;
+      out += '=';
+      out += c.value;
+    }
+    return out;
+  }
+
+  std::vector<client_cookie> all() {
+    drop_expired();
+    return cookies_;
+  }
+  void clear() { cookies_.clear(); }
+
+ private:
+  void drop_expired() {
+    const auto now = std::chrono::system_clock::now();
+    std::erase_if(cookies_, [&](const client_cookie& c) { return c.expires && *c.expires <= now; });
+  }
+  static std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+  }
+  static std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  }
+  static std::vector<std::string_view> split(std::string_view s, char sep) {
+    std::vector<std::string_view> out;
+    for (std::size_t start = 0;;) {
+      const auto at = s.find(sep, start);
+      out.push_back(s.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
+      if (at == std::string_view::npos) return out;
+      start = at + 1;
+    }
+  }
+  static bool domain_match(const std::string& host, const std::string& domain) {
+    return host == domain ||
+           (host.size() > domain.size() && host.ends_with(domain) && host[host.size() - domain.size() - 1] == '.');
+  }
+  static bool path_match(const std::string& path, const std::string& cookie_path) {
+    if (path == cookie_path) return true;
+    return path.starts_with(cookie_path) && (cookie_path.back() == '/' || path[cookie_path.size()] == '/');
+  }
+  static std::string default_path(std::string_view request_path) {
+    if (request_path.empty() || request_path.front() != '/') return "/";
+    const auto last = request_path.rfind('/');
+    return last == 0 ? "/" : std::string(request_path.substr(0, last));
+  }
+  std::vector<client_cookie> cookies_;
+};
+
 }  // namespace
 
 namespace detail {
@@ -84,14 +210,22 @@ url_origin origin_of(const boost::urls::url_view_base& u, std::string_view schem
   return o;
 }
 
-awaitable<beast::tcp_stream> connect_tcp(asio::any_io_executor ex, const url_origin& to,
-                                         clock_type::time_point deadline) {
-  tcp::resolver resolver(ex);
-  auto [rec, results] = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
-  if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
+awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_type::time_point deadline) {
+  asio::any_io_executor ex = l.get_executor();
   beast::tcp_stream stream(ex);
   stream.expires_at(deadline);
-  auto [cec, ep] = co_await stream.async_connect(results, nothrow);
+  boost::system::error_code cec;
+  const auto& hosts = l.internals().hosts;
+  std::string name = to.host;
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (auto mapped = hosts.find(name); mapped != hosts.end()) {
+    std::tie(cec) = co_await stream.async_connect(mapped->second, nothrow);
+  } else {
+    tcp::resolver resolver(ex);
+    auto [rec, results] = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
+    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
+    std::tie(cec, std::ignore) = co_await stream.async_connect(results, nothrow);
+  }
   if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + to.key + " timed out");
   if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + cec.message());
   stream.expires_never();
@@ -153,6 +287,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
   bool closed = false;
   std::size_t opened = 0;
   std::map<std::string, std::vector<pooled>> idle;
+  cookie_jar jar;
   detail::http_client_series series;  // http_client_* metrics, resolved once per key
 
   std::size_t idle_count() const {
@@ -172,7 +307,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         co_return std::pair{std::move(p.stream), true};
     }
     const auto connect_deadline = std::min(deadline, clock_type::now() + opts.connect_timeout);
-    auto stream = std::make_unique<beast::tcp_stream>(co_await detail::connect_tcp(lp.get_executor(), to, connect_deadline));
+    auto stream = std::make_unique<beast::tcp_stream>(co_await detail::connect_tcp(lp, to, connect_deadline));
     ++opened;
     co_return std::pair{std::move(stream), false};
   }
@@ -219,6 +354,8 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
       req.set(http::field::host, to.host_header);
       req.set(http::field::user_agent, opts.user_agent);
       if (!content_type.empty()) req.set(http::field::content_type, content_type);
+      if (opts.cookies)
+        if (auto cookie = jar.header_for(u); !cookie.empty()) req.set(http::field::cookie, cookie);
       for (const auto& [k, v] : o.headers) req.set(k, v);
       req.body() = body;
       if (!body.empty() || method == http::verb::post || method == http::verb::put || method == http::verb::patch)
@@ -269,6 +406,9 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         throw;
       }
       observe(res.result_int(), {});
+      if (opts.cookies)
+        for (const auto& f : res.base())
+          if (f.name() == http::field::set_cookie) jar.store(f.value(), u);
 
       const unsigned code = res.result_int();
       const bool redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
@@ -364,6 +504,8 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     http::request<http::string_body> req{m, to.target, 11};
     req.set(http::field::host, to.host_header);
     req.set(http::field::user_agent, s->opts.user_agent);
+    if (s->opts.cookies)
+      if (auto cookie = s->jar.header_for(url_); !cookie.empty()) req.set(http::field::cookie, cookie);
     for (const auto& [k, v] : o.headers) req.set(k, v);
     if (o.body) {
       req.body() = *o.body;
@@ -382,6 +524,9 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     auto [hec, hn] = co_await http::async_read_header(*stream, i->buffer, i->parser, nothrow);
     if (hec) throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
                                 "response headers from " + key + ": " + hec.message());
+    if (s->opts.cookies)
+      for (const auto& f : i->parser.get().base())
+        if (f.name() == http::field::set_cookie) s->jar.store(f.value(), url_);
     i->stream = std::move(stream);
     co_return std::make_unique<client_stream>(std::move(i));
   };
@@ -393,6 +538,19 @@ awaitable<void> client_session::close() {
   impl_->closed = true;
   impl_->idle.clear();
   co_return;
+}
+
+std::vector<client_cookie> client_session::cookies() const { return impl_->jar.all(); }
+void client_session::set_cookie(client_cookie c) { impl_->jar.put(std::move(c)); }
+void client_session::clear_cookies() { impl_->jar.clear(); }
+
+void map_host(loop& l, std::string host, tcp::endpoint to) {
+  for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  l.internals().hosts.insert_or_assign(std::move(host), to);
+}
+void unmap_host(loop& l, std::string_view host) {
+  auto& hosts = l.internals().hosts;
+  if (auto it = hosts.find(host); it != hosts.end()) hosts.erase(it);
 }
 
 std::size_t client_session::connections_opened() const noexcept { return impl_->opened; }

@@ -26,9 +26,9 @@ struct url_origin {
 /// Checks the scheme and host; throws client_error(invalid_url) naming the URL.
 url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme);
 
-/// Resolves and connects (TCP_NODELAY on) before `deadline`; throws
-/// client_error(connection_failed or timeout).
-awaitable<boost::beast::tcp_stream> connect_tcp(boost::asio::any_io_executor ex, const url_origin& to,
+/// Resolves (or takes the loop's map_host entry) and connects (TCP_NODELAY
+/// on) before `deadline`; throws client_error(connection_failed or timeout).
+awaitable<boost::beast::tcp_stream> connect_tcp(loop& l, const url_origin& to,
                                                 std::chrono::steady_clock::time_point deadline);
 
 }  // namespace loupe::detail

@@ -5,10 +5,12 @@
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <pthread.h>
 
@@ -73,6 +75,8 @@ struct loop::impl {
 
   loop& owner;
   std::string name;
+  /// map_host(): names the client connects to without DNS (loop thread only).
+  std::map<std::string, boost::asio::ip::tcp::endpoint, std::less<>> hosts;
 
   mutable std::mutex mutex;  // guards the registry list, the rings and request infos
   detail::task_record* head = nullptr;

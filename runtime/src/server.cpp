@@ -221,6 +221,15 @@ std::vector<tcp::endpoint> server::endpoints() const {
 }
 
 std::size_t server::connection_count() const noexcept { return impl_->open; }
+
+std::vector<server::connection_info> server::connections() const {
+  std::vector<connection_info> out;
+  for (const auto* c : impl_->conns) {
+    error_code ec;
+    out.push_back({c->stream.socket().remote_endpoint(ec), c->idle, c->in_handler, c->ws != nullptr});
+  }
+  return out;
+}
 std::size_t server::requests_in_flight() const noexcept { return impl_->in_flight; }
 std::uint64_t server::requests_served() const noexcept { return impl_->served.load(std::memory_order_relaxed); }
 

@@ -2,6 +2,7 @@
 #include <loupe/testkit/raw_client.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -71,6 +72,35 @@ awaitable<bool> raw_client::closed_by_peer() {
   auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
   if (!ec) co_return false;
   co_return ec != beast::error::timeout;
+}
+
+void raw_client::set_receive_buffer(int bytes) {
+  auto& sock = impl_->stream.socket();
+  boost::system::error_code ec;
+  if (!sock.is_open()) sock.open(asio::ip::tcp::v4(), ec);
+  sock.set_option(asio::socket_base::receive_buffer_size(bytes), ec);
+}
+
+awaitable<raw_client::slow_read> raw_client::read_slowly(std::size_t chunk, std::chrono::milliseconds interval,
+                                                         std::size_t total) {
+  slow_read out;
+  std::string scratch(chunk, '\0');
+  asio::steady_timer pause(impl_->stream.get_executor());
+  // What the response parser had already buffered counts as read.
+  out.bytes = impl_->buffer.size();
+  impl_->buffer.consume(impl_->buffer.size());
+  while (out.bytes < total) {
+    impl_->stream.expires_after(impl_->timeout);
+    auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
+    out.bytes += n;
+    if (ec) {
+      out.closed_by_peer = ec != beast::error::timeout;
+      break;
+    }
+    pause.expires_after(interval);
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+  co_return out;
 }
 
 void raw_client::close() {

@@ -104,6 +104,11 @@ TEST_F(Client, TimeoutFiresAndTheSessionGoesOn) {
     });
     EXPECT_EQ(code, client_errc::timeout);
     EXPECT_EQ((co_await http.get(base + "/port")).status_code(), 200u);
+    // The server's handler is still sleeping for the client that gave up:
+    // end it, or the test would leave that request (and its connection) behind.
+    for (const auto& t : loop.tasks())
+      if (t.request.route == "/sleep") loop.cancel(t.id);
+    co_await loupe::testkit::wait_until([&] { return srv->requests_in_flight() == 0; });
   });
 }
 

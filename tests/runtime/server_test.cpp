@@ -115,6 +115,7 @@ TEST_F(Server, MalformedRequestsGet400AndTheServerGoesOn) {
 }
 
 TEST_F(Server, ExceptionInHandlerIs500AndTheConnectionGoesOn) {
+  expect_log({.level = spdlog::level::err, .message = "unhandled exception in handler for GET /boom"});
   start();
   run([&]() -> awaitable<void> {
     auto c = co_await connect();

@@ -157,6 +157,7 @@ TEST_F(Tracking, SlowCallbackIsRecordedOnceWithTaskAndRoute) {
 }
 
 TEST_F(Tracking, WatchdogReportsTheStallWhileTheLoopIsStillBlocked) {
+  expect_log({.level = spdlog::level::err, .message = "watchdog: loop 'main' has been blocked"});
   loupe::set_tracking_options({.slow_callback = 0ms, .watchdog = 200ms});
   start();
   run([&]() -> awaitable<void> {

@@ -12,12 +12,20 @@
 // response, too many redirects, ...): a request never hangs past its timeout.
 // Redirects (301, 302, 303, 307, 308) are followed up to `max_redirects`.
 // `stream()` returns after the headers and reads the body piece by piece.
+// Cookies from Set-Cookie are kept in the session's jar and sent back to the
+// hosts and paths they belong to (aiohttp's CookieJar), redirects included.
+//
+// `map_host(loop, "pong.test", endpoint)` sends every connection this loop's
+// sessions and WebSocket clients make to `pong.test` (any port) to that
+// endpoint, without DNS: the test kit uses it to put several servers behind
+// names in one loop.
 //
 // Owned by one loop and used from its thread. Not thread-safe.
 #pragma once
 
 #include <loupe/runtime/task.hpp>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -64,6 +72,19 @@ struct client_options {
   std::chrono::milliseconds idle_timeout{15000};     ///< a pooled connection older than this is dropped
   std::size_t max_response_bytes = 64 * 1024 * 1024;
   std::string user_agent = "loupe";
+  /// Keep cookies from responses and send them back (the session's jar).
+  bool cookies = true;
+};
+
+/// A cookie in a session's jar.
+struct client_cookie {
+  std::string name;
+  std::string value;
+  std::string domain;   ///< the host it came from, or its Domain attribute
+  bool host_only = true;  ///< no Domain attribute: only `domain` itself, not its subdomains
+  std::string path = "/";
+  bool secure = false;  ///< sent only to loopback hosts (this client speaks plain HTTP)
+  std::optional<std::chrono::system_clock::time_point> expires;  ///< none: a session cookie
 };
 
 /// Optional parts of one request.
@@ -137,6 +158,12 @@ class client_session {
   awaitable<std::unique_ptr<client_stream>> stream(boost::beast::http::verb method, std::string url,
                                                    request_options opts = {});
 
+  /// The cookies in the jar now (expired ones dropped).
+  std::vector<client_cookie> cookies() const;
+  /// Adds or replaces (same name, domain and path) a cookie.
+  void set_cookie(client_cookie c);
+  void clear_cookies();
+
   /// Closes pooled connections; later requests fail with session_closed.
   awaitable<void> close();
 
@@ -149,6 +176,12 @@ class client_session {
  private:
   std::shared_ptr<impl> impl_;
 };
+
+/// Connections to `host` (any port) by client sessions and WebSocket clients
+/// on loop `l` go to `to`, without DNS. Replaces an earlier mapping of `host`.
+/// Call on the loop's thread (or before it runs).
+void map_host(loop& l, std::string host, boost::asio::ip::tcp::endpoint to);
+void unmap_host(loop& l, std::string_view host);
 
 }  // namespace loupe
 

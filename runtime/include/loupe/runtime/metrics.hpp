@@ -42,6 +42,10 @@ namespace prometheus {
 class Registry;
 }
 
+namespace loupe {
+class application;
+}
+
 namespace loupe::metrics {
 
 /// The Content-Type of `exposition()`.
@@ -56,6 +60,9 @@ prometheus::Registry& process_registry();
 
 /// The text exposition of `app_registry` followed by the process-wide series.
 std::string exposition(const prometheus::Registry& app_registry);
+/// What `app`'s metrics route serves: its root's registry, what mounted
+/// sub-applications registered, and the process-wide series.
+std::string exposition(application& app);
 
 /// The OpenTelemetry `http.request.method` value: the method if it is one
 /// of the nine standard ones, otherwise "_OTHER".

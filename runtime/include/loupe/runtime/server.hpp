@@ -80,6 +80,14 @@ class server {
 
   /// Open connections.
   std::size_t connection_count() const noexcept;
+  /// One open connection, as the test kit's leak check reports it.
+  struct connection_info {
+    boost::asio::ip::tcp::endpoint remote;
+    bool idle = false;       ///< waiting for a request (keep-alive)
+    bool in_handler = false; ///< a request's handler is running
+    bool websocket = false;
+  };
+  std::vector<connection_info> connections() const;
   /// Requests whose handlers are running.
   std::size_t requests_in_flight() const noexcept;
   /// Requests answered since the server started (readable from any thread).

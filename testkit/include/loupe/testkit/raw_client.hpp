@@ -51,6 +51,17 @@ class raw_client {
                                    std::string body = {}, const header_list& headers = {});
   /// True when the server has closed the connection (EOF or reset) within the timeout.
   awaitable<bool> closed_by_peer();
+
+  /// A slow reader: sets SO_RCVBUF (call before connect) so that the
+  /// server's writes really wait for it.
+  void set_receive_buffer(int bytes);
+  struct slow_read {
+    std::size_t bytes = 0;        ///< bytes received
+    bool closed_by_peer = false;  ///< the server ended the connection first
+  };
+  /// Reads at most `chunk` bytes every `interval` until `total` bytes have
+  /// arrived or the server closes the connection.
+  awaitable<slow_read> read_slowly(std::size_t chunk, std::chrono::milliseconds interval, std::size_t total);
   void close();
 
  private:

@@ -1,0 +1,58 @@
+// loupe/testkit/client.hpp — a client bound to one server, for functional tests.
+//
+//   loupe::testkit::test_client http(loop, srv.url());     // inside a loupe test: client(srv)
+//   auto res = co_await http.get("/orders", {.query = {{"page", "2"}}});
+//   EXPECT_EQ(res.status_code(), 200u);
+//   auto made = co_await http.post("/orders", {.json = {{"item", "tea"}}});
+//   auto form = co_await http.post("/login", {.form = {{"user", "ann"}}});   // its cookies are kept
+//   auto moved = co_await http.get("/old", {.follow_redirects = false});
+//   auto ws = co_await http.ws_connect("/ws");
+//   auto body = co_await http.stream(boost::beast::http::verb::get, "/big");  // read_chunk() ...
+//
+// Paths are relative to the server's URL; a full "http://..." URL is used as
+// it is (through the loop's host map, so "http://pong.test/" works too). It is
+// the runtime's client_session underneath: keep-alive pool, cookie jar,
+// redirects, timeouts, JSON and form bodies.
+#pragma once
+
+#include <loupe/runtime/client.hpp>
+#include <loupe/runtime/websocket.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace loupe::testkit {
+
+class test_client {
+ public:
+  test_client(loop& l, std::string base_url, client_options opts = {});
+  test_client(const test_client&) = delete;
+  test_client& operator=(const test_client&) = delete;
+
+  awaitable<client_response> request(boost::beast::http::verb method, std::string_view path, request_options opts = {});
+  awaitable<client_response> get(std::string_view path, request_options opts = {});
+  awaitable<client_response> post(std::string_view path, request_options opts = {});
+  awaitable<client_response> put(std::string_view path, request_options opts = {});
+  awaitable<client_response> patch(std::string_view path, request_options opts = {});
+  awaitable<client_response> del(std::string_view path, request_options opts = {});
+  awaitable<client_response> head(std::string_view path, request_options opts = {});
+  /// The response after its headers; read the body with read_chunk().
+  awaitable<std::unique_ptr<client_stream>> stream(boost::beast::http::verb method, std::string_view path,
+                                                   request_options opts = {});
+  /// Opens a WebSocket to the server's ws:// URL for `path`.
+  awaitable<std::unique_ptr<websocket>> ws_connect(std::string_view path, websocket_options opts = {});
+
+  /// base URL + path (a full URL is returned as it is).
+  std::string url(std::string_view path) const;
+  client_session& session() noexcept { return session_; }
+  std::vector<client_cookie> cookies() const { return session_.cookies(); }
+  awaitable<void> close() { co_await session_.close(); }
+
+ private:
+  loop& loop_;
+  std::string base_;
+  client_session session_;
+};
+
+}  // namespace loupe::testkit

@@ -1,0 +1,195 @@
+// loupe/testkit/test.hpp — functional tests of loupe applications, for GoogleTest.
+//
+//   LOUPE_TEST(Orders, ListsThem) {                  // a coroutine, on a fresh loop
+//     auto& srv = server(make_shop_app());           // 127.0.0.1, port 0; the test keeps the app
+//     auto& http = client(srv);
+//     auto res = co_await http.get("/orders");
+//     CO_ASSERT_EQ(res.status_code(), 200u);         // fatal: ends the test body
+//     EXPECT_EQ(res.json().at("count"), 3);
+//     EXPECT_EQ(srv.metric("http_server_requests_total", {{"http_route", "/orders"}}), 1);
+//   }
+//
+//   class Shop : public loupe::testkit::test { ... };   // a fixture of your own
+//   LOUPE_TEST_F(Shop, Checkout) { ... co_await ...; }
+//
+//   TEST_F(Shop, Simplest) {                         // no coroutine at all
+//     auto& srv = server(make_shop_app());
+//     EXPECT_EQ(fetch(srv, "/health").text(), "ok");
+//   }
+//
+// What every test gets, with nothing to set up:
+// - A fresh loop (`loop`), driven on the test's own thread: no second thread.
+//   The body runs as the task "test" under a deadline (30 s; set_deadline()).
+//   Past it the test fails with the live tasks, what each waits on (operation,
+//   object, the co_await's file:line), for how long, and the request it serves.
+// - Servers and clients: server(app), raw_server(handler), client(srv) or
+//   client(url); several servers in one loop, and map_host("pong.test", srv)
+//   so that application code calling http://pong.test/... through any client
+//   session on this loop reaches that server, with no DNS and no fixed port.
+// - Teardown in order: clients closed; then every server must have no open
+//   connection (a test that leaves one open fails, naming it); servers shut
+//   down gracefully; then no task may be left alive (a leaked task fails the
+//   test with its name, spawn site and wait).
+// - Log capture: every record as JSON (logs(), expect_log(), see logs.hpp). An
+//   ERROR record nobody expected — an exception escaping a handler logs one —
+//   fails the test; the captured log is printed when a test fails.
+// - forbid_slow_callbacks(limit): any callback slower than `limit` during the
+//   test fails it, naming the task, the request's route and what it resumed from.
+//
+// Inside a coroutine body use CO_ASSERT_* (GoogleTest's ASSERT_* `return`,
+// which a coroutine cannot); EXPECT_* work as usual.
+#pragma once
+
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/client.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/testkit/client.hpp>
+#include <loupe/testkit/faults.hpp>
+#include <loupe/testkit/logs.hpp>
+#include <loupe/testkit/run.hpp>
+#include <loupe/testkit/raw_client.hpp>
+#include <loupe/testkit/server.hpp>
+#include <loupe/testkit/wait.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loupe::testkit {
+
+class test : public ::testing::Test {
+ public:
+  /// Runs a coroutine test body under the deadline (what LOUPE_TEST calls).
+  template <class F>
+  void run_test_body(F&& make) {
+    try {
+      testkit::run(loop, std::forward<F>(make), deadline_);
+    } catch (...) {
+      report_body_exception(std::current_exception());
+    }
+  }
+
+ protected:
+  test();  // installs the log capture
+  ~test() override;
+  void SetUp() override;
+  void TearDown() override;
+
+  // -- servers and clients --------------------------------------------------
+  /// Serves `app` on 127.0.0.1, port 0. The application must outlive the
+  /// server (which lasts until the end of the test): a fixture member, or
+  /// pass it by value and the test keeps it.
+  test_server& server(application& app, server_options opts = {});
+  test_server& server(application&& app, server_options opts = {});
+  /// Serves one handler for every method and path.
+  test_server& raw_server(handler h, server_options opts = {});
+  /// A client for `srv` (paths are relative to its URL).
+  test_client& client(const test_server& srv, client_options opts = {});
+  test_client& client(std::string base_url, client_options opts = {});
+  /// Connections from this loop to `host` (any port) reach `srv`.
+  void map_host(std::string host, const test_server& srv);
+  void map_host(std::string host, const fault_server& srv);
+
+  /// One request run to completion on the test's loop, for tests that are
+  /// not coroutines. Call it outside a coroutine body.
+  client_response fetch(const test_server& srv, std::string_view path,
+                        boost::beast::http::verb method = boost::beast::http::verb::get, request_options opts = {});
+
+  // -- checks -----------------------------------------------------------------
+  void set_deadline(std::chrono::steady_clock::duration d) { deadline_ = d; }
+  /// Fails the test if any callback runs longer than `limit` from now on.
+  void forbid_slow_callbacks(std::chrono::milliseconds limit);
+  /// Captured records matching `q` (all of them by default).
+  std::vector<log_record> logs(const log_query& q = {}) const;
+  /// A record matching `q` is expected: if it is an ERROR it does not fail
+  /// the test, and the test fails if no record matches it by the end.
+  void expect_log(log_query q);
+  /// Whether the end-of-test checks (leaks, logs) run; on by default.
+  void set_leak_check(bool on) { leak_check_ = on; }
+
+  loupe::loop loop;
+
+ private:
+  void report_body_exception(std::exception_ptr e);
+  void finish();
+  void check_logs();
+  void check_slow_callbacks();
+
+  std::chrono::steady_clock::duration deadline_ = default_deadline;
+  std::deque<application> owned_apps_;
+  std::deque<std::unique_ptr<test_server>> servers_;
+  std::deque<std::unique_ptr<test_client>> clients_;
+  std::vector<log_query> expected_logs_;
+  log_capture capture_;
+  std::optional<std::chrono::milliseconds> slow_limit_;
+  std::chrono::milliseconds saved_slow_{0};
+  bool leak_check_ = true;
+  bool finished_ = false;
+};
+
+/// One line per live task of `l`: id, name, state, age, how long it has been
+/// suspended and on what (operation, object, file:line), the request it
+/// serves, and its spawn site.
+std::string describe_live_tasks(const loop& l);
+
+namespace detail {
+/// Thrown by CO_ASSERT_* after reporting the failure; ends the test body.
+struct fatal_failure {};
+
+class co_fatal {
+ public:
+  co_fatal(const char* file, int line, const char* message)
+      : helper_(::testing::TestPartResult::kFatalFailure, file, line, message) {}
+  [[noreturn]] void operator=(const ::testing::Message& m) const {
+    helper_ = m;
+    throw fatal_failure{};
+  }
+
+ private:
+  ::testing::internal::AssertHelper helper_;
+};
+}  // namespace detail
+
+}  // namespace loupe::testkit
+
+#define LOUPE_CO_FATAL_(message) ::loupe::testkit::detail::co_fatal(__FILE__, __LINE__, message) = ::testing::Message()
+
+// Fatal assertions for coroutine bodies; a message can be streamed as with ASSERT_*.
+#define CO_ASSERT_TRUE(c) GTEST_TEST_BOOLEAN_(c, #c, false, true, LOUPE_CO_FATAL_)
+#define CO_ASSERT_FALSE(c) GTEST_TEST_BOOLEAN_(!(c), #c, true, false, LOUPE_CO_FATAL_)
+#define CO_ASSERT_EQ(a, b) GTEST_PRED_FORMAT2_(::testing::internal::EqHelper::Compare, a, b, LOUPE_CO_FATAL_)
+#define CO_ASSERT_NE(a, b) GTEST_PRED_FORMAT2_(::testing::internal::CmpHelperNE, a, b, LOUPE_CO_FATAL_)
+#define CO_ASSERT_LT(a, b) GTEST_PRED_FORMAT2_(::testing::internal::CmpHelperLT, a, b, LOUPE_CO_FATAL_)
+#define CO_ASSERT_LE(a, b) GTEST_PRED_FORMAT2_(::testing::internal::CmpHelperLE, a, b, LOUPE_CO_FATAL_)
+#define CO_ASSERT_GT(a, b) GTEST_PRED_FORMAT2_(::testing::internal::CmpHelperGT, a, b, LOUPE_CO_FATAL_)
+#define CO_ASSERT_GE(a, b) GTEST_PRED_FORMAT2_(::testing::internal::CmpHelperGE, a, b, LOUPE_CO_FATAL_)
+
+#define LOUPE_TEST_BASE_(suite, name) suite##_##name##_LoupeBody
+
+// A test whose body is a coroutine, on the fixture `fixture` (derived from loupe::testkit::test).
+#define LOUPE_TEST_F(fixture, name)                                                                   \
+  class LOUPE_TEST_BASE_(fixture, name) : public fixture {                                           \
+   protected:                                                                                        \
+    ::loupe::awaitable<void> loupe_body();                                                           \
+  };                                                                                                 \
+  GTEST_TEST_(fixture, name, LOUPE_TEST_BASE_(fixture, name), ::testing::internal::GetTypeId<fixture>()) { \
+    this->run_test_body([this] { return this->loupe_body(); });                                      \
+  }                                                                                                  \
+  ::loupe::awaitable<void> LOUPE_TEST_BASE_(fixture, name)::loupe_body()
+
+// A test whose body is a coroutine, on loupe::testkit::test.
+#define LOUPE_TEST(suite, name)                                                                      \
+  class LOUPE_TEST_BASE_(suite, name) : public ::loupe::testkit::test {                              \
+   protected:                                                                                        \
+    ::loupe::awaitable<void> loupe_body();                                                           \
+  };                                                                                                 \
+  GTEST_TEST_(suite, name, LOUPE_TEST_BASE_(suite, name), ::testing::internal::GetTypeId<::loupe::testkit::test>()) { \
+    this->run_test_body([this] { return this->loupe_body(); });                                      \
+  }                                                                                                  \
+  ::loupe::awaitable<void> LOUPE_TEST_BASE_(suite, name)::loupe_body()
