@@ -1,35 +1,71 @@
 // testkit::run: a loop driven on the test's thread under a deadline.
 #include <loupe/testkit/run.hpp>
 
+#include <loupe/runtime/loop.hpp>
+
 #include <sstream>
 
 namespace loupe::testkit {
 
-std::string describe_tasks(const loop& l) {
+namespace detail {
+
+std::string ms(std::chrono::nanoseconds d) {
+  std::ostringstream out;
+  out << std::chrono::duration_cast<std::chrono::microseconds>(d).count() / 1000.0 << " ms";
+  return out.str();
+}
+
+std::string describe_wait(const wait_info& w) {
+  std::string out;
+  if (w.operation) out += w.operation;
+  if (w.object) out.append(out.empty() ? "" : " on ").append(w.object);
+  if (w.file) out.append(" at ").append(w.file).append(":").append(std::to_string(w.line));
+  return out;
+}
+
+std::string describe_request(const request_info& r) {
+  if (r.method.empty() && r.target.empty()) return {};
+  std::string out = r.method + " " + r.target;
+  if (!r.route.empty()) out += " (route " + r.route + ")";
+  if (!r.request_id.empty()) out += " request_id=" + r.request_id;
+  return out;
+}
+
+}  // namespace detail
+
+std::string describe_live_tasks(const loop& l) {
   std::ostringstream out;
   const auto now = std::chrono::steady_clock::now();
   const auto tasks = l.tasks();
   out << tasks.size() << " live task(s) on loop '" << l.name() << "':\n";
   for (const auto& t : tasks) {
-    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - t.created).count();
-    out << "  #" << t.id << " " << t.name << "  age " << age << " ms  spawned at "
-        << t.spawn_site.file_name() << ":" << t.spawn_site.line() << "\n";
+    using namespace detail;
+    out << "  #" << t.id << " '" << t.name << "' " << to_string(t.state) << ", age " << ms(now - t.created);
+    if (t.state == task_state::suspended) {
+      out << ", waiting " << ms(now - t.suspended_since);
+      if (auto w = describe_wait(t.wait); !w.empty()) out << " for " << w;
+    }
+    if (auto r = describe_request(t.request); !r.empty()) out << ", serving " << r;
+    out << ", spawned at " << t.spawn_site.file_name() << ":" << t.spawn_site.line();
+    if (t.parent_id) out << " by #" << t.parent_id;
+    out << "\n";
   }
   return out.str();
 }
 
 namespace detail {
 
-void run_until(loop& l, const bool& done, std::chrono::steady_clock::duration deadline) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
+void run_until(loop& l, const bool& done, const std::chrono::steady_clock::duration& deadline) {
+  const auto started = std::chrono::steady_clock::now();
   l.restart();
   while (!done) {
     const auto now = std::chrono::steady_clock::now();
+    const auto until = started + deadline;
     if (now >= until) {
       std::string message =
           "test deadline of " +
           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
-          " ms exceeded; " + describe_tasks(l);
+          " ms exceeded; " + describe_live_tasks(l);
       // Let the test's task unwind (its awaits fail with operation_aborted).
       for (const auto& t : l.tasks())
         if (t.name == "test") l.cancel(t.id, cancel_source::api);

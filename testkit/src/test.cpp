@@ -12,50 +12,9 @@ namespace loupe::testkit {
 
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string ms(std::chrono::nanoseconds d) {
-  std::ostringstream out;
-  out << std::chrono::duration_cast<std::chrono::microseconds>(d).count() / 1000.0 << " ms";
-  return out.str();
-}
-
-std::string describe_wait(const wait_info& w) {
-  std::string out;
-  if (w.operation) out += w.operation;
-  if (w.object) out.append(out.empty() ? "" : " on ").append(w.object);
-  if (w.file) out.append(" at ").append(w.file).append(":").append(std::to_string(w.line));
-  return out;
-}
-
-std::string describe_request(const request_info& r) {
-  if (r.method.empty() && r.target.empty()) return {};
-  std::string out = r.method + " " + r.target;
-  if (!r.route.empty()) out += " (route " + r.route + ")";
-  if (!r.request_id.empty()) out += " request_id=" + r.request_id;
-  return out;
-}
-
-}  // namespace
-
-std::string describe_live_tasks(const loop& l) {
-  std::ostringstream out;
-  const auto now = std::chrono::steady_clock::now();
-  const auto tasks = l.tasks();
-  out << tasks.size() << " live task(s) on loop '" << l.name() << "':\n";
-  for (const auto& t : tasks) {
-    out << "  #" << t.id << " '" << t.name << "' " << to_string(t.state) << ", age " << ms(now - t.created);
-    if (t.state == task_state::suspended) {
-      out << ", waiting " << ms(now - t.suspended_since);
-      if (auto w = describe_wait(t.wait); !w.empty()) out << " for " << w;
-    }
-    if (auto r = describe_request(t.request); !r.empty()) out << ", serving " << r;
-    out << ", spawned at " << t.spawn_site.file_name() << ":" << t.spawn_site.line();
-    if (t.parent_id) out << " by #" << t.parent_id;
-    out << "\n";
-  }
-  return out.str();
-}
+using detail::describe_request;
+using detail::describe_wait;
+using detail::ms;
 
 // The capture is installed by the constructor and the checks run from
 // TearDown (or the destructor), so that fixtures overriding SetUp/TearDown
@@ -123,17 +82,26 @@ std::vector<log_record> test::logs(const log_query& q) const { return capture_.f
 
 void test::expect_log(log_query q) { expected_logs_.push_back(std::move(q)); }
 
+namespace {
+// A failure reported at the test's own file and line, not at this file's.
+void fail(const std::string& message) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  GTEST_MESSAGE_AT_(info ? info->file() : __FILE__, info ? info->line() : __LINE__, message.c_str(),
+                    ::testing::TestPartResult::kNonFatalFailure);
+}
+}  // namespace
+
 void test::report_body_exception(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const detail::fatal_failure&) {
     // Already reported by CO_ASSERT_*.
   } catch (const deadline_exceeded& d) {
-    ADD_FAILURE() << d.what();
+    fail(d.what());
   } catch (const std::exception& x) {
-    ADD_FAILURE() << "the test body threw: " << x.what();
+    fail(std::string("the test body threw: ") + x.what());
   } catch (...) {
-    ADD_FAILURE() << "the test body threw a non-standard exception";
+    fail("the test body threw a non-standard exception");
   }
 }
 
@@ -173,13 +141,13 @@ void test::finish() {
         },
         10s);
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "teardown did not finish: " << e.what();
+    fail(std::string("teardown did not finish: ") + e.what());
   }
   if (leak_check_) {
     if (!leaked_connections.empty())
-      ADD_FAILURE() << "connection(s) left open at the end of the test:\n" << leaked_connections;
+      fail("connection(s) left open at the end of the test:\n" + leaked_connections);
     if (loop.live_task_count() > 0)
-      ADD_FAILURE() << "task(s) left alive at the end of the test (leaked): " << describe_live_tasks(loop);
+      fail("task(s) left alive at the end of the test (leaked): " + describe_live_tasks(loop));
   }
   check_slow_callbacks();
   check_logs();
@@ -211,7 +179,7 @@ void test::check_slow_callbacks() {
     if (e.task_id) what += " in task #" + std::to_string(e.task_id) + " '" + e.task_name + "'";
     if (auto r = describe_request(e.request); !r.empty()) what += ", serving " + r;
     if (auto w = describe_wait(e.resumed_from); !w.empty()) what += ", resumed from " + w;
-    ADD_FAILURE() << "slow callback: " << what;
+    fail("slow callback: " + what);
   }
 }
 
@@ -226,11 +194,11 @@ void test::check_logs() {
     if (!expected && r.level >= spdlog::level::err && r.level != spdlog::level::off) unexpected += "  " + r.line + "\n";
   }
   if (!unexpected.empty())
-    ADD_FAILURE() << "unexpected ERROR log record(s) (an exception escaping a handler logs one; "
-                     "expect_log() them if the test means it):\n"
-                  << unexpected;
+    fail("unexpected ERROR log record(s) (an exception escaping a handler logs one; "
+         "expect_log() them if the test means it):\n" +
+         unexpected);
   for (std::size_t i = 0; i < expected_logs_.size(); ++i)
-    if (!seen[i]) ADD_FAILURE() << "expected a log record matching " << expected_logs_[i].describe() << ", saw none";
+    if (!seen[i]) fail("expected a log record matching " + expected_logs_[i].describe() + ", saw none");
 }
 
 }  // namespace loupe::testkit

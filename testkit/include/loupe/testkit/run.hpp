@@ -8,8 +8,8 @@
 //
 // The loop runs on the calling thread (no second thread for the app). When
 // the deadline passes first, `deadline_exceeded` is thrown; its message lists
-// the loop's live tasks, so a hung test names what it was waiting for instead
-// of hanging. The test's task is cancelled first and given a second to unwind.
+// the loop's live tasks and what each waits on, so a hung test names what it
+// was waiting for instead of hanging. The test's task is cancelled first and given a second to unwind.
 #pragma once
 
 #include <loupe/runtime/loop.hpp>
@@ -36,19 +36,26 @@ class deadline_exceeded : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// One line per live task of `l`: id, name, age, spawn site.
-std::string describe_tasks(const loop& l);
+/// One line per live task of `l`: id, name, state, age, how long it has been
+/// suspended and on what (operation, object, the co_await's file:line), the
+/// request it serves, its spawn site and parent.
+std::string describe_live_tasks(const loop& l);
 
 namespace detail {
+std::string ms(std::chrono::nanoseconds d);
+std::string describe_wait(const wait_info& w);
+std::string describe_request(const request_info& r);
+
 /// Runs `l` until `done` is set or the deadline passes; then cancels the
-/// live tasks named "test" and throws deadline_exceeded.
-void run_until(loop& l, const bool& done, std::chrono::steady_clock::duration deadline);
+/// live tasks named "test" and throws deadline_exceeded. `deadline` is read
+/// again as the loop runs (a test may change its own deadline).
+void run_until(loop& l, const bool& done, const std::chrono::steady_clock::duration& deadline);
 }  // namespace detail
 
 /// Runs `make()` as a task named "test" on `l` until it completes and returns
 /// its result (rethrowing its exception), or throws deadline_exceeded.
 template <class F>
-auto run(loop& l, F&& make, std::chrono::steady_clock::duration deadline = default_deadline) {
+auto run(loop& l, F&& make, const std::chrono::steady_clock::duration& deadline = default_deadline) {
   using aw = std::invoke_result_t<F&>;
   using T = typename aw::value_type;
   // Shared with the completion handler, which may outlive this call when the

@@ -37,7 +37,10 @@
 //   test fails it, naming the task, the request's route and what it resumed from.
 //
 // Inside a coroutine body use CO_ASSERT_* (GoogleTest's ASSERT_* `return`,
-// which a coroutine cannot); EXPECT_* work as usual.
+// which a coroutine cannot); EXPECT_* work as usual. With GCC 12, call
+// server() and client() in statements of their own, not inside a co_await
+// expression: GCC 12 destroys the temporaries of such a call (their default
+// options) twice. `auto& http = client(srv); co_await http.get("/")` is fine.
 #pragma once
 
 #include <loupe/runtime/application.hpp>
@@ -102,6 +105,7 @@ class test : public ::testing::Test {
                         boost::beast::http::verb method = boost::beast::http::verb::get, request_options opts = {});
 
   // -- checks -----------------------------------------------------------------
+  /// The body's deadline, counted from its start (also when set inside it).
   void set_deadline(std::chrono::steady_clock::duration d) { deadline_ = d; }
   /// Fails the test if any callback runs longer than `limit` from now on.
   void forbid_slow_callbacks(std::chrono::milliseconds limit);
@@ -132,11 +136,6 @@ class test : public ::testing::Test {
   bool leak_check_ = true;
   bool finished_ = false;
 };
-
-/// One line per live task of `l`: id, name, state, age, how long it has been
-/// suspended and on what (operation, object, file:line), the request it
-/// serves, and its spawn site.
-std::string describe_live_tasks(const loop& l);
 
 namespace detail {
 /// Thrown by CO_ASSERT_* after reporting the failure; ends the test body.
