@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
   libgtest-dev libgmock-dev
-  curl netcat-openbsd wrk prometheus python3
+  curl netcat-openbsd telnet wrk prometheus python3
 )
 
 missing=()

@@ -14,6 +14,8 @@
 //   GET  /metrics          Prometheus metrics, with the demo's own demo_echo_bytes_total
 //
 //   loupe-demo --port 8080 --log-format text
+//   telnet 127.0.0.1 20101                 the monitor console (--monitor-port, --monitor off)
+#include <loupe/monitor/console.hpp>
 #include <loupe/runtime.hpp>
 
 #include <prometheus/counter.h>
@@ -121,5 +123,8 @@ int main(int argc, char** argv) {
 
   loupe::flag_set flags("loupe-demo", "The loupe reference application.");
   loupe::run_options opts;
+  loupe::monitor::console console;                    // telnet 127.0.0.1 20101: ps, where, cancel
+  console.add_flags(flags);
+  opts.extensions.push_back(&console);
   return loupe::run_main(app, argc, argv, flags, opts);
 }

@@ -104,6 +104,13 @@ void loop::visit_all(void (*fn)(const loop&, void*), void* ctx) {
   for (const loop* l : all_loops()) fn(*l, ctx);
 }
 
+cancel_result loop::cancel_anywhere(std::uint64_t id, cancel_source by) {
+  std::lock_guard lock(all_loops_mutex);
+  for (const loop* l : all_loops())
+    if (l->find_task(id)) return const_cast<loop*>(l)->cancel(id, by);  // every loop is created non-const
+  return cancel_result::not_found;
+}
+
 const std::string& loop::name() const noexcept { return impl_->name; }
 boost::asio::io_context& loop::context() noexcept { return impl_->ctx; }
 loop::executor_type loop::get_executor() noexcept { return impl_->ctx.get_executor(); }
@@ -143,6 +150,16 @@ std::size_t loop::run_one_for(std::chrono::steady_clock::duration d) {
   current_loop_scope scope(impl_.get());
   running_scope running(*impl_);
   return impl_->ctx.run_one_for(d);
+}
+
+std::string loop::native_stack() const { return detail::loop_thread_stack(*impl_); }
+bool loop::running() const noexcept { return impl_->running.load(std::memory_order_acquire); }
+
+std::optional<loop::callback_info> loop::current_callback() const {
+  const std::int64_t start = impl_->callback_start_ns.load(std::memory_order_acquire);
+  if (start == 0) return std::nullopt;
+  return callback_info{impl_->callback_task.load(std::memory_order_relaxed),
+                       std::chrono::nanoseconds(detail::now_ns() - start)};
 }
 
 void loop::stop() { impl_->ctx.stop(); }

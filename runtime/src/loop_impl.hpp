@@ -123,6 +123,8 @@ namespace detail {
 /// The loop whose run() is on this thread.
 loop::impl* current_loop_impl() noexcept;
 void watchdog_attach(loop::impl& l);
+/// The loop thread's stack now (symbolized), or "" if it is not running.
+std::string loop_thread_stack(loop::impl& l);
 void watchdog_detach(loop::impl& l);
 void record_slow_event(loop::impl& l, slow_event ev);
 /// Name and request of task `id` (live or recently finished).

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdlib>
 #include <cstdio>
 #include <dirent.h>
 #include <fstream>
@@ -313,6 +314,45 @@ prometheus::Registry& process_registry() {
 
 std::string exposition(const prometheus::Registry& app_registry) {
   return exposition_of(app_registry.Collect());
+}
+
+std::vector<sample> parse_exposition(std::string_view text) {
+  std::vector<sample> out;
+  while (!text.empty()) {
+    const auto eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+    if (line.empty() || line.front() == '#') continue;
+    sample s;
+    std::size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') s.name += line[i++];
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        std::string key, value;
+        while (i < line.size() && line[i] != '=') key += line[i++];
+        i += 2;  // ="
+        while (i < line.size() && line[i] != '"') {
+          if (line[i] == '\\' && i + 1 < line.size()) {
+            ++i;
+            value += line[i] == 'n' ? '\n' : line[i];
+          } else {
+            value += line[i];
+          }
+          ++i;
+        }
+        ++i;  // closing quote
+        if (i < line.size() && line[i] == ',') ++i;
+        s.labels.emplace(std::move(key), std::move(value));
+      }
+      ++i;  // closing brace
+    }
+    if (i >= line.size()) continue;
+    const std::string value(line.substr(i + 1, line.find(' ', i + 1) - (i + 1)));
+    s.value = std::strtod(value.c_str(), nullptr);  // also +Inf, -Inf, NaN
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 std::string_view method_label(std::string_view method) noexcept {

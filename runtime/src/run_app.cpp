@@ -21,7 +21,6 @@ void run_options::add_flags(flag_set& flags) {
   flags.add_string("host", &host, "address to listen on");
   flags.add_int("port", &port, 0, 65535, "TCP port to listen on (0: any free port)");
   flags.add_int("workers", &workers, 1, 256, "event loops serving requests");
-  flags.add_int("monitor-port", &monitor_port, 0, 65535, "console port (0: off)");
   flags.add_int("slow-callback-ms", &slow_callback_ms, 0, 3600000,
                 "report callbacks running longer than this (0: off)");
   flags.add_int("watchdog-ms", &watchdog_ms, 0, 3600000,
@@ -52,11 +51,13 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
                 static_cast<unsigned>(ep.port()));
     std::fflush(stdout);
     log::runtime().info("listening on http://{}:{} with {} loop(s)", host, ep.port(), runner.loop_count());
+    for (auto* x : opts.extensions) x->start(app);
   } catch (const std::exception& e) {
     log::runtime().error("start-up failed: {}", e.what());
     exit_code = 1;
   }
   if (exit_code != 0) {
+    for (auto it = opts.extensions.rbegin(); it != opts.extensions.rend(); ++it) (*it)->stop();
     // aiohttp runs clean-up after a failed start-up too, so that resources
     // acquired by the hooks that did run are released.
     try {
@@ -81,6 +82,7 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
     }
   });
   if (!co_await runner.stop(std::chrono::milliseconds(opts.grace_ms))) exit_code = 1;
+  for (auto it = opts.extensions.rbegin(); it != opts.extensions.rend(); ++it) (*it)->stop();
   signals.cancel();
   log::runtime().info("stopped");
   lp.stop();

@@ -330,6 +330,15 @@ class watchdog {
     loops_.erase(std::remove(loops_.begin(), loops_.end(), l), loops_.end());
   }
 
+  // The stack of `l`'s thread now, if `l` is running (attached); safe from
+  // any thread: the loop cannot detach (and its thread end) meanwhile.
+  std::string stack_of(loop::impl* l) {
+    std::lock_guard lock(m_);
+    if (std::find(loops_.begin(), loops_.end(), l) == loops_.end()) return {};
+    if (pthread_equal(l->thread, pthread_self())) return "  (the loop is on this thread)\n";
+    return capture_stack(*l);
+  }
+
   ~watchdog() {
     {
       std::lock_guard lock(m_);
@@ -352,6 +361,18 @@ class watchdog {
     }
   }
 
+  // Called with m_ held (so `l` stays attached, and its thread alive).
+  static std::string capture_stack(loop::impl& l) {
+    capture.count.store(-1, std::memory_order_relaxed);
+    if (::pthread_kill(l.thread, stack_signal()) != 0) return "  (stack not captured)\n";
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (capture.count.load(std::memory_order_acquire) < 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    const int n = capture.count.load(std::memory_order_acquire);
+    // Frames 0 and 1 are the signal handler and the kernel's signal trampoline.
+    return n > 2 ? symbolize(capture.frames + 2, n - 2) : std::string("  (stack not captured)\n");
+  }
+
   // Called with m_ held (so `l` stays attached while we look at it).
   void check(loop::impl& l, std::int64_t threshold) {
     const std::int64_t start = l.callback_start_ns.load(std::memory_order_acquire);
@@ -361,16 +382,7 @@ class watchdog {
     const std::int64_t blocked = now_ns() - start;
     if (blocked < threshold) return;
     // Capture the loop thread's stack while it is still blocked.
-    capture.count.store(-1, std::memory_order_relaxed);
-    std::string stack;
-    if (::pthread_kill(l.thread, stack_signal()) == 0) {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-      while (capture.count.load(std::memory_order_acquire) < 0 && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      const int n = capture.count.load(std::memory_order_acquire);
-      // Frames 0 and 1 are the signal handler and the kernel's signal trampoline.
-      stack = n > 2 ? symbolize(capture.frames + 2, n - 2) : std::string("  (stack not captured)\n");
-    }
+    std::string stack = capture_stack(l);
     if (l.callback_seq.load(std::memory_order_relaxed) != seq) return;  // it ended meanwhile
     l.stall_reported_seq.store(seq, std::memory_order_release);
     l.stalls.fetch_add(1, std::memory_order_relaxed);
@@ -405,6 +417,7 @@ class watchdog {
 }  // namespace
 
 void watchdog_attach(loop::impl& l) { watchdog::instance().attach(&l); }
+std::string loop_thread_stack(loop::impl& l) { return watchdog::instance().stack_of(&l); }
 void watchdog_detach(loop::impl& l) { watchdog::instance().detach(&l); }
 
 }  // namespace detail

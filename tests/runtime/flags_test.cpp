@@ -16,7 +16,6 @@ TEST(Flags, ParsesBothSpellingsAndDefaults) {
   EXPECT_EQ(o.host, "0.0.0.0");
   EXPECT_EQ(o.log_format, "text");
   EXPECT_EQ(o.workers, 1);
-  EXPECT_EQ(o.monitor_port, 20101);
   EXPECT_EQ(o.slow_callback_ms, 100);
 }
 
@@ -47,7 +46,7 @@ TEST(Flags, HelpIsRequestedAndListsFlags) {
   o.add_flags(f);
   EXPECT_THROW(f.parse({"--help"}), loupe::help_requested);
   const auto u = f.usage();
-  for (auto name : {"--host", "--port", "--workers", "--monitor-port", "--slow-callback-ms", "--log-format"})
+  for (auto name : {"--host", "--port", "--workers", "--slow-callback-ms", "--log-format"})
     EXPECT_NE(u.find(name), std::string::npos) << name;
 }
 

@@ -31,43 +31,7 @@ namespace {
 
 using labels = std::map<std::string, std::string>;
 
-struct sample {
-  std::string name;
-  labels lbls;
-  double value = 0;
-};
-
-// Parses the text exposition format's sample lines (label values may hold
-// escaped quotes and backslashes, and braces).
-std::vector<sample> parse_exposition(const std::string& text) {
-  std::vector<sample> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    sample s;
-    std::size_t i = 0;
-    while (i < line.size() && line[i] != '{' && line[i] != ' ') s.name += line[i++];
-    if (i < line.size() && line[i] == '{') {
-      ++i;
-      while (i < line.size() && line[i] != '}') {
-        std::string key, value;
-        while (line[i] != '=') key += line[i++];
-        i += 2;  // ="
-        while (line[i] != '"') {
-          if (line[i] == '\\') ++i;
-          value += line[i++];
-        }
-        ++i;  // closing quote
-        if (line[i] == ',') ++i;
-        s.lbls[key] = value;
-      }
-      ++i;
-    }
-    s.value = std::stod(line.substr(i + 1));
-    out.push_back(std::move(s));
-  }
-  return out;
-}
+using loupe::metrics::parse_exposition;
 
 // The value of the one sample named `name` whose labels include `want`.
 std::optional<double> value_of(const std::string& text, const std::string& name, const labels& want = {}) {
@@ -76,8 +40,8 @@ std::optional<double> value_of(const std::string& text, const std::string& name,
     if (s.name != name) continue;
     bool match = true;
     for (const auto& [k, v] : want) {
-      auto it = s.lbls.find(k);
-      if (it == s.lbls.end() || it->second != v) match = false;
+      auto it = s.labels.find(k);
+      if (it == s.labels.end() || it->second != v) match = false;
     }
     if (!match) continue;
     if (found) ADD_FAILURE() << "more than one sample of " << name << " matches";
@@ -146,7 +110,7 @@ class Metrics : public loupe::testkit::server_fixture {
 double counted(const std::string& text) {
   double n = 0;
   for (const auto& s : parse_exposition(text))
-    if (s.name == "http_server_requests_total" && s.lbls.at("http_route") != "/metrics") n += s.value;
+    if (s.name == "http_server_requests_total" && s.labels.at("http_route") != "/metrics") n += s.value;
   return n;
 }
 
@@ -350,7 +314,7 @@ TEST(MetricsLoop, LoopNamesAreUniqueAmongLiveLoops) {
   const std::string text = loupe::metrics::exposition(prometheus::Registry{});
   std::size_t series = 0;
   for (const auto& smp : parse_exposition(text))
-    if (smp.name == "loupe_tasks" && smp.lbls.at("loop").starts_with("twin")) ++series;
+    if (smp.name == "loupe_tasks" && smp.labels.at("loop").starts_with("twin")) ++series;
   EXPECT_EQ(series, 3u);  // one per loop, none twice
   a.reset();
   loupe::loop d("twin");  // the name is free again

@@ -119,12 +119,28 @@ class loop {
   void set_finished_capacity(std::size_t n);
   /// Recent slow callbacks and stalls, oldest first.
   std::vector<slow_event> slow_events() const;
+  /// The native stack of the thread running this loop, now, symbolized (one
+  /// frame per line); empty when the loop is not running. Thread-safe; it
+  /// interrupts the loop thread with a signal for a moment (the watchdog's way).
+  std::string native_stack() const;
+  /// Whether a thread is running this loop now.
+  bool running() const noexcept;
+  /// The callback the loop is running now: its task (0 for none) and for how
+  /// long; std::nullopt between callbacks. Thread-safe.
+  struct callback_info {
+    std::uint64_t task_id = 0;
+    std::chrono::nanoseconds running_for{0};
+  };
+  std::optional<callback_info> current_callback() const;
   loop_stats stats() const;
 
   /// Emits terminal cancellation on task `id`'s cancellation slot, on this
   /// loop's thread. The task's operation in progress fails with
   /// operation_aborted; how it ends shows in finished_tasks(). Thread-safe.
   cancel_result cancel(std::uint64_t id, cancel_source by = cancel_source::api);
+  /// Cancels task `id` on whichever live loop has it (ids are unique in the
+  /// process). Thread-safe.
+  static cancel_result cancel_anywhere(std::uint64_t id, cancel_source by = cancel_source::api);
 
   /// Samples loop lag (how late a timer fires) every `interval` while the
   /// loop runs. Off by default: the sampling timer keeps `run()` from

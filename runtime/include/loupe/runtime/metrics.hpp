@@ -35,8 +35,10 @@
 // beyond the loop's own counters.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace prometheus {
 class Registry;
@@ -63,6 +65,16 @@ std::string exposition(const prometheus::Registry& app_registry);
 /// What `app`'s metrics route serves: its root's registry, what mounted
 /// sub-applications registered, and the process-wide series.
 std::string exposition(application& app);
+
+/// One sample line of the text format: `name{labels} value`.
+struct sample {
+  std::string name;
+  std::map<std::string, std::string, std::less<>> labels;
+  double value = 0;
+};
+/// Every sample line of a text exposition (comments skipped; escaped label
+/// values unescaped). For the console and tests.
+std::vector<sample> parse_exposition(std::string_view text);
 
 /// The OpenTelemetry `http.request.method` value: the method if it is one
 /// of the nine standard ones, otherwise "_OTHER".

@@ -20,17 +20,29 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace loupe {
 
 class application;
+
+/// A part that runs alongside the server in a program (the monitor console,
+/// the profiler): run_app starts it once the application is serving and
+/// stops it after the graceful shutdown. `start` throwing fails start-up
+/// (exit 1, with its message); `stop` is then called on every extension and
+// must be harmless for one that did not start. Called on the main loop's thread.
+class run_extension {
+ public:
+  virtual ~run_extension() = default;
+  virtual void start(application& app) = 0;
+  virtual void stop() = 0;
+};
 
 /// What `run_app` needs; the standard flags fill it.
 struct run_options {
   std::string host = "127.0.0.1";
   std::int64_t port = 8080;
   std::int64_t workers = 1;            ///< loops serving requests (see runner.hpp)
-  std::int64_t monitor_port = 20101;   ///< the console's port; 0 = off (console: later)
   std::int64_t slow_callback_ms = 100; ///< report callbacks longer than this; 0 = off
   std::int64_t watchdog_ms = 1000;     ///< report a loop still blocked after this; 0 = off
   std::string log_format = "json";
@@ -39,8 +51,10 @@ struct run_options {
   std::string access_log = "on";       ///< "on": one record per request (logger loupe.access)
   std::string metrics_path = "/metrics";  ///< where Prometheus scrapes; empty: no metrics route
   server_options server;
+  /// Started after start-up, stopped after shutdown, in this order (not owned).
+  std::vector<run_extension*> extensions;
 
-  /// Registers --host, --port, --workers, --monitor-port, --slow-callback-ms,
+  /// Registers --host, --port, --workers, --slow-callback-ms,
   /// --watchdog-ms, --log-format, --log-level, --grace-ms and --access-log on `flags`,
   /// writing into *this.
   void add_flags(flag_set& flags);

@@ -10,6 +10,8 @@
 // sample are summed (so {"http_route", "/"} counts all methods and statuses).
 #pragma once
 
+#include <loupe/runtime/metrics.hpp>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -19,13 +21,8 @@
 namespace loupe::testkit {
 
 using metric_labels = std::map<std::string, std::string, std::less<>>;
-
-/// One sample line of the text format: `name{labels} value`.
-struct metric_sample {
-  std::string name;
-  metric_labels labels;
-  double value = 0;
-};
+/// One sample line of the text format (loupe::metrics::sample).
+using metric_sample = metrics::sample;
 
 /// Every sample line of `exposition` (comments skipped; escaped label values unescaped).
 std::vector<metric_sample> parse_metrics(std::string_view exposition);

@@ -1,0 +1,115 @@
+// loupe/monitor/console.hpp — the live console: find and fix stuck tasks in a running server.
+//
+//   loupe::monitor::console console;                 // 127.0.0.1:20101 by default
+//   console.add_flags(flags);                        // --monitor, --monitor-host, --monitor-port, ...
+//   opts.extensions.push_back(&console);             // run_app starts and stops it
+//   return loupe::run_main(app, argc, argv, flags, opts);
+//
+//   $ telnet 127.0.0.1 20101          (or: nc 127.0.0.1 20101, or a script)
+//   loupe> ps /sleep
+//   loupe> where 42
+//   loupe> cancel 42
+//
+// aiomonitor's console for loupe. It runs on a thread and an io_context of
+// its own, so it answers while every worker loop is blocked, and it only
+// reads the task registries, slow-event rings and metrics (thread-safe
+// readers) — the loops never run console code. It speaks a line protocol:
+// a banner, a prompt, one command per line; telnet's option negotiation is
+// ignored; several consoles may be open at once. Nothing in it evaluates
+// code. Commands:
+//
+//   ps [FILTER] [--state S] [--loop L] [--sites]   live tasks, longest-suspended first
+//   where ID                  what a task waits on, where, since when; spawn site, parents, request
+//   pstree                    live tasks as a tree by parent
+//   cancel ID                 cancels a task and reports how it ended
+//   ps-terminated [FILTER]    recently finished tasks and their outcome
+//   where-terminated ID       one finished task
+//   slow                      recent slow callbacks and watchdog stalls (with stacks)
+//   loops                     per loop: tasks, callbacks/s, lag p50/p99, busy ratio
+//   stacktrace [LOOP]         the loop threads' native stacks, now
+//   log-level [LEVEL]         shows or sets the log level
+//   metrics [PREFIX]          current metric values
+//   help [COMMAND], quit
+//
+// Listings take `--json` for scripts. In read-only mode `cancel` and
+// `log-level LEVEL` are refused. A host other than loopback is refused unless
+// `allow_remote` is set: the console can cancel tasks.
+#pragma once
+
+#include <loupe/runtime/flags.hpp>
+#include <loupe/runtime/run_app.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loupe {
+class application;
+}
+
+namespace loupe::monitor {
+
+struct console_options {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  std::int64_t port = 20101;  ///< 0: a port the kernel picks (printed at start)
+  bool allow_remote = false;  ///< listen on a non-loopback address
+  bool read_only = false;     ///< refuse `cancel` and `log-level LEVEL`
+};
+
+/// A command added by another component (the profiler's `profile SECONDS`).
+/// `run` gets the arguments after the name and returns the text to print; it
+/// runs on the console's thread and may block it (not the loops).
+struct extra_command {
+  std::string name;
+  std::string usage;  ///< e.g. "profile SECONDS"
+  std::string help;   ///< one line
+  std::function<std::string(const std::vector<std::string>& args)> run;
+  bool changes_state = false;  ///< refused in read-only mode
+};
+
+/// Owns the console's thread. Not copyable; start/stop from one thread.
+class console : public run_extension {
+ public:
+  explicit console(console_options opts = {});
+  ~console() override;
+  console(const console&) = delete;
+  console& operator=(const console&) = delete;
+
+  /// Registers --monitor on|off, --monitor-host, --monitor-port,
+  /// --monitor-allow-remote and --monitor-read-only, writing into the options.
+  void add_flags(flag_set& flags);
+  void add_command(extra_command c);
+
+  /// Binds and starts the console thread, then prints
+  /// "======== Monitor console on 127.0.0.1:PORT (telnet or nc) ========".
+  /// `app` gives the `metrics` command its registry. Throws
+  /// std::invalid_argument for a refused host, std::system_error if it cannot
+  /// listen. Does nothing when the options say it is off.
+  void start(application& app) override;
+  void start();
+  /// Closes the listener and every session; joins the thread. Idempotent.
+  void stop() override;
+
+  /// The port listened on (0 before start).
+  unsigned short port() const noexcept;
+  const console_options& options() const noexcept { return opts_; }
+
+  /// Runs one command line as a session would and returns its output.
+  std::string execute(std::string_view line);
+
+ private:
+  void start_with(application* app);
+
+  struct impl;
+  console_options opts_;
+  std::string enabled_flag_ = "on";
+  std::vector<extra_command> extra_;
+  unsigned short port_ = 0;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace loupe::monitor
