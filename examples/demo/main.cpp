@@ -15,7 +15,9 @@
 //
 //   loupe-demo --port 8080 --log-format text
 //   telnet 127.0.0.1 20101                 the monitor console (--monitor-port, --monitor off)
+//   loupe-demo --debug-endpoints            GET /debug/pprof/profile?seconds=N and /debug/pprof/heap
 #include <loupe/monitor/console.hpp>
+#include <loupe/profiler/profiler.hpp>
 #include <loupe/runtime.hpp>
 
 #include <prometheus/counter.h>
@@ -125,6 +127,10 @@ int main(int argc, char** argv) {
   loupe::run_options opts;
   loupe::monitor::console console;                    // telnet 127.0.0.1 20101: ps, where, cancel
   console.add_flags(flags);
+  loupe::profiler::profiler profiler;                 // --debug-endpoints: /debug/pprof/profile, /heap
+  profiler.add_flags(flags);
+  profiler.add_to(console);                           // the console's `profile SECONDS`
+  opts.extensions.push_back(&profiler);
   opts.extensions.push_back(&console);
   return loupe::run_main(app, argc, argv, flags, opts);
 }

@@ -8,6 +8,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 namespace loupe {
@@ -116,10 +117,19 @@ boost::asio::io_context& loop::context() noexcept { return impl_->ctx; }
 loop::executor_type loop::get_executor() noexcept { return impl_->ctx.get_executor(); }
 
 namespace {
+std::atomic<void (*)()> thread_start_hook{nullptr};
+
 // Attaches the loop to the watchdog for the duration of run().
 class running_scope {
  public:
   explicit running_scope(loop::impl& l) : l_(l) {
+    thread_local bool hooked = false;
+    if (!hooked) {
+      if (auto* hook = thread_start_hook.load(std::memory_order_acquire)) {
+        hook();
+        hooked = true;
+      }
+    }
     l_.thread = pthread_self();
     l_.running.store(true, std::memory_order_release);
     detail::watchdog_attach(l_);
@@ -151,6 +161,8 @@ std::size_t loop::run_one_for(std::chrono::steady_clock::duration d) {
   running_scope running(*impl_);
   return impl_->ctx.run_one_for(d);
 }
+
+void loop::set_thread_start_hook(void (*hook)()) { thread_start_hook.store(hook, std::memory_order_release); }
 
 std::string loop::native_stack() const { return detail::loop_thread_stack(*impl_); }
 bool loop::running() const noexcept { return impl_->running.load(std::memory_order_acquire); }

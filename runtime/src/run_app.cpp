@@ -97,6 +97,13 @@ int run_app(application& app, const run_options& opts) {
   log::configure(lo);
   set_tracking_options({std::chrono::milliseconds(opts.slow_callback_ms), std::chrono::milliseconds(opts.watchdog_ms)});
   if (!opts.metrics_path.empty() && !app.frozen()) app.add_metrics_route(opts.metrics_path);
+  try {
+    for (auto* x : opts.extensions) x->prepare(app);
+  } catch (const std::exception& e) {
+    log::runtime().error("start-up failed: {}", e.what());
+    log::flush();
+    return 1;
+  }
   loop lp("main");
   lp.enable_lag_sampling();
   int exit_code = 0;

@@ -269,6 +269,7 @@ void record_slow_event(loop::impl& l, slow_event ev) {
 namespace {
 
 int stack_signal() { return SIGRTMIN + 3; }
+std::atomic<stall_observer> the_stall_observer{nullptr};
 constexpr int max_frames = 40;
 
 struct stack_capture {
@@ -404,7 +405,9 @@ class watchdog {
                {{"event", "stall"}, {"loop", l.name}, {"blocked_ms", blocked / 1'000'000},
                 {"method", ev.request.method}, {"route", ev.request.route}},
                {ev.task_id, ev.task_name, ev.request.request_id});
+    const std::uint64_t task = ev.task_id;
     record_slow_event(l, std::move(ev));
+    if (auto* observe = the_stall_observer.load(std::memory_order_acquire)) observe(l.name, task);
   }
 
   std::mutex m_;
@@ -421,4 +424,7 @@ std::string loop_thread_stack(loop::impl& l) { return watchdog::instance().stack
 void watchdog_detach(loop::impl& l) { watchdog::instance().detach(&l); }
 
 }  // namespace detail
+
+void set_stall_observer(stall_observer f) { detail::the_stall_observer.store(f, std::memory_order_release); }
+
 }  // namespace loupe

@@ -78,8 +78,8 @@ start_demo() {
   DEMO_OUT="$TMP/$tag.stdout"
   DEMO_ERR="$TMP/$tag.stderr"
   : >"$DEMO_OUT"; : >"$DEMO_ERR"
-  show_cmd "$DEMO" --port 0 "$@"
-  "$DEMO" --port 0 "$@" >"$DEMO_OUT" 2>"$DEMO_ERR" &
+  show_cmd "$DEMO" --port 0 --monitor-port 0 "$@"
+  "$DEMO" --port 0 --monitor-port 0 "$@" >"$DEMO_OUT" 2>"$DEMO_ERR" &
   DEMO_PID=$!
   PORT=""
   local i

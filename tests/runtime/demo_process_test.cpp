@@ -160,7 +160,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 // SIGTERM while a request sleeps on the server: the request still gets its
 // response, then the demo exits 0.
 TEST(DemoProcess, GracefulShutdownFinishesInFlightRequest) {
-  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--grace-ms", "10000"});
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--port", "0", "--grace-ms", "10000"});
   const unsigned short port = demo.wait_for_port(10s);
 
   // Connection A: its request is complete in the server's socket buffer before
@@ -206,7 +206,7 @@ TEST(DemoProcess, BadFlagExitsWithCode2) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE("flag " + c.flag);
-    std::vector<std::string> argv{LOUPE_DEMO_PATH};
+    std::vector<std::string> argv{LOUPE_DEMO_PATH, "--monitor-port", "0"};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
     loupe::testkit::child demo(argv);
     EXPECT_EQ(demo.wait_exit(10s), 2) << demo.stderr_text();
@@ -225,7 +225,7 @@ TEST(DemoProcess, StartupFailsOnPortInUse) {
   ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0) << std::strerror(errno);
   const std::string port = std::to_string(ntohs(addr.sin_port));
 
-  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--host", "127.0.0.1", "--port", port, "--log-format", "json"});
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--host", "127.0.0.1", "--port", port, "--log-format", "json"});
   EXPECT_EQ(demo.wait_exit(10s), 1) << demo.stderr_text();
   EXPECT_THAT(demo.stdout_text(), Not(HasSubstr("Running on")));
 
@@ -255,7 +255,7 @@ bool readable_now(const socket_fd& s) {
 // GET /block?ms=300: exactly one slow-callback WARN, naming the task, the
 // route /block and a duration of at least 300 ms.
 TEST(DemoProcess, BlockingHandlerGivesOneSlowCallbackWarning) {
-  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--log-format", "json"});
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--port", "0", "--log-format", "json"});
   const unsigned short port = demo.wait_for_port(10s);
   EXPECT_EQ(get(port, "/block?ms=300").result_int(), 200u);
   EXPECT_EQ(get(port, "/").result_int(), 200u);
@@ -280,7 +280,7 @@ TEST(DemoProcess, BlockingHandlerGivesOneSlowCallbackWarning) {
 // still blocks — before the response — and its stack names the handler's
 // blocking function.
 TEST(DemoProcess, WatchdogReportsTheStallBeforeTheResponse) {
-  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--log-format", "json"});
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--port", "0", "--log-format", "json"});
   const unsigned short port = demo.wait_for_port(10s);
   const auto deadline = clock_type::now() + 10s;
   socket_fd s;
@@ -305,7 +305,7 @@ TEST(DemoProcess, WatchdogReportsTheStallBeforeTheResponse) {
 // --workers 2: requests in flight on the worker loops when SIGTERM arrives all
 // get their responses, and the demo exits 0.
 TEST(DemoProcess, WorkerLoopsDrainOnSigterm) {
-  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--port", "0", "--workers", "2"});
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--port", "0", "--workers", "2"});
   const unsigned short port = demo.wait_for_port(10s);
   const auto deadline = clock_type::now() + 15s;
   std::vector<std::unique_ptr<socket_fd>> conns;

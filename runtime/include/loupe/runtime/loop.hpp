@@ -147,6 +147,11 @@ class loop {
   /// returning for lack of work.
   void enable_lag_sampling(std::chrono::milliseconds interval = std::chrono::milliseconds(25));
 
+  /// `hook` runs once on each thread, the first time it runs a loop (the
+  /// profiler registers loop threads with gperftools this way). Set it
+  /// before loops run; nullptr removes it.
+  static void set_thread_start_hook(void (*hook)());
+
   /// Calls `f(const loop&)` for every loop alive in the process, while
   /// holding the list's lock (a loop being destroyed waits). For metrics.
   template <class F>

@@ -34,6 +34,8 @@ class application;
 class run_extension {
  public:
   virtual ~run_extension() = default;
+  /// Before start-up, after the flags are parsed: routes may still be added.
+  virtual void prepare(application& /*app*/) {}
   virtual void start(application& app) = 0;
   virtual void stop() = 0;
 };

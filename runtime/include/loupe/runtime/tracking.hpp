@@ -12,6 +12,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <string>
 
 namespace loupe {
 
@@ -22,5 +24,12 @@ struct tracking_options {
 
 void set_tracking_options(const tracking_options& opts);
 tracking_options get_tracking_options();
+
+/// Called on the watchdog's thread each time it reports a stall (a loop still
+/// blocked past the threshold), while the loop is still blocked: `loop_name`
+/// and the task whose callback blocks it. The profiler records a short CPU
+/// profile this way. It must return quickly; nullptr removes it.
+using stall_observer = void (*)(const std::string& loop_name, std::uint64_t task_id);
+void set_stall_observer(stall_observer f);
 
 }  // namespace loupe

@@ -1,0 +1,94 @@
+// loupe/profiler/profiler.hpp — CPU and heap profiles on demand, for google-pprof.
+//
+//   loupe::profiler::profiler prof;                 // off until --debug-endpoints
+//   prof.add_flags(flags);                          // --debug-endpoints, --profile-dir, --profile-stalls-ms
+//   prof.add_to(console);                           // the console's `profile SECONDS`
+//   opts.extensions.push_back(&prof);
+//
+//   $ curl -o cpu.prof 'localhost:8080/debug/pprof/profile?seconds=10'
+//   $ google-pprof --text build/loupe-demo cpu.prof
+//   $ curl -o heap.prof localhost:8080/debug/pprof/heap
+//   $ LOUPE_CPUPROFILE=/tmp/run.prof loupe-demo ...   # the whole run, written at SIGTERM
+//
+// gperftools' CPU profiler (libprofiler) and, when tcmalloc is linked, its
+// sampled heap profile — Go's net/http/pprof paths. A CPU profile records for
+// N seconds (default 30, at most 300) while the loop goes on serving (the
+// handler waits on a timer); one at a time, a second request gets 409.
+//
+// Loop threads are registered with the profiler as they start, so with
+// per-thread timers each is sampled. The clock is gperftools' and is chosen
+// when the process starts: CPU time by default (time blocked in system calls
+// is invisible); start the program with CPUPROFILE_REALTIME=1 and
+// CPUPROFILE_PER_THREAD_TIMERS=1 for wall-clock profiles of the loops. The
+// heap profile is empty unless TCMALLOC_SAMPLE_PARAMETER is set at start
+// (e.g. 524288: a sample every 512 KiB allocated).
+//
+// The debug endpoints are off unless `--debug-endpoints` is given: a
+// profile costs CPU and shows code addresses. Built without gperftools, every
+// entry point still exists and answers 501 "profiling is unavailable".
+//
+// With `--profile-stalls-ms N`, a watchdog stall (see tracking.hpp) starts an
+// N ms CPU profile of the stalled process, at most one a minute, written to
+// --profile-dir and logged.
+#pragma once
+
+#include <loupe/runtime/flags.hpp>
+#include <loupe/runtime/run_app.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace loupe::monitor {
+class console;
+}
+
+namespace loupe::profiler {
+
+struct profiler_options {
+  bool endpoints = false;           ///< serve /debug/pprof/profile and /debug/pprof/heap
+  std::string directory = "/tmp";   ///< where console, stall and whole-run profiles go
+  std::int64_t max_seconds = 300;   ///< the longest CPU profile asked for
+  std::int64_t stall_profile_ms = 0;  ///< on a stall, profile this long (0: off)
+};
+
+/// Built with gperftools' CPU profiler / with tcmalloc's heap sampler.
+bool cpu_available() noexcept;
+bool heap_available() noexcept;
+/// "wall" when the process started with CPUPROFILE_REALTIME set, else "cpu".
+const char* clock_name() noexcept;
+
+/// Records a CPU profile for `duration` into `path`, blocking the calling
+/// thread (not a loop). Throws std::runtime_error if profiling is unavailable
+/// or a profile is already being recorded.
+void record_cpu_profile(const std::string& path, std::chrono::milliseconds duration);
+
+/// The sampled heap profile in the format google-pprof reads. Throws
+/// std::runtime_error if tcmalloc is not linked.
+std::string heap_profile();
+
+/// Owns nothing but configuration; one per program.
+class profiler : public run_extension {
+ public:
+  explicit profiler(profiler_options opts = {}) : opts_(std::move(opts)) {}
+  /// --debug-endpoints, --profile-dir, --profile-stalls-ms.
+  void add_flags(flag_set& flags);
+  /// Adds `profile SECONDS` to the console (it writes to --profile-dir and prints the path).
+  void add_to(monitor::console& console);
+
+  /// Adds the routes (when enabled), registers loop threads with the
+  /// profiler, starts the whole-run profile named by LOUPE_CPUPROFILE and the
+  /// stall hook. Throws on a bad option (e.g. a missing --profile-dir).
+  void prepare(application& app) override;
+  void start(application&) override {}
+  /// Stops the whole-run profile (writing it) and the stall hook.
+  void stop() override;
+
+  const profiler_options& options() const noexcept { return opts_; }
+
+ private:
+  profiler_options opts_;
+  bool whole_run_ = false;
+};
+
+}  // namespace loupe::profiler
