@@ -333,7 +333,27 @@ std::uint64_t current_task_id() noexcept { return current_task_ptr ? current_tas
 void set_current_task(task_record* r) noexcept { current_task_ptr = r; }
 
 task_scope::task_scope(task_record* r) noexcept : saved_(current_task_ptr) { current_task_ptr = r; }
-task_scope::~task_scope() { current_task_ptr = saved_; }
+task_scope::~task_scope() {
+  task_record* out = current_task_ptr;
+  if (out == saved_) return;
+  // A task started inline (Asio dispatches a new coroutine at once on its own
+  // thread) that suspended without an operation on this loop — awaiting
+  // another task — is suspended, not running.
+  if (out && !out->done && out->state.load(std::memory_order_relaxed) == task_state::running) {
+    out->state.store(task_state::suspended, std::memory_order_relaxed);
+    out->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+  }
+  switch_task(saved_);
+}
+
+void note_awaiting_task(std::source_location at) noexcept {
+  task_record* t = current_task_ptr;
+  if (!t) return;
+  t->wait_op.store("await", std::memory_order_relaxed);
+  t->wait_object.store("task", std::memory_order_relaxed);
+  t->wait_file.store(at.file_name(), std::memory_order_relaxed);
+  t->wait_line.store(static_cast<int>(at.line()), std::memory_order_relaxed);
+}
 
 boost::asio::io_context& loop_context(loop& l) noexcept { return l.internals().ctx; }
 boost::asio::cancellation_slot task_slot(task_record* r) noexcept { return r->signal.slot(); }

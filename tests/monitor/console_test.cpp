@@ -125,7 +125,11 @@ LOUPE_TEST_F(Console, PsWherePstreeAndSites) {
   const auto where = co_await c.command("where " + std::to_string(child.at("id").to_number<std::uint64_t>()));
   EXPECT_NE(where.find("waiting for:  async_wait on deadline_timer"), std::string::npos) << where;
   EXPECT_NE(where.find("console_test.cpp:"), std::string::npos) << where;
-  EXPECT_NE(where.find("#" + std::to_string(parent) + " 'napper-parent' "), std::string::npos) << where;
+  EXPECT_NE(where.find("#" + std::to_string(parent) + " 'napper-parent' suspended"), std::string::npos) << where;
+  // The parent awaits its child: suspended on it, at the line that spawned it.
+  const auto parent_where = co_await c.command("where " + std::to_string(parent));
+  EXPECT_NE(parent_where.find("waiting for:  await on task"), std::string::npos) << parent_where;
+  EXPECT_NE(parent_where.find("console_test.cpp:"), std::string::npos) << parent_where;
 
   const auto tree = co_await c.command("pstree");
   EXPECT_NE(tree.find("#" + std::to_string(parent) + " napper-parent"), std::string::npos) << tree;
@@ -239,3 +243,4 @@ LOUPE_TEST_F(Console, AnswersWhileTheLoopIsBlocked) {
   EXPECT_NE(transcript.find("blocking_function_for_test"), std::string::npos) << transcript;
   co_return;
 }
+

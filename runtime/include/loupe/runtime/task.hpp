@@ -138,6 +138,9 @@ boost::asio::io_context& loop_context(loop& l) noexcept;
 task_record* current_task() noexcept;
 std::uint64_t current_task_id() noexcept;
 
+/// The current task is about to await a task spawned at `at`: its wait.
+void note_awaiting_task(std::source_location at) noexcept;
+
 /// Makes `r` the current task while in scope (so handlers created by the
 /// spawn itself belong to the new task).
 class task_scope {
@@ -221,6 +224,7 @@ template <class T, class CompletionToken>
 auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token,
            std::source_location site = std::source_location::current()) {
   auto initiation = [&l](auto handler, std::string task_name, awaitable<T> task_body, std::source_location at) {
+    detail::note_awaiting_task(at);
     detail::task_record* rec = detail::create_task(l, std::move(task_name), at, false);
     auto caller_slot = boost::asio::get_associated_cancellation_slot(handler);
     if (caller_slot.is_connected())
