@@ -212,8 +212,7 @@ std::size_t loop::live_task_count() const noexcept { return impl_->live.load(std
 
 std::optional<task_info> loop::find_task(std::uint64_t id) const {
   std::lock_guard lock(impl_->mutex);
-  for (auto* r = impl_->head; r; r = r->next)
-    if (r->id == id) return impl_->snapshot(*r);
+  if (auto it = impl_->by_id.find(id); it != impl_->by_id.end()) return impl_->snapshot(*it->second);
   return std::nullopt;
 }
 
@@ -282,11 +281,7 @@ cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
     detail::task_record* found = nullptr;
     {
       std::lock_guard lock(l->mutex);
-      for (auto* r = l->head; r; r = r->next)
-        if (r->id == id) {
-          found = r;
-          break;
-        }
+      if (auto it = l->by_id.find(id); it != l->by_id.end()) found = it->second;
     }
     if (found && !found->done) {
       found->cancelled_by = by;
@@ -380,6 +375,7 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
   r->prev = i.tail;
   if (i.tail) i.tail->next = r; else i.head = r;
   i.tail = r;
+  i.by_id.emplace(r->id, r);
   i.live.fetch_add(1, std::memory_order_relaxed);
   i.spawned.fetch_add(1, std::memory_order_relaxed);
   return r;
@@ -396,6 +392,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     if (r->prev) r->prev->next = r->next; else i.head = r->next;
     if (r->next) r->next->prev = r->prev; else i.tail = r->prev;
     r->prev = r->next = nullptr;
+    i.by_id.erase(r->id);
     i.live.fetch_sub(1, std::memory_order_relaxed);
   }
   i.finished_count.fetch_add(1, std::memory_order_relaxed);

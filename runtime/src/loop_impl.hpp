@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <atomic>
 #include <deque>
@@ -81,6 +82,7 @@ struct loop::impl {
   mutable std::mutex mutex;  // guards the registry list, the rings and request infos
   detail::task_record* head = nullptr;
   detail::task_record* tail = nullptr;
+  boost::unordered_flat_map<std::uint64_t, detail::task_record*> by_id;  // live tasks, for lookups
   std::atomic<std::size_t> live{0};
   std::deque<finished_task> finished;
   std::size_t finished_capacity = 1000;

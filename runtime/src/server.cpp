@@ -38,6 +38,14 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using namespace std::string_view_literals;
 
+// LOUPE_HTTP_METRICS=OFF (a benchmark baseline) compiles the per-request
+// metric updates out.
+#ifdef LOUPE_NO_HTTP_METRICS
+#define LOUPE_HTTP_METRIC(statement) ((void)0)
+#else
+#define LOUPE_HTTP_METRIC(statement) statement
+#endif
+
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
@@ -159,7 +167,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   awaitable<void> linger_close(beast::tcp_stream& s);
   void connection_done() {
     --open;
-    open_gauge.Decrement();
+    LOUPE_HTTP_METRIC(open_gauge.Decrement());
     if (open == 0 && drain_waiter) drain_waiter->cancel();
   }
 };
@@ -288,8 +296,8 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
     error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     ++open;
-    open_gauge.Increment();
-    accepted_counter.Increment();
+    LOUPE_HTTP_METRIC(open_gauge.Increment());
+    LOUPE_HTTP_METRIC(accepted_counter.Increment());
     if (open > opts.max_connections) {
       spawn(lp, "http.reject", reject(self, std::move(sock)));
       continue;
@@ -339,10 +347,10 @@ void server::impl::record(const request* req, const refused* r, unsigned status,
                           std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
                           const tcp::endpoint& remote) {
   const std::int64_t took_ns = detail::now_ns() - start_ns;
-  const double seconds = static_cast<double>(took_ns) / 1e9;
+  [[maybe_unused]] const double seconds = static_cast<double>(took_ns) / 1e9;
   const std::string* route = req && !req->route().empty() ? &req->route() : nullptr;
   const std::string_view method = req ? std::string_view(req->method_name()) : r ? std::string_view(r->method) : "";
-  series.observe(route, detail::method_index(method), status, seconds, request_bytes, response_bytes);
+  LOUPE_HTTP_METRIC(series.observe(route, detail::method_index(method), status, seconds, request_bytes, response_bytes));
   if (!opts.access_log || !log::access().should_log(spdlog::level::info)) return;
   const std::string_view path = req ? req->raw_path() : r ? std::string_view(r->path) : std::string_view{};
   std::string remote_addr = remote.address().to_string();
@@ -574,13 +582,13 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       break;
     }
     ++in_flight;
-    active_gauge.Increment();
+    LOUPE_HTTP_METRIC(active_gauge.Increment());
     c.in_handler = true;
     auto [ep, res] = co_await spawn(lp, "http.request", run_request(c, *req), nothrow);
     c.in_handler = false;
     const std::uint64_t request_task = std::exchange(c.request_task, 0);
     --in_flight;
-    active_gauge.Decrement();
+    LOUPE_HTTP_METRIC(active_gauge.Decrement());
     if (ep) {
       // app.handle turns handler errors into responses; what arrives here is
       // normally a cancellation (503). Anything else is a bug worth a record.
