@@ -549,8 +549,10 @@ void map_host(loop& l, std::string host, tcp::endpoint to) {
   l.internals().hosts.insert_or_assign(std::move(host), to);
 }
 void unmap_host(loop& l, std::string_view host) {
+  std::string name(host);
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   auto& hosts = l.internals().hosts;
-  if (auto it = hosts.find(host); it != hosts.end()) hosts.erase(it);
+  if (auto it = hosts.find(name); it != hosts.end()) hosts.erase(it);
 }
 
 std::size_t client_session::connections_opened() const noexcept { return impl_->opened; }

@@ -3,7 +3,12 @@
 
 #include <loupe/runtime/loop.hpp>
 
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 namespace loupe::testkit {
 
@@ -57,6 +62,37 @@ namespace detail {
 
 void run_until(loop& l, const bool& done, const std::chrono::steady_clock::duration& deadline) {
   const auto started = std::chrono::steady_clock::now();
+  // The backstop: a callback that never returns (a blocking call, or a body
+  // that swallows cancellation in a loop) keeps this thread from ever seeing
+  // the deadline. Ten seconds past it, another thread reports the live tasks
+  // and the loop thread's stack, and ends the process.
+  struct backstop {
+    std::mutex m;
+    std::condition_variable cv;
+    bool over = false;
+    std::thread t;
+    ~backstop() {
+      {
+        std::lock_guard lock(m);
+        over = true;
+      }
+      cv.notify_all();
+      if (t.joinable()) t.join();
+    }
+  } guard;
+  guard.t = std::thread([&guard, &l, &deadline, started] {
+    std::unique_lock lock(guard.m);
+    while (!guard.over) {
+      // The deadline may change while the body runs: look again every 100 ms.
+      guard.cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (!guard.over && std::chrono::steady_clock::now() >= started + deadline + std::chrono::seconds(10)) {
+        std::fprintf(stderr, "testkit: the test's loop is still busy 10 s past its deadline; %s\nloop thread stack:\n%s",
+                     describe_live_tasks(l).c_str(), l.native_stack().c_str());
+        std::fflush(nullptr);
+        std::_Exit(1);
+      }
+    }
+  });
   l.restart();
   while (!done) {
     const auto now = std::chrono::steady_clock::now();

@@ -16,6 +16,10 @@ using detail::describe_request;
 using detail::describe_wait;
 using detail::ms;
 
+namespace {
+void fail(const std::string& message);
+}  // namespace
+
 // The capture is installed by the constructor and the checks run from
 // TearDown (or the destructor), so that fixtures overriding SetUp/TearDown
 // without calling these still get them.
@@ -27,7 +31,16 @@ test::test() {
   log::configure(o);
 }
 
-test::~test() { finish(); }
+test::~test() {
+  if (finished_) return;
+  // TearDown was overridden without calling test::TearDown(): the derived
+  // fixture's members (its application) are gone, so the loop must not run.
+  fail("a fixture overrode TearDown() without calling loupe::testkit::test::TearDown(): "
+       "the end-of-test checks did not run");
+  finished_ = true;
+  clients_.clear();
+  servers_.clear();
+}
 
 void test::SetUp() {}
 

@@ -75,7 +75,10 @@ class Tracking : public loupe::testkit::server_fixture {
       co_return response::text("blocked");
     });
   }
-  void TearDown() override { loupe::set_tracking_options(saved_); }
+  void TearDown() override {
+    server_fixture::TearDown();  // the end-of-test checks, with the thresholds still in place
+    loupe::set_tracking_options(saved_);
+  }
 
   std::optional<loupe::task_info> request_task(std::string_view route) {
     for (auto& t : loop.tasks())

@@ -306,6 +306,17 @@ LOUPE_TEST(TestkitFailing, DISABLED_HungHandlerHitsTheDeadline) {
   (void)co_await http.get("/hang");
 }
 
+LOUPE_TEST(TestkitFailing, DISABLED_SwallowsCancellationForever) {
+  set_deadline(200ms);
+  for (;;) {
+    try {
+      co_await loupe::sleep_for(1h);
+    } catch (const std::exception&) {
+      // retries at once, forever: the loop never gets its thread back
+    }
+  }
+}
+
 LOUPE_TEST(TestkitFailing, DISABLED_ExpectedLogNeverSeen) {
   expect_log({.level = spdlog::level::warn, .message = "a warning that never comes"});
   co_return;
@@ -375,6 +386,14 @@ TEST(TestkitChecks, AHungHandlerHitsTheDeadlineAndTheWaitsAreListed) {
   EXPECT_NE(r.out.find("'http.request' suspended"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("serving GET /hang (route /hang)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("timer"), std::string::npos) << r.out;
+}
+
+TEST(TestkitChecks, ABodyThatNeverGivesTheThreadBackIsEndedByTheBackstop) {
+  const auto r = run_failing("TestkitFailing.DISABLED_SwallowsCancellationForever");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("still busy 10 s past its deadline"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("'test'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("loop thread stack:"), std::string::npos) << r.out;
 }
 
 TEST(TestkitChecks, AnExpectedLogThatNeverCameFailsTheTest) {

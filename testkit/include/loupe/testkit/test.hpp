@@ -22,6 +22,11 @@
 //   The body runs as the task "test" under a deadline (30 s; set_deadline()).
 //   Past it the test fails with the live tasks, what each waits on (operation,
 //   object, the co_await's file:line), for how long, and the request it serves.
+//   A body that never gives the thread back (a blocking call, or a loop that
+//   swallows the cancellation) is ended 10 s past the deadline by a backstop
+//   thread that prints the tasks and the loop thread's stack and exits 1.
+// - The application's on_startup/on_shutdown hooks are not run by server();
+//   call them in the body if the test needs them.
 // - Servers and clients: server(app), raw_server(handler), client(srv) or
 //   client(url); several servers in one loop, and map_host("pong.test", srv)
 //   so that application code calling http://pong.test/... through any client
@@ -114,9 +119,15 @@ class test : public ::testing::Test {
   /// A record matching `q` is expected: if it is an ERROR it does not fail
   /// the test, and the test fails if no record matches it by the end.
   void expect_log(log_query q);
-  /// Whether the end-of-test checks (leaks, logs) run; on by default.
+  /// Whether the leak checks (connections, tasks) run; on by default. The
+  /// log and slow-callback checks are not affected.
   void set_leak_check(bool on) { leak_check_ = on; }
 
+ private:
+  // Before `loop`: applications outlive the frames the loop destroys.
+  std::deque<application> owned_apps_;
+
+ protected:
   loupe::loop loop;
 
  private:
@@ -126,7 +137,6 @@ class test : public ::testing::Test {
   void check_slow_callbacks();
 
   std::chrono::steady_clock::duration deadline_ = default_deadline;
-  std::deque<application> owned_apps_;
   std::deque<std::unique_ptr<test_server>> servers_;
   std::deque<std::unique_ptr<test_client>> clients_;
   std::vector<log_query> expected_logs_;
