@@ -47,6 +47,9 @@ std::vector<std::string> split_words(std::string_view line) {
 
 namespace {
 
+// How `cancel ID` starts its answer while the task has not ended yet.
+constexpr std::string_view cancelling = "cancelling task #";
+
 std::string human(std::chrono::nanoseconds d) {
   const double ms = std::chrono::duration<double, std::milli>(d).count();
   if (ms < 1) return fmt::format("{:.2f}ms", ms);
@@ -440,7 +443,20 @@ std::string commands::cancel(const std::vector<std::string>& args) {
   if (!t) return fmt::format("no live task #{} (see ps)\n", *id);
   if (loop::cancel_anywhere(*id, cancel_source::console) != cancel_result::requested)
     return fmt::format("task #{} ended before it could be cancelled\n", *id);
-  return fmt::format("cancelling task #{} '{}'...\n", *id, t->name);
+  return fmt::format("{}{} '{}'...\n", cancelling, *id, t->name);
+}
+
+std::optional<std::uint64_t> commands::pending_cancel(std::string_view out) {
+  if (!out.starts_with(cancelling)) return std::nullopt;
+  out.remove_prefix(cancelling.size());
+  std::uint64_t id = 0;
+  if (std::from_chars(out.data(), out.data() + out.size(), id).ec != std::errc{}) return std::nullopt;
+  return id;
+}
+
+std::string commands::still_alive(std::uint64_t id) {
+  return fmt::format("task #{} is still alive {:g} s after the cancellation (blocked, or it ignores it)\n", id,
+                     std::chrono::duration<double>(cancel_polls * cancel_poll_interval).count());
 }
 
 std::optional<std::string> commands::cancel_outcome(std::uint64_t id) {

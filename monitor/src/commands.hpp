@@ -27,6 +27,14 @@ class commands {
   void sample();
   /// After `cancel ID`: how the task ended, or nullopt while it is still alive.
   std::optional<std::string> cancel_outcome(std::uint64_t id);
+  /// The task id when `out` is what `cancel ID` printed before the task has
+  /// ended (then the caller waits, bounded, for cancel_outcome).
+  static std::optional<std::uint64_t> pending_cancel(std::string_view out);
+  /// What to print when the task outlives that wait.
+  static std::string still_alive(std::uint64_t id);
+  /// How long and how often a console waits for a cancelled task to end.
+  static constexpr int cancel_polls = 100;
+  static constexpr std::chrono::milliseconds cancel_poll_interval{10};
 
  private:
   std::string ps(const std::vector<std::string>& args, bool json);

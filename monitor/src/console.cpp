@@ -163,18 +163,16 @@ struct console::impl {
         } else {
           out = cmds.run(line, quit);
           // After `cancel ID`: wait (bounded) for the task to end and say how.
-          if (out.starts_with("cancelling task #")) {
+          if (const auto id = detail::commands::pending_cancel(out)) {
             const std::string first = crlf(out);
             if (!co_await send(*s, first)) co_return;
-            const auto id = std::stoull(out.substr(std::string_view("cancelling task #").size()));
             asio::steady_timer t(ctx);
             std::optional<std::string> outcome;
-            for (int k = 0; k < 100 && !(outcome = cmds.cancel_outcome(id)); ++k) {
-              t.expires_after(10ms);
+            for (int k = 0; k < detail::commands::cancel_polls && !(outcome = cmds.cancel_outcome(*id)); ++k) {
+              t.expires_after(detail::commands::cancel_poll_interval);
               co_await t.async_wait(nothrow);
             }
-            out = outcome.value_or("task #" + std::to_string(id) +
-                                   " is still alive 1 s after the cancellation (blocked, or it ignores it)\n");
+            out = outcome ? *outcome : detail::commands::still_alive(*id);
           }
         }
         line.clear();
@@ -276,13 +274,12 @@ std::string console::execute(std::string_view line) {
   }
   bool quit = false;
   std::string out = cmds->run(line, quit);
-  if (out.starts_with("cancelling task #")) {
-    const auto id = std::stoull(out.substr(std::string_view("cancelling task #").size()));
-    for (int k = 0; k < 100; ++k) {
-      if (auto outcome = cmds->cancel_outcome(id)) return out + *outcome;
-      std::this_thread::sleep_for(10ms);
+  if (const auto id = detail::commands::pending_cancel(out)) {
+    for (int k = 0; k < detail::commands::cancel_polls; ++k) {
+      if (auto outcome = cmds->cancel_outcome(*id)) return out + *outcome;
+      std::this_thread::sleep_for(detail::commands::cancel_poll_interval);
     }
-    out += "task #" + std::to_string(id) + " is still alive 1 s after the cancellation (blocked, or it ignores it)\n";
+    out += detail::commands::still_alive(*id);
   }
   return out;
 }

@@ -105,7 +105,13 @@ LOUPE_TEST_F(Console, PsWherePstreeAndSites) {
   console.start();
   const auto parent = loupe::spawn(loop, "napper-parent", parent_of_nappers(loop));
   for (int i = 0; i < 3; ++i) loupe::spawn(loop, "napper", nap());
-  co_await loupe::sleep_for(5ms);
+  // All five (parent, child, three nappers) suspended on what they wait for.
+  co_await loupe::testkit::wait_until([&] {
+    std::size_t n = 0;
+    for (const auto& t : loop.tasks())
+      n += t.name.starts_with("napper") && t.state == loupe::task_state::suspended && t.wait.operation;
+    return n == 5;
+  });
   console_client c(loop);
   co_await c.connect(console.port());
 
@@ -145,7 +151,10 @@ LOUPE_TEST_F(Console, PsWherePstreeAndSites) {
 LOUPE_TEST_F(Console, CancelReportsTheOutcomeAndTheRingKeepsIt) {
   console.start();
   const auto id = loupe::spawn(loop, "to-cancel", nap());
-  co_await loupe::sleep_for(2ms);
+  co_await loupe::testkit::wait_until([&] {
+    const auto t = loop.find_task(id);
+    return t && t->state == loupe::task_state::suspended;
+  });
   console_client c(loop);
   co_await c.connect(console.port());
   const auto out = co_await c.command("cancel " + std::to_string(id));
@@ -228,7 +237,12 @@ LOUPE_TEST_F(Console, AnswersWhileTheLoopIsBlocked) {
   const unsigned short port = console.port();
   std::string transcript;
   std::thread client([&] {
-    std::this_thread::sleep_for(100ms);  // the loop is blocked by then
+    // Until the loop is inside the blocking call (its callback has run 50 ms).
+    for (;;) {
+      const auto cb = loop.current_callback();
+      if (cb && cb->running_for >= 50ms) break;
+      std::this_thread::sleep_for(1ms);
+    }
     asio::io_context ctx;
     tcp::socket s(ctx);
     s.connect({asio::ip::make_address("127.0.0.1"), port});

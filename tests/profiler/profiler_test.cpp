@@ -57,7 +57,7 @@ LOUPE_TEST_F(Profiler, OneProfileAtATimeAndTheLoopKeepsServing) {
   std::optional<loupe::client_response> profile;
   loupe::spawn(loop, "first-profile", [](loupe::testkit::test_client& c, std::optional<loupe::client_response>& out)
                                           -> awaitable<void> { out = co_await c.get("/debug/pprof/profile?seconds=1"); }(first, profile));
-  co_await loupe::sleep_for(200ms);
+  co_await loupe::testkit::wait_until([&] { return srv.native().requests_in_flight() == 1; });
   auto busy = co_await second.get("/debug/pprof/profile?seconds=1");
   EXPECT_EQ(busy.status_code(), 409u);
   EXPECT_EQ((co_await second.get("/")).text(), "hi");  // served while the profile records

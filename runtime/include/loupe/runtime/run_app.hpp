@@ -11,6 +11,9 @@
 // let requests in flight finish within the grace period, run the shutdown and
 // clean-up hooks, and return 0. A failing start-up hook or a port that cannot
 // be bound returns 1 with an ERROR record; a bad flag returns 2.
+//
+// Parts that run alongside the server (the monitor console, the profiler) are
+// run_extensions: `opts.extensions.push_back(&console);` before run_main.
 #pragma once
 
 #include <loupe/runtime/flags.hpp>
