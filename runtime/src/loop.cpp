@@ -181,6 +181,11 @@ loop* loop::current() noexcept { return current_loop ? &current_loop->owner : nu
 
 task_info loop::impl::snapshot(const detail::task_record& r) const {
   task_info t;
+  snapshot_into(r, t);
+  return t;
+}
+
+void loop::impl::snapshot_into(const detail::task_record& r, task_info& t) const {
   t.id = r.id;
   t.name = r.name;
   t.loop = name;
@@ -197,7 +202,6 @@ task_info loop::impl::snapshot(const detail::task_record& r) const {
   t.resume_count = r.resumes.load(std::memory_order_relaxed);
   t.busy = std::chrono::nanoseconds(r.busy_ns.load(std::memory_order_relaxed));
   t.request = r.request;
-  return t;
 }
 
 std::vector<task_info> loop::tasks() const {
@@ -218,20 +222,19 @@ std::optional<task_info> loop::find_task(std::uint64_t id) const {
 
 std::vector<finished_task> loop::finished_tasks() const {
   std::lock_guard lock(impl_->mutex);
-  return {impl_->finished.begin(), impl_->finished.end()};
+  return impl_->finished.to_vector();
 }
 
 std::optional<finished_task> loop::find_finished(std::uint64_t id) const {
   std::lock_guard lock(impl_->mutex);
-  for (const auto& f : impl_->finished)
-    if (f.info.id == id) return f;
+  for (std::size_t k = impl_->finished.size(); k-- > 0;)
+    if (impl_->finished[k].info.id == id) return impl_->finished[k];
   return std::nullopt;
 }
 
 void loop::set_finished_capacity(std::size_t n) {
   std::lock_guard lock(impl_->mutex);
-  impl_->finished_capacity = n;
-  while (impl_->finished.size() > n) impl_->finished.pop_front();
+  impl_->finished.set_capacity(n);
 }
 
 std::vector<slow_event> loop::slow_events() const {
@@ -285,7 +288,7 @@ cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
     }
     if (found && !found->done) {
       found->cancelled_by = by;
-      found->signal.emit(boost::asio::cancellation_type::terminal);
+      (found->cancel_via ? found->cancel_via : found)->signal.emit(boost::asio::cancellation_type::terminal);
     }
   });
   return cancel_result::requested;
@@ -350,6 +353,38 @@ void note_awaiting_task(std::source_location at) noexcept {
   t->wait_line.store(static_cast<int>(at.line()), std::memory_order_relaxed);
 }
 
+inline_task::inline_task(loop& l, std::string name, std::source_location site) {
+  note_awaiting_task(site);
+  rec_ = create_task(l, std::move(name), site, false);
+  task_record* caller = current_task_ptr;
+  rec_->cancel_via = caller;
+  if (caller) {
+    caller->state.store(task_state::suspended, std::memory_order_relaxed);
+    caller->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+  }
+  enter_task(rec_);
+}
+
+inline_task::~inline_task() {
+  // Destroyed without end(): the caller's frame was destroyed while the task
+  // was suspended (its loop destroyed), as for an abandoned spawned task.
+  if (!ended_) finish_task(rec_, nullptr, true);
+}
+
+std::uint64_t inline_task::id() const noexcept { return rec_->id; }
+
+bool inline_task::end(std::exception_ptr error) noexcept {
+  ended_ = true;
+  const bool cancellation = error && is_cancellation(error);
+  // loop::cancel names who asked before it signals; with nobody named, the
+  // cancellation came through the caller's own slot: the caller's.
+  const bool itself = cancellation && rec_->cancelled_by != cancel_source::none;
+  if (cancellation && !itself) rec_->cancelled_by = cancel_source::parent;
+  leave_task(rec_);
+  finish_task(rec_, std::move(error));
+  return itself;
+}
+
 boost::asio::io_context& loop_context(loop& l) noexcept { return l.internals().ctx; }
 boost::asio::cancellation_slot task_slot(task_record* r) noexcept { return r->signal.slot(); }
 std::uint64_t task_id(const task_record* r) noexcept { return r->id; }
@@ -383,10 +418,22 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
 
 void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexcept {
   auto& i = r->owner->internals();
-  finished_task f;
+  task_outcome outcome = task_outcome::ok;
+  cancel_source by = cancel_source::none;
+  if (abandoned) {
+    outcome = task_outcome::abandoned;
+  } else if (!error) {
+    outcome = task_outcome::ok;
+  } else if (r->cancelled_by != cancel_source::none && is_cancellation(error)) {
+    outcome = task_outcome::cancelled;
+    by = r->cancelled_by;
+  } else {
+    outcome = task_outcome::error;
+  }
+  const std::string what = outcome == task_outcome::error ? describe(error) : std::string();
+  const auto finished_at = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(i.mutex);
-    f.info = i.snapshot(*r);
     r->done = true;
     r->state.store(task_state::done, std::memory_order_relaxed);
     if (r->prev) r->prev->next = r->next; else i.head = r->next;
@@ -394,33 +441,24 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     r->prev = r->next = nullptr;
     i.by_id.erase(r->id);
     i.live.fetch_sub(1, std::memory_order_relaxed);
+    // Into the ring of recent endings, overwriting the oldest entry in place
+    // (its strings' storage is reused: no allocation per task once full).
+    if (i.finished.capacity() > 0) {
+      finished_task& f = i.finished.push();
+      i.snapshot_into(*r, f.info);
+      f.info.state = task_state::done;
+      f.outcome = outcome;
+      f.cancelled_by = by;
+      f.finished = finished_at;
+      f.error = what;
+    }
   }
   i.finished_count.fetch_add(1, std::memory_order_relaxed);
-  f.info.state = task_state::done;
-  f.finished = std::chrono::steady_clock::now();
-  if (abandoned) {
-    f.outcome = task_outcome::abandoned;
-  } else if (!error) {
-    f.outcome = task_outcome::ok;
-  } else if (r->cancelled_by != cancel_source::none && is_cancellation(error)) {
-    f.outcome = task_outcome::cancelled;
-    f.cancelled_by = r->cancelled_by;
-  } else {
-    f.outcome = task_outcome::error;
-    f.error = describe(error);
-  }
-  i.finished_by_outcome[static_cast<std::size_t>(f.outcome)].fetch_add(1, std::memory_order_relaxed);
+  i.finished_by_outcome[static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
   // A finished task resumes nobody any more: dropping that reference now
   // breaks the cycle a parent's cancellation forwarder would otherwise keep
   // with an abandoned child (both destroyed with their loop).
   if (task_record* parent = std::exchange(r->resume_to, nullptr)) release(parent);
-  {
-    std::lock_guard lock(i.mutex);
-    if (i.finished_capacity > 0) {
-      if (i.finished.size() >= i.finished_capacity) i.finished.pop_front();
-      i.finished.push_back(std::move(f));
-    }
-  }
   release(r);
 }
 

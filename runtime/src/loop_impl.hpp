@@ -9,11 +9,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <pthread.h>
+#include <vector>
 
 namespace loupe {
 
@@ -48,6 +50,9 @@ struct task_record {
   int refs = 1;
   bool done = false;
   cancel_source cancelled_by = cancel_source::none;
+  // An inline task's cancellation goes through this task's signal (its caller,
+  // whose coroutine runs it); null for a spawned task.
+  task_record* cancel_via = nullptr;
 
   // Read by other threads without the registry lock: atomics.
   std::atomic<task_state> state{task_state::scheduled};
@@ -67,12 +72,55 @@ struct task_record {
 
 void release(task_record* r) noexcept;
 
+/// A fixed-capacity ring that overwrites its oldest entry in place, so a
+/// full ring reuses the strings' storage instead of allocating per entry.
+template <class T>
+class ring {
+ public:
+  explicit ring(std::size_t capacity) : slots_(capacity) {}
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return slots_.size(); }
+  /// The slot for a new newest entry (the oldest one's, when full), still
+  /// holding its old value for the caller to overwrite field by field.
+  T& push() {
+    T& slot = slots_[(first_ + size_) % slots_.size()];
+    if (size_ < slots_.size()) ++size_; else first_ = (first_ + 1) % slots_.size();
+    return slot;
+  }
+  /// The i-th entry, oldest first.
+  const T& operator[](std::size_t i) const noexcept { return slots_[(first_ + i) % slots_.size()]; }
+  /// Keeps the newest `n` entries.
+  void set_capacity(std::size_t n) {
+    std::vector<T> kept;
+    const std::size_t keep = std::min(n, size_);
+    kept.reserve(n);
+    for (std::size_t i = size_ - keep; i < size_; ++i) kept.push_back(std::move(slots_[(first_ + i) % slots_.size()]));
+    kept.resize(n);
+    slots_ = std::move(kept);
+    first_ = 0;
+    size_ = keep;
+  }
+  std::vector<T> to_vector() const {
+    std::vector<T> out;
+    out.reserve(size_);
+    for (std::size_t i = 0; i < size_; ++i) out.push_back((*this)[i]);
+    return out;
+  }
+
+ private:
+  std::vector<T> slots_;
+  std::size_t first_ = 0;
+  std::size_t size_ = 0;
+};
+
+
 }  // namespace detail
 
 struct loop::impl {
   explicit impl(loop& self, std::string n) : owner(self), name(std::move(n)), ctx(1) {}
 
   task_info snapshot(const detail::task_record& r) const;  // call with `mutex` held
+  void snapshot_into(const detail::task_record& r, task_info& t) const;  // reuses t's storage
 
   loop& owner;
   std::string name;
@@ -84,8 +132,7 @@ struct loop::impl {
   detail::task_record* tail = nullptr;
   boost::unordered_flat_map<std::uint64_t, detail::task_record*> by_id;  // live tasks, for lookups
   std::atomic<std::size_t> live{0};
-  std::deque<finished_task> finished;
-  std::size_t finished_capacity = 1000;
+  detail::ring<finished_task> finished{1000};
   std::deque<slow_event> slow;
   std::size_t slow_capacity = 100;
   // Loop lag histogram (see loop_stats); written by the loop thread only.

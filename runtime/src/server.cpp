@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -139,10 +140,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
   awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
   awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s);
-  awaitable<response> run_request(connection& c, request& req) {
-    c.request_task = detail::current_task_id();
-    co_return co_await app.handle(req);
-  }
   struct written {
     bool ok = false;
     std::size_t body_bytes = 0;
@@ -584,7 +581,19 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     ++in_flight;
     LOUPE_HTTP_METRIC(active_gauge.Increment());
     c.in_handler = true;
-    auto [ep, res] = co_await spawn(lp, "http.request", run_request(c, *req), nothrow);
+    // The request is a task of its own, run on this coroutine (no co_spawn).
+    std::exception_ptr ep;
+    response res;
+    {
+      detail::inline_task task(lp, "http.request");
+      c.request_task = task.id();
+      try {
+        res = co_await app.handle(*req);
+      } catch (...) {
+        ep = std::current_exception();
+      }
+      if (task.end(ep)) co_await asio::this_coro::reset_cancellation_state();
+    }
     c.in_handler = false;
     const std::uint64_t request_task = std::exchange(c.request_task, 0);
     --in_flight;

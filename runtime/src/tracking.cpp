@@ -115,10 +115,25 @@ void handler_creation(tracked_handler& h, const void* context, const char* objec
   t->wait_line.store(location_line, std::memory_order_relaxed);
 }
 
+namespace {
+// Whether a source file is Boost's own. Locations are string literals, so the
+// answer is cached by address (a search per operation showed in profiles).
+bool is_library_file(const char* file) noexcept {
+  struct entry {
+    const char* file;
+    bool library;
+  };
+  thread_local entry cache[64] = {};
+  entry& e = cache[(reinterpret_cast<std::uintptr_t>(file) >> 3) & 63];
+  if (e.file != file) e = {file, std::strstr(file, "/boost/") != nullptr};
+  return e.library;
+}
+}  // namespace
+
 handler_location::handler_location(const char* file, int line, const char*) noexcept
     : saved_file_(location_file), saved_line_(location_line), saved_library_(location_is_library), pushed_(false) {
   if (!file) return;
-  const bool library = std::strstr(file, "/boost/") != nullptr;
+  const bool library = is_library_file(file);
   if (location_file && library && !location_is_library) return;
   pushed_ = true;
   location_file = file;
@@ -240,16 +255,15 @@ void tracked_completion::invocation_end() noexcept {
 void describe_task(loop::impl& l, std::uint64_t id, std::string& name, request_info& request) {
   if (id == 0) return;
   std::lock_guard lock(l.mutex);
-  for (auto* r = l.head; r; r = r->next)
-    if (r->id == id) {
-      name = r->name;
-      request = r->request;
-      return;
-    }
-  for (auto it = l.finished.rbegin(); it != l.finished.rend(); ++it)
-    if (it->info.id == id) {
-      name = it->info.name;
-      request = it->info.request;
+  if (auto it = l.by_id.find(id); it != l.by_id.end()) {
+    name = it->second->name;
+    request = it->second->request;
+    return;
+  }
+  for (std::size_t k = l.finished.size(); k-- > 0;)
+    if (const auto& f = l.finished[k]; f.info.id == id) {
+      name = f.info.name;
+      request = f.info.request;
       return;
     }
 }

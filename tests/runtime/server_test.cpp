@@ -414,6 +414,67 @@ TEST_F(Server, ShutdownCancelsTasksAwaitedByTheRequest) {
   });
 }
 
+// A request runs as its own task on the connection's coroutine (no co_spawn):
+// cancelling it must end that request alone, and cancelling the connection
+// must end its request as "cancelled by parent".
+std::optional<loupe::task_info> live_task(loupe::loop& loop, std::string_view name) {
+  for (auto& t : loop.tasks())
+    if (t.name == name) return t;
+  return std::nullopt;
+}
+
+TEST_F(Server, CancellingARequestTaskAnswers503AndLeavesItsConnectionTask) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return srv->requests_in_flight() == 1; });
+    const auto req = live_task(loop, "http.request");
+    const auto conn = live_task(loop, "http.connection");
+    CO_ASSERT_TRUE(req && conn);
+    EXPECT_EQ(req->parent_id, conn->id);
+    EXPECT_EQ(req->request.route, "/sleep");
+    EXPECT_EQ(req->state, loupe::task_state::suspended);
+    EXPECT_STREQ(req->wait.object, "deadline_timer");
+    EXPECT_EQ(conn->state, loupe::task_state::suspended);  // awaiting its request
+    EXPECT_STREQ(conn->wait.operation, "await");
+    EXPECT_EQ(loop.cancel(req->id, loupe::cancel_source::console), loupe::cancel_result::requested);
+    const auto res = co_await c.read_response();
+    EXPECT_EQ(res.result_int(), 503);
+    co_await until([&] { return loop.find_finished(req->id).has_value(); });
+    const auto f = *loop.find_finished(req->id);
+    EXPECT_EQ(f.outcome, loupe::task_outcome::cancelled);
+    EXPECT_EQ(f.cancelled_by, loupe::cancel_source::console);
+    // The connection task answered and closed: it was not cancelled itself.
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    co_await until([&] { return loop.find_finished(conn->id).has_value(); });
+    EXPECT_EQ(loop.find_finished(conn->id)->outcome, loupe::task_outcome::ok);
+    // And the server goes on.
+    auto next = co_await connect();
+    EXPECT_EQ((co_await next.request(http::verb::get, "/")).result_int(), 200);
+  });
+}
+
+TEST_F(Server, CancellingAConnectionTaskCancelsItsRequestAsParent) {
+  start();
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await until([&] { return srv->requests_in_flight() == 1; });
+    const auto req = live_task(loop, "http.request");
+    const auto conn = live_task(loop, "http.connection");
+    CO_ASSERT_TRUE(req && conn);
+    loop.cancel(conn->id, loupe::cancel_source::console);
+    co_await until([&] { return loop.find_finished(conn->id).has_value(); });
+    CO_ASSERT_TRUE(loop.find_finished(req->id).has_value());
+    EXPECT_EQ(loop.find_finished(req->id)->outcome, loupe::task_outcome::cancelled);
+    EXPECT_EQ(loop.find_finished(req->id)->cancelled_by, loupe::cancel_source::parent);
+    EXPECT_EQ(loop.find_finished(conn->id)->cancelled_by, loupe::cancel_source::console);
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    co_await until([&] { return srv->requests_in_flight() == 0; });
+  });
+}
+
 TEST(TestkitRun, DeadlineThrowsNamingTheLiveTasksAndDoesNotHang) {
   loupe::loop loop;
   try {

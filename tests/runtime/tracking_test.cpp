@@ -224,7 +224,19 @@ TEST_F(Tracking, FinishedRingKeepsOutcomesAndIsBounded) {
   EXPECT_EQ(f[1].outcome, loupe::task_outcome::error);
   EXPECT_EQ(f[1].error, "boom");
   EXPECT_EQ(f[2].info.name, "test");
+  EXPECT_EQ(f[2].error, "");  // its slot, reused, held an "ok" before
   EXPECT_EQ(loop.live_task_count(), 0u);
+  // Shrinking keeps the newest; growing keeps what is there.
+  loop.set_finished_capacity(2);
+  f = loop.finished_tasks();
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].info.name, "bad");
+  EXPECT_EQ(f[1].info.name, "test");
+  EXPECT_EQ(loop.find_finished(f[0].info.id)->error, "boom");
+  loop.set_finished_capacity(10);
+  EXPECT_EQ(loop.finished_tasks().size(), 2u);
+  loop.set_finished_capacity(0);
+  EXPECT_TRUE(loop.finished_tasks().empty());
 }
 
 TEST_F(Tracking, BusyTimeAndResumesAreCounted) {
