@@ -110,7 +110,19 @@ struct connection {
   bool in_handler = false; // a request task is running
   std::uint64_t request_task = 0;  // its id, for cancellation at shutdown
   websocket* ws = nullptr;         // set while the connection is a WebSocket
+  // When the current read or write phase must be over (now_ns clock; 0: no
+  // limit). The server's sweeper closes the socket once it has passed.
+  std::int64_t deadline_ns = 0;
 };
+
+// The tick of the sweeper that enforces connection deadlines: a tenth of the
+// shortest timeout, between 10 ms and 1 s. One timer per server instead of a
+// timer armed and cancelled around every read and write (which cost about a
+// tenth of the request path).
+std::chrono::milliseconds sweep_tick(const server_options& o) {
+  const auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.io_timeout});
+  return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(loop& l, application& a, server_options o)
@@ -136,6 +148,41 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<std::uint64_t> served{0};
   bool stopping = false;
   asio::steady_timer* drain_waiter = nullptr;
+  asio::steady_timer sweeper{lp.context()};
+  const std::chrono::milliseconds tick = sweep_tick(opts);
+  bool sweeping = false;
+
+  /// The connection's current phase must end within `t`, or it is closed.
+  void arm(connection& c, std::chrono::milliseconds t) {
+    c.deadline_ns = detail::now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(t).count();
+    if (!sweeping) start_sweeping();
+  }
+  static void disarm(connection& c) noexcept { c.deadline_ns = 0; }
+  void start_sweeping() {
+    sweeping = true;
+    // The server's own callback: not a task's (it would count as the
+    // connection's that happened to arm it).
+    detail::task_scope outside(nullptr);
+    sweeper.expires_after(tick);
+    sweeper.async_wait([w = weak_from_this()](error_code ec) {
+      if (auto self = w.lock()) self->sweep(ec);
+    });
+  }
+  void sweep(error_code ec) {
+    sweeping = false;
+    if (ec) return;  // the last connection closed
+    const std::int64_t now = detail::now_ns();
+    for (auto* c : conns) {
+      if (c->deadline_ns != 0 && now >= c->deadline_ns) {
+        // As tcp_stream does on its timeout: the pending operation fails and
+        // the connection's task ends.
+        c->deadline_ns = 0;
+        error_code ignored;
+        c->stream.socket().close(ignored);
+      }
+    }
+    if (!conns.empty()) start_sweeping();
+  }
 
   awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
   awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
@@ -166,6 +213,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     --open;
     LOUPE_HTTP_METRIC(open_gauge.Decrement());
     if (open == 0 && drain_waiter) drain_waiter->cancel();
+    if (open == 0 && sweeping) sweeper.cancel();
   }
 };
 
@@ -400,7 +448,7 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
   const bool head = req.method() == http::verb::head;
   const unsigned code = msg.result_int();
   const bool no_body = head || code == 204 || code == 304 || code < 200;
-  c.stream.expires_after(opts.io_timeout);
+  arm(c, opts.io_timeout);
 
   if (res.file_path() && !no_body) {
     http::response<http::file_body> fm{std::move(msg.base())};
@@ -486,7 +534,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     // Wait for the next request's first bytes (idle keep-alive time).
     c.idle = true;
     if (buf.size() == 0) {
-      c.stream.expires_after(first ? opts.header_timeout : opts.keepalive_timeout);
+      arm(c, first ? opts.header_timeout : opts.keepalive_timeout);
       auto [rec, n] = co_await c.stream.async_read_some(buf.prepare(8192), nothrow);
       if (rec) break;  // closed by the client, idle timeout, or shutdown
       buf.commit(n);
@@ -508,15 +556,15 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
     parser.body_limit(app.client_max_size());
     // The first request's header deadline started at accept; later ones start at their first byte.
-    if (!first_request) c.stream.expires_after(opts.header_timeout);
+    if (!first_request) arm(c, opts.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
     // A request refused before it reached the application is answered and counted.
     const auto refuse = [&](http::status status, std::string detail) {
       return refuse_request(c, describe_refused(parser), status, std::move(detail), start, remote);
     };
     if (hec) {
-      // A timeout has already closed the socket (tcp_stream's way of
-      // cancelling): the client is simply cut off.
+      // A passed deadline has already closed the socket (the sweeper):
+      // the client is simply cut off.
       if (hec == http::error::body_limit)  // Content-Length already says too much
         co_await refuse(http::status::payload_too_large,
                         "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
@@ -549,11 +597,11 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     }
     if (!parser.is_done()) {
       if (parser.get().version() >= 11 && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-        c.stream.expires_after(opts.io_timeout);
+        arm(c, opts.io_timeout);
         auto [cec, cn] = co_await asio::async_write(c.stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
         if (cec) break;
       }
-      c.stream.expires_after(opts.io_timeout);
+      arm(c, opts.io_timeout);
       auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
       if (bec) {
         if (bec == http::error::body_limit)
@@ -564,7 +612,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
         break;
       }
     }
-    c.stream.expires_never();
+    disarm(c);
 
     // The request runs as its own task; the connection waits for it.
     std::optional<request> req;

@@ -226,6 +226,19 @@ TEST_F(Server, SlowHeadersHitTheHeaderTimeout) {
   });
 }
 
+TEST_F(Server, DeadlinesCoverReadsAndWritesNotTheHandler) {
+  // Deadlines are enforced by a sweeper: a handler that runs longer than every
+  // timeout is not cut off, and the connection still times out when idle.
+  start({.header_timeout = 100ms, .keepalive_timeout = 100ms, .io_timeout = 100ms});
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    EXPECT_EQ((co_await c.request(http::verb::get, "/sleep?ms=350")).result_int(), 200);
+    EXPECT_EQ((co_await c.request(http::verb::get, "/")).result_int(), 200);
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    co_await until([&] { return srv->connection_count() == 0; });
+  });
+}
+
 TEST_F(Server, IdleKeepAliveConnectionIsClosedAfterTheTimeout) {
   start({.keepalive_timeout = 100ms});
   run([&]() -> awaitable<void> {

@@ -84,11 +84,16 @@ class executor {
       busy_.fetch_add(1, std::memory_order_relaxed);
       std::exception_ptr error;
       std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
-      try {
-        if constexpr (std::is_void_v<R>) fn();
-        else result.emplace(fn());
-      } catch (...) {
-        error = std::current_exception();
+      {
+        // The job (and what it captured) is destroyed here, before the caller
+        // resumes: not later on this thread, racing with the caller.
+        F job = std::move(fn);
+        try {
+          if constexpr (std::is_void_v<R>) job();
+          else result.emplace(job());
+        } catch (...) {
+          error = std::current_exception();
+        }
       }
       busy_.fetch_sub(1, std::memory_order_relaxed);
       boost::asio::post(back, [handler = std::move(handler), error, result = std::move(result)]() mutable {
