@@ -66,6 +66,20 @@ std::string_view http_date() {
   return {buf, len};
 }
 
+// Feeds what `buf` holds to `parser` up to the end of the header. Returns the
+// parse error, if any; need_more is not one (the header is not complete yet).
+error_code parse_buffered_header(http::request_parser<http::string_body>& parser, beast::flat_buffer& buf) {
+  error_code ec;
+  while (buf.size() > 0 && !parser.is_header_done()) {
+    const std::size_t used = parser.put(buf.data(), ec);
+    buf.consume(used);
+    if (ec == http::error::need_more) return {};
+    if (ec) return ec;
+    if (used == 0) break;
+  }
+  return ec;
+}
+
 // A parse error the client should hear about (400), as opposed to the
 // connection simply ending.
 bool is_bad_request(const error_code& ec) {
@@ -557,7 +571,14 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     parser.body_limit(app.client_max_size());
     // The first request's header deadline started at accept; later ones start at their first byte.
     if (!first_request) arm(c, opts.header_timeout);
-    auto [hec, hn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
+    // Usually the whole header came with the request's first bytes: parse it
+    // from the buffer here, saving an operation's round trip through the loop;
+    // otherwise read the rest.
+    error_code hec = parse_buffered_header(parser, buf);
+    if (!hec && !parser.is_header_done()) {
+      auto [rec, rn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
+      hec = rec;
+    }
     // A request refused before it reached the application is answered and counted.
     const auto refuse = [&](http::status status, std::string detail) {
       return refuse_request(c, describe_refused(parser), status, std::move(detail), start, remote);
