@@ -5,12 +5,14 @@
 
 #include "loop_impl.hpp"
 
+#include <boost/asio/post.hpp>
 #include <spdlog/async_logger.h>
 #include <spdlog/details/thread_pool.h>
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/sink.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <charconv>
@@ -20,6 +22,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 namespace loupe::log {
@@ -149,7 +153,14 @@ std::shared_ptr<backend> make_backend(const options& opts) {
   auto b = std::make_shared<backend>();
   b->format = opts.format;
   b->capacity = std::max<std::size_t>(opts.queue_size, 1);
-  b->pool = std::make_shared<spdlog::details::thread_pool>(b->capacity, 1);
+  // The writer is a batch thread (SCHED_BATCH): woken by a record, it does
+  // not preempt the loop that queued it (on a shared core that preemption
+  // was a context switch per record, costing more than the request), and
+  // runs at the loop's next pause or within its time slice instead.
+  b->pool = std::make_shared<spdlog::details::thread_pool>(b->capacity, 1, [] {
+    sched_param none{};
+    ::pthread_setschedparam(::pthread_self(), SCHED_BATCH, &none);
+  });
   b->barrier = std::make_shared<barrier_sink>();
   std::vector<spdlog::sink_ptr> outputs = opts.sinks;
   if (outputs.empty()) outputs.push_back(std::make_shared<stderr_batch_sink>(b->pool));
@@ -177,16 +188,25 @@ thread_local const context* call_context = nullptr;
 void append_timestamp(std::string& out, spdlog::log_clock::time_point tp, bool json) {
   using namespace std::chrono;
   const auto secs = time_point_cast<seconds>(tp);
-  const auto ms = duration_cast<milliseconds>(tp - secs).count();
-  const std::time_t t = system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  const int n = std::snprintf(buf, sizeof buf, json ? "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
-                                                    : "%04d-%02d-%02d %02d:%02d:%02d.%03dZ",
-                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                              static_cast<int>(ms));
-  out.append(buf, static_cast<std::size_t>(n));
+  const auto ms = static_cast<int>(duration_cast<milliseconds>(tp - secs).count());
+  // "YYYY-MM-DDTHH:MM:SS" changes once a second: formatted then, per thread
+  // (gmtime and snprintf on every record were a quarter of an access record).
+  thread_local seconds::rep cached_secs = -1;
+  thread_local bool cached_json = false;
+  thread_local char cached[24];
+  if (secs.time_since_epoch().count() != cached_secs || json != cached_json) {
+    const std::time_t t = system_clock::to_time_t(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::snprintf(cached, sizeof cached, json ? "%04d-%02d-%02dT%02d:%02d:%02d" : "%04d-%02d-%02d %02d:%02d:%02d",
+                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs.time_since_epoch().count();
+    cached_json = json;
+  }
+  out.append(cached, 19);
+  const char frac[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                       static_cast<char>('0' + ms % 10), 'Z'};
+  out.append(frac, sizeof frac);
 }
 
 void append_number(std::string& out, const value& v) {
@@ -249,6 +269,44 @@ void append_text_value(std::string& out, const value& v) {
   }
 }
 
+// Records written on a loop's thread are staged here and handed to the
+// writer together, from a callback posted when the first one is staged: the
+// writer thread is woken once per batch of the loop's ready callbacks, not
+// once per record (which cost more system time than the request itself).
+// Lines are built in place in reused slots: no allocation per record.
+struct staged_record {
+  spdlog::log_clock::time_point time;
+  spdlog::source_loc source;
+  spdlog::level::level_enum level = spdlog::level::info;
+  std::string line;
+};
+struct staging {
+  std::vector<staged_record> slots;
+  std::size_t count = 0;
+  bool posted = false;
+  ~staging() { hand_over(); }
+  staged_record& next() {
+    if (count == slots.size()) slots.emplace_back();
+    return slots[count++];
+  }
+  void hand_over() noexcept {
+    posted = false;
+    if (count == 0) return;
+    auto b = the_state().current.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < count; ++i) {
+      auto& r = slots[i];
+      try {
+        b->writer->log(r.time, r.source, r.level, spdlog::string_view_t(r.line.data(), r.line.size()));
+      } catch (...) {
+        // spdlog reports its own errors; a record is not worth an exception here.
+      }
+    }
+    count = 0;
+  }
+};
+thread_local staging staged;
+constexpr std::size_t max_staged = 256;
+
 // Formats the record on the calling thread and queues the line.
 class capture_sink final : public spdlog::sinks::sink {
  public:
@@ -257,7 +315,7 @@ class capture_sink final : public spdlog::sinks::sink {
     context ctx;
     if (call_context) {
       ctx = *call_context;
-    } else if (detail::task_record* t = detail::current_task()) {
+    } else if (loupe::detail::task_record* t = loupe::detail::current_task()) {
       // Written only by this (the task's loop) thread: read without the lock.
       ctx.task_id = t->id;
       ctx.task = t->name;
@@ -265,7 +323,19 @@ class capture_sink final : public spdlog::sinks::sink {
     }
     const std::string_view name(msg.logger_name.data(), msg.logger_name.size());
     const std::string_view text(msg.payload.data(), msg.payload.size());
-    std::string line;
+    loop::impl* lp = nullptr;
+    std::string direct;
+    std::string* target = &direct;
+    if (auto* l = loupe::detail::current_loop_impl()) {
+      lp = l;
+      auto& slot = staged.next();
+      slot.time = msg.time;
+      slot.source = msg.source;
+      slot.level = msg.level;
+      slot.line.clear();
+      target = &slot.line;
+    }
+    std::string& line = *target;
     line.reserve(128 + text.size());
     if (b->format == format::json) {
       line += "{\"ts\":\"";
@@ -320,7 +390,18 @@ class capture_sink final : public spdlog::sinks::sink {
         }
       line += '\n';
     }
-    b->writer->log(msg.time, msg.source, msg.level, spdlog::string_view_t(line.data(), line.size()));
+    if (!lp) {
+      b->writer->log(msg.time, msg.source, msg.level, spdlog::string_view_t(line.data(), line.size()));
+      return;
+    }
+    if (staged.count >= max_staged) {
+      staged.hand_over();
+    } else if (!staged.posted) {
+      staged.posted = true;
+      // The loop's own callback, not the task's that happened to log.
+      loupe::detail::task_scope outside(nullptr);
+      boost::asio::post(lp->ctx, [] { staged.hand_over(); });
+    }
   }
   void flush() override {
     auto b = the_state().current.load(std::memory_order_acquire);
@@ -356,6 +437,7 @@ struct flush_at_exit {
 }  // namespace
 
 void configure(const options& opts) {
+  staged.hand_over();
   auto& st = the_state();
   std::lock_guard lock(st.configure_m);
   auto fresh = make_backend(opts);
@@ -401,6 +483,7 @@ format parse_format(const std::string& text) {
 }
 
 bool flush(std::chrono::milliseconds timeout) {
+  staged.hand_over();
   auto b = the_state().current.load(std::memory_order_acquire);
   // The flush is queued like a record, and a full queue drops its oldest
   // entry: wait (bounded) for room first, so that it pushes out nothing.
@@ -433,11 +516,25 @@ void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view m
   call_context = nullptr;
 }
 
+namespace {
+// Bytes a JSON string holds as they are: printable ASCII but the quote and backslash.
+constexpr std::array<bool, 256> plain_json = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+}  // namespace
+
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
+    // A run of characters that need no escaping is appended at once.
+    const auto* run = p;
+    while (p < end && plain_json[*p]) ++p;
+    if (p != run) out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    if (p == end) break;
     const unsigned char c = *p;
     if (c < 0x80) {
       switch (c) {
@@ -486,5 +583,9 @@ void append_json_escaped(std::string& out, std::string_view s) {
     }
   }
 }
+
+namespace detail {
+void hand_over_staged() noexcept { staged.hand_over(); }
+}  // namespace detail
 
 }  // namespace loupe::log

@@ -22,7 +22,12 @@ std::atomic<std::uint64_t> task_ids{0};
 class current_loop_scope {
  public:
   explicit current_loop_scope(loop::impl* l) noexcept : saved_(current_loop) { current_loop = l; }
-  ~current_loop_scope() { current_loop = saved_; }
+  ~current_loop_scope() {
+    // Log records staged by this loop's callbacks go to the writer before the
+    // loop stops running (a posted hand-over might never run).
+    log::detail::hand_over_staged();
+    current_loop = saved_;
+  }
   current_loop_scope(const current_loop_scope&) = delete;
   current_loop_scope& operator=(const current_loop_scope&) = delete;
 

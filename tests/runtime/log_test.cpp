@@ -1,6 +1,8 @@
 // The JSON log formatter keeps every line valid JSON.
 #include <loupe/runtime/log.hpp>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -498,4 +500,61 @@ TEST_F(Log, SlowCallbackRecordNamesTheRequestThatCausedIt) {
   EXPECT_EQ(slow->at("level"), "warning");
   EXPECT_EQ(slow->at("route"), "/block");
   EXPECT_GE(slow->at("duration_ms").as_double(), 40.0);
+}
+
+// Records written on a loop's thread are staged and handed to the writer in
+// batches: they must still arrive without anyone calling flush(), and when
+// the loop stops with records staged.
+TEST_F(Log, RecordsStagedOnALoopArriveWithoutAFlush) {
+  loupe::loop lp("staging");
+  std::promise<void> stop;
+  auto stopped = stop.get_future().share();
+  std::thread t([&] {
+    boost::asio::post(lp.context(), [] { loupe::log::app().info("staged on a loop"); });
+    boost::asio::steady_timer keep(lp.context(), 5s);  // keeps the loop running, no flush anywhere
+    keep.async_wait([](auto) {});
+    std::thread([&] {
+      stopped.wait();
+      boost::asio::post(lp.context(), [&] { keep.cancel(); });
+    }).detach();
+    lp.run();
+  });
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {
+    for (const auto& l : sink->lines()) seen = seen || l.find("staged on a loop") != std::string::npos;
+    if (!seen) std::this_thread::sleep_for(10ms);
+  }
+  stop.set_value();
+  t.join();
+  EXPECT_TRUE(seen) << "a staged record did not reach the sink while its loop ran";
+  // Its timestamp is now (the date-time part is cached per second).
+  const auto recs = records();
+  ASSERT_FALSE(recs.empty());
+  const std::string ts(recs.back().at("ts").as_string());
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char day[16];
+  std::strftime(day, sizeof day, "%Y-%m-%d", &tm);
+  EXPECT_EQ(ts.substr(0, 10), day) << ts;
+}
+
+TEST_F(Log, RecordsStagedWhenALoopStopsAreHandedOver) {
+  loupe::loop lp("staging-stop");
+  std::promise<void> ran, done;
+  std::thread t([&] {
+    boost::asio::post(lp.context(), [&] {
+      loupe::log::app().info("written just before the loop stops");
+      lp.stop();  // the posted hand-over will not run
+    });
+    lp.run();
+    ran.set_value();
+    done.get_future().wait();  // the thread (and its staged records) stays alive
+  });
+  ran.get_future().wait();
+  bool seen = false;
+  for (const auto& r : records()) seen = seen || r.at("msg") == "written just before the loop stops";
+  done.set_value();
+  t.join();
+  EXPECT_TRUE(seen);
 }

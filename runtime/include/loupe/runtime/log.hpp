@@ -19,9 +19,12 @@
 // newlines, control bytes, invalid UTF-8 become escapes or U+FFFD).
 //
 // Records are formatted on the calling thread and queued for one writer
-// thread. When the queue is full the oldest queued record is dropped and
-// counted (`dropped_records()`, exported as loupe_log_records_dropped_total):
-// a loop never waits for stderr.
+// thread. On a loop's thread they are staged first and queued together once
+// the loop's current batch of ready callbacks has run (or 256 are staged, or
+// `flush` is called, or the loop stops): one wake-up of the writer per batch
+// instead of one per record. When the queue is full the oldest queued record
+// is dropped and counted (`dropped_records()`, exported as
+// loupe_log_records_dropped_total): a loop never waits for stderr.
 //
 // Loggers: "loupe" (the runtime), "loupe.access" (one record per request),
 // "app" (application code). All are thread-safe; `set_level` may be called
@@ -140,5 +143,10 @@ inline void error(spdlog::logger& lg, std::string_view msg, fields f = {}) { wri
 /// Appends `text` to `out` as the inside of a JSON string (escaped; invalid
 /// UTF-8 becomes U+FFFD).
 void append_json_escaped(std::string& out, std::string_view text);
+
+namespace detail {
+/// Queues the records this thread has staged (called when a loop stops running).
+void hand_over_staged() noexcept;
+}  // namespace detail
 
 }  // namespace loupe::log
