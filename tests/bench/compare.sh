@@ -12,7 +12,11 @@
 #   beast          tests/bench/beast_hello.cpp: bare Beast, C++20 coroutines, one thread
 #   aiohttp        Debian's python3-aiohttp on asyncio's loop; aiohttp+uvloop with python3-uvloop
 # and prints per server the median req/s, p50 and p99 latency, peak RSS, and
-# the ratio to bare Beast.
+# the ratio to bare Beast. Then:
+#   scaling   loupe-demo --workers 1 and --workers 2 (and beast for reference),
+#             server and wrk (-t2) both on the two cores, 64 connections;
+#   idle      RSS of loupe-demo, beast and aiohttp+uvloop holding 10,000 idle
+#             keep-alive connections (tests/bench/idle_conns.py), one GET each.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-5}
@@ -31,32 +35,44 @@ cmake --build build-floor -j 2 --target loupe-demo >/dev/null
 
 TMP=$(mktemp -d)
 trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$TMP"' EXIT
-port() { echo $((20000 + RANDOM % 20000)); }
+# Below the ephemeral range (32768+), where wrk's own sockets could hold the port.
+port() { echo $((20000 + RANDOM % 12000)); }
 
-# start NAME PORT: the server's command line, pinned to core 0, in the background; sets SPID.
+# start NAME PORT [CPUS]: the server's command line, pinned to CPUS (default
+# core 0), in the background; sets SPID. Fails if it does not answer.
 start() {
-  local name=$1 p=$2
+  local name=$1 p=$2 cpus=${3:-0}
   case $name in
-    loupe) taskset -c 0 build-bench/loupe-demo --port "$p" --monitor off --access-log off >/dev/null 2>&1 & ;;
-    loupe+access) taskset -c 0 build-bench/loupe-demo --port "$p" --monitor off --access-log on >/dev/null 2>&1 & ;;
-    loupe-floor) taskset -c 0 build-floor/loupe-demo --port "$p" --monitor off --access-log off >/dev/null 2>&1 & ;;
-    beast) taskset -c 0 build-bench/tests/beast_hello "$p" >/dev/null 2>&1 & ;;
-    aiohttp) taskset -c 0 "$PY" tests/bench/aiohttp_hello.py "$p" >/dev/null 2>&1 & ;;
-    aiohttp+uvloop) taskset -c 0 "$PY" tests/bench/aiohttp_hello.py "$p" --uvloop >/dev/null 2>&1 & ;;
+    loupe) taskset -c "$cpus" build-bench/loupe-demo --port "$p" --monitor off --access-log off >/dev/null 2>&1 & ;;
+    loupe+access) taskset -c "$cpus" build-bench/loupe-demo --port "$p" --monitor off --access-log on >/dev/null 2>&1 & ;;
+    loupe-floor) taskset -c "$cpus" build-floor/loupe-demo --port "$p" --monitor off --access-log off >/dev/null 2>&1 & ;;
+    loupe-w1) taskset -c "$cpus" build-bench/loupe-demo --port "$p" --monitor off --access-log off --workers 1 >/dev/null 2>&1 & ;;
+    loupe-w2) taskset -c "$cpus" build-bench/loupe-demo --port "$p" --monitor off --access-log off --workers 2 >/dev/null 2>&1 & ;;
+    beast) taskset -c "$cpus" build-bench/tests/beast_hello "$p" >/dev/null 2>&1 & ;;
+    aiohttp) taskset -c "$cpus" "$PY" tests/bench/aiohttp_hello.py "$p" >/dev/null 2>&1 & ;;
+    aiohttp+uvloop) taskset -c "$cpus" "$PY" tests/bench/aiohttp_hello.py "$p" --uvloop >/dev/null 2>&1 & ;;
   esac
   SPID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/" && return 0; sleep 0.1; done
-  echo "compare: $name did not start" >&2
+  kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
   return 1
+}
+# start_any NAME [CPUS]: start on a free port (a few tries); sets SPID and P.
+start_any() {
+  for _ in 1 2 3; do
+    P=$(port)
+    start "$1" "$P" "${2:-0}" && return 0
+  done
+  echo "compare: $1 did not start" >&2
+  exit 1
 }
 
 SERVERS=(beast loupe loupe+access loupe-floor aiohttp+uvloop aiohttp)
 for r in $(seq "$ROUNDS"); do
   for c in 64 256; do
     for s in "${SERVERS[@]}"; do
-      p=$(port)
-      start "$s" "$p"
-      taskset -c 1 wrk -t1 -c"$c" -d"${SECS}s" --latency "http://127.0.0.1:$p/" >"$TMP/out" 2>&1 || true
+      start_any "$s"
+      taskset -c 1 wrk -t1 -c"$c" -d"${SECS}s" --latency "http://127.0.0.1:$P/" >"$TMP/out" 2>&1 || true
       rss=$(awk '/VmHWM/ {print $2}' /proc/$SPID/status 2>/dev/null || echo 0)
       rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/out")
       p50=$(awk '$1 == "50%" {print $2}' "$TMP/out")
@@ -94,3 +110,52 @@ for c in (64, 256):
         rss = max(r[3] for r in v) / 1024
         print(f"| {s} | {c} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {rss:.1f} | {rps / b_rps:.2f}x | {p99 / b_p99:.2f}x |")
 PYEOF
+
+# Scaling: --workers 1 and 2 on both cores, wrk sharing them (-t2).
+echo >&2
+for r in $(seq "$ROUNDS"); do
+  for s in beast loupe-w1 loupe-w2; do
+    start_any "$s" 0,1
+    taskset -c 0,1 wrk -t2 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$P/" >"$TMP/out" 2>&1 || true
+    rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/out")
+    p99=$(awk '$1 == "99%" {print $2}' "$TMP/out")
+    echo "$s $rps $p99" >>"$TMP/scaling"
+    kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
+    echo "scaling round $r $s: $rps req/s p99 $p99" >&2
+  done
+done
+echo
+echo "Scaling (server and wrk -t2 sharing both cores, 64 connections, medians):"
+echo
+"$PY" - "$TMP/scaling" <<'PYEOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    s, rps, p99 = line.split()
+    rows.setdefault(s, []).append(float(rps))
+print("| server | req/s (median) | vs loupe --workers 1 |")
+print("|---|---|---|")
+w1 = statistics.median(rows.get("loupe-w1", [float("nan")]))
+for s, v in rows.items():
+    m = statistics.median(v)
+    print(f"| {s} | {m:,.0f} | {m / w1:.2f}x |")
+PYEOF
+
+# Idle: RSS holding 10,000 keep-alive connections that each made one request.
+ulimit -n 30000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo
+echo "10,000 idle keep-alive connections (one GET / each, then held):"
+echo
+echo "| server | RSS before kB | RSS with 10,000 idle kB | per connection | connections answered |"
+echo "|---|---|---|---|---|"
+for s in loupe beast aiohttp+uvloop; do
+  start_any "$s"
+  before=$(awk '/VmRSS/ {print $2}' /proc/$SPID/status)
+  coproc IDLE { "$PY" tests/bench/idle_conns.py "$P" 10000 120; }
+  read -r _ answered <&"${IDLE[0]}" || answered=0
+  sleep 1
+  with=$(awk '/VmRSS/ {print $2}' /proc/$SPID/status)
+  kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null || true
+  kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
+  echo "| $s | $before | $with | $(( (with - before) * 1024 / 10000 )) B | $answered |"
+done
