@@ -185,6 +185,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   asio::steady_timer sweeper{lp.context()};
   const std::chrono::milliseconds tick = sweep_tick(opts);
   bool sweeping = false;
+  std::uint64_t sweep_gen = 0;
 
   /// The connection's current phase must end within `t`, or it is closed.
   void arm(connection& c, std::chrono::milliseconds t) {
@@ -194,17 +195,27 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   static void disarm(connection& c) noexcept { c.deadline_ns = 0; }
   void start_sweeping() {
     sweeping = true;
+    // A wait cancelled (or replaced) before its handler ran must not stop the
+    // sweeper that replaced it: handlers carry their generation.
+    const std::uint64_t gen = ++sweep_gen;
     // The server's own callback: not a task's (it would count as the
     // connection's that happened to arm it).
     detail::task_scope outside(nullptr);
     sweeper.expires_after(tick);
-    sweeper.async_wait([w = weak_from_this()](error_code ec) {
-      if (auto self = w.lock()) self->sweep(ec);
+    sweeper.async_wait([w = weak_from_this(), gen](error_code ec) {
+      if (auto self = w.lock()) self->sweep(ec, gen);
     });
   }
-  void sweep(error_code ec) {
+  void stop_sweeping() {
+    if (!sweeping) return;
     sweeping = false;
-    if (ec) return;  // the last connection closed
+    ++sweep_gen;
+    sweeper.cancel();
+  }
+  void sweep(error_code ec, std::uint64_t gen) {
+    if (gen != sweep_gen) return;  // stopped or replaced meanwhile
+    sweeping = false;
+    if (ec) return;
     const std::int64_t now = detail::now_ns();
     for (auto* c : conns) {
       if (c->deadline_ns != 0 && now >= c->deadline_ns) {
@@ -251,7 +262,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     --open;
     LOUPE_HTTP_METRIC(open_gauge.Decrement());
     if (open == 0 && drain_waiter) drain_waiter->cancel();
-    if (open == 0 && sweeping) sweeper.cancel();
+    if (open == 0) stop_sweeping();
   }
 };
 
@@ -736,7 +747,10 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   // Reads after a readiness wait must not block the loop if woken for nothing.
   c.stream.socket().non_blocking(true, ec);
   const auto local = c.stream.socket().local_endpoint(ec);
-  beast::flat_buffer buf;
+  // Bounded: what is buffered is at most a header or a chunk's header line
+  // (bodies move into the request), so a line that never ends (a huge chunk
+  // extension) is refused instead of growing the buffer without limit.
+  beast::flat_buffer buf(opts.max_header_bytes + 64 * 1024);
   bool first = true;
 
   for (;;) {

@@ -74,6 +74,11 @@ awaitable<bool> raw_client::closed_by_peer() {
   co_return ec != beast::error::timeout;
 }
 
+void raw_client::shutdown_send() {
+  boost::system::error_code ec;
+  impl_->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+}
+
 void raw_client::set_receive_buffer(int bytes) {
   auto& sock = impl_->stream.socket();
   boost::system::error_code ec;

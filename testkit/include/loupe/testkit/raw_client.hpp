@@ -51,6 +51,8 @@ class raw_client {
                                    std::string body = {}, const header_list& headers = {});
   /// True when the server has closed the connection (EOF or reset) within the timeout.
   awaitable<bool> closed_by_peer();
+  /// Ends the request side (the server reads EOF); responses can still be read.
+  void shutdown_send();
 
   /// A slow reader: sets SO_RCVBUF (call before connect) so that the
   /// server's writes really wait for it.
