@@ -6,9 +6,18 @@
 #
 #   tests/bench/instructions.sh SERVER [seconds]     SERVER: loupe | loupe+access | loupe-floor | beast
 #
-# Needs the Release trees compare.sh builds (build-bench/, build-floor/) and valgrind.
+# Uses the Release trees compare.sh builds (build-bench/, build-floor/); builds them if missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+command -v valgrind >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+if [ ! -x build-bench/loupe-demo ] || [ ! -x build-bench/tests/beast_hello ] || [ ! -x build-floor/loupe-demo ]; then
+  cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOUPE_BUILD_BENCH=ON -DLOUPE_BUILD_TESTS=OFF >/dev/null
+  cmake --build build-bench -j 2 --target loupe-demo beast_hello >/dev/null
+  cmake -S . -B build-floor -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOUPE_TRACKING=OFF -DLOUPE_HTTP_METRICS=OFF \
+    -DLOUPE_BUILD_TESTS=OFF >/dev/null
+  cmake --build build-floor -j 2 --target loupe-demo >/dev/null
+fi
 NAME=${1:?server name}
 SECS=${2:-6}
 OUT=$(mktemp -d)
