@@ -768,8 +768,12 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       if (rec == asio::error::would_block || rec == asio::error::try_again) {
         buf.shrink_to_fit();
         auto [wec] = co_await c.stream.socket().async_wait(tcp::socket::wait_read, nothrow);
-        if (wec) break;  // idle timeout or shutdown
+        // Idle timeout (the socket is closed), or shutdown. At shutdown a
+        // request that has already arrived is still served (and answered
+        // with Connection: close); a connection with nothing pending closes.
+        if (wec && !(stopping && c.stream.socket().is_open())) break;
         n = c.stream.socket().read_some(buf.prepare(8192), rec);
+        if (wec && rec) break;
         if (rec == asio::error::would_block || rec == asio::error::try_again) continue;  // woken for nothing
       }
       if (rec) break;  // closed by the client
