@@ -9,8 +9,9 @@ SAN=${1:-address,undefined}
 DIR=build-${SAN//,/-}
 scripts/setup.sh
 if [ ! -f "$DIR/build.ninja" ]; then
-  cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOUPE_SANITIZE="$SAN" \
-    -DLOUPE_BUILD_EXAMPLES=OFF >/dev/null
+  # -O1 with line tables only: sanitizer builds at -O2 -g took 4x as long to compile on two cores.
+  cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
+    -DLOUPE_SANITIZE="$SAN" -DLOUPE_BUILD_EXAMPLES=OFF >/dev/null
 fi
 cmake --build "$DIR" -j 2
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0

@@ -67,19 +67,24 @@ start_any() {
   exit 1
 }
 
+# measure NAME SERVER_CPUS WRK_CPUS WRK_THREADS CONNS: one run; sets RPS P50 P99 RSS.
+measure() {
+  start_any "$1" "$2"
+  taskset -c "$3" wrk -t"$4" -c"$5" -d"${SECS}s" --latency "http://127.0.0.1:$P/" >"$TMP/out" 2>&1 || true
+  RSS=$(awk '/VmHWM/ {print $2}' /proc/$SPID/status 2>/dev/null || echo 0)
+  RPS=$(awk '/Requests\/sec/ {print $2}' "$TMP/out")
+  P50=$(awk '$1 == "50%" {print $2}' "$TMP/out")
+  P99=$(awk '$1 == "99%" {print $2}' "$TMP/out")
+  kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
+}
+
 SERVERS=(beast loupe loupe+access loupe-floor aiohttp+uvloop aiohttp)
 for r in $(seq "$ROUNDS"); do
   for c in 64 256; do
     for s in "${SERVERS[@]}"; do
-      start_any "$s"
-      taskset -c 1 wrk -t1 -c"$c" -d"${SECS}s" --latency "http://127.0.0.1:$P/" >"$TMP/out" 2>&1 || true
-      rss=$(awk '/VmHWM/ {print $2}' /proc/$SPID/status 2>/dev/null || echo 0)
-      rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/out")
-      p50=$(awk '$1 == "50%" {print $2}' "$TMP/out")
-      p99=$(awk '$1 == "99%" {print $2}' "$TMP/out")
-      echo "$s $c $rps $p50 $p99 $rss" >>"$TMP/results"
-      kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
-      echo "round $r c=$c $s: $rps req/s p50 $p50 p99 $p99 peak RSS ${rss} kB" >&2
+      measure "$s" 0 1 1 "$c"
+      echo "$s $c $RPS $P50 $P99 $RSS" >>"$TMP/results"
+      echo "round $r c=$c $s: $RPS req/s p50 $P50 p99 $P99 peak RSS ${RSS} kB" >&2
     done
   done
 done
@@ -115,13 +120,9 @@ PYEOF
 echo >&2
 for r in $(seq "$ROUNDS"); do
   for s in beast loupe-w1 loupe-w2; do
-    start_any "$s" 0,1
-    taskset -c 0,1 wrk -t2 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$P/" >"$TMP/out" 2>&1 || true
-    rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/out")
-    p99=$(awk '$1 == "99%" {print $2}' "$TMP/out")
-    echo "$s $rps $p99" >>"$TMP/scaling"
-    kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
-    echo "scaling round $r $s: $rps req/s p99 $p99" >&2
+    measure "$s" 0,1 0,1 2 64
+    echo "$s $RPS $P99" >>"$TMP/scaling"
+    echo "scaling round $r $s: $RPS req/s p99 $P99" >&2
   done
 done
 echo

@@ -54,6 +54,22 @@ class Server : public loupe::testkit::server_fixture {
     co_return c;
   }
 
+  // A request that sleeps a minute, sent on `c`, and its tasks once it is in
+  // its handler: the request's and its connection's.
+  struct sleeping {
+    loupe::task_info request, connection;
+  };
+  awaitable<sleeping> sleeping_request(raw_client& c) {
+    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    co_await loupe::testkit::wait_until([&] { return srv->requests_in_flight() == 1; });
+    sleeping out;
+    for (auto& t : loop.tasks()) {
+      if (t.name == "http.request") out.request = t;
+      if (t.name == "http.connection") out.connection = t;
+    }
+    co_return out;
+  }
+
   int handlers_started = 0;
 };
 
@@ -430,21 +446,14 @@ TEST_F(Server, ShutdownCancelsTasksAwaitedByTheRequest) {
 // A request runs as its own task on the connection's coroutine (no co_spawn):
 // cancelling it must end that request alone, and cancelling the connection
 // must end its request as "cancelled by parent".
-std::optional<loupe::task_info> live_task(loupe::loop& loop, std::string_view name) {
-  for (auto& t : loop.tasks())
-    if (t.name == name) return t;
-  return std::nullopt;
-}
-
 TEST_F(Server, CancellingARequestTaskAnswers503AndLeavesItsConnectionTask) {
   start();
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
-    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    co_await until([&] { return srv->requests_in_flight() == 1; });
-    const auto req = live_task(loop, "http.request");
-    const auto conn = live_task(loop, "http.connection");
-    CO_ASSERT_TRUE(req && conn);
+    const auto tasks = co_await sleeping_request(c);
+    const auto* req = &tasks.request;
+    const auto* conn = &tasks.connection;
+    CO_ASSERT_TRUE(req->id != 0 && conn->id != 0);
     EXPECT_EQ(req->parent_id, conn->id);
     EXPECT_EQ(req->request.route, "/sleep");
     EXPECT_EQ(req->state, loupe::task_state::suspended);
@@ -472,11 +481,10 @@ TEST_F(Server, CancellingAConnectionTaskCancelsItsRequestAsParent) {
   start();
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
-    co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    co_await until([&] { return srv->requests_in_flight() == 1; });
-    const auto req = live_task(loop, "http.request");
-    const auto conn = live_task(loop, "http.connection");
-    CO_ASSERT_TRUE(req && conn);
+    const auto tasks = co_await sleeping_request(c);
+    const auto* req = &tasks.request;
+    const auto* conn = &tasks.connection;
+    CO_ASSERT_TRUE(req->id != 0 && conn->id != 0);
     loop.cancel(conn->id, loupe::cancel_source::console);
     co_await until([&] { return loop.find_finished(conn->id).has_value(); });
     CO_ASSERT_TRUE(loop.find_finished(req->id).has_value());
