@@ -16,6 +16,7 @@ using loupe::awaitable;
 using loupe::request;
 using loupe::response;
 using namespace std::chrono_literals;
+using namespace std::string_view_literals;
 
 namespace {
 
@@ -44,7 +45,7 @@ std::vector<hostile_case> corpus() {
       {"bad method characters", "G@T / HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"space in target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"control byte in target", std::string("GET /a\x01 HTTP/1.1\r\nHost: x\r\n\r\n")},
-      {"NUL in target", std::string("GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n", 32)},
+      {"NUL in target", std::string("GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n"sv)},
       {"fragment in target", "GET /#frag HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"bad percent-encoding", "GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"percent-encoded NUL", "GET /%00 HTTP/1.1\r\nHost: x\r\n\r\n"},
@@ -55,7 +56,7 @@ std::vector<hostile_case> corpus() {
       {"empty header name", "GET / HTTP/1.1\r\n: novalue\r\n\r\n"},
       {"no colon", "GET / HTTP/1.1\r\nNoColonHere\r\n\r\n"},
       {"control byte in value", std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n")},
-      {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 36)},
+      {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"sv)},
       // RFC 9112 5.2: reject, or replace the fold with spaces (Beast does).
       {"obsolete line folding", "GET /x HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", false, "a b"},
       {"oversized header value", "GET / HTTP/1.1\r\nHost: x\r\nX: " + huge + "\r\n\r\n"},
