@@ -72,10 +72,12 @@ class barrier_sink final : public spdlog::sinks::sink {
  public:
   void log(const spdlog::details::log_msg& msg) override {
     if (!is_barrier(msg)) return;
-    {
-      std::lock_guard lock(m_);
-      done_ = std::max<std::uint64_t>(done_, static_cast<std::uint64_t>(msg.source.line));
-    }
+    // Notified under the lock: a waiter that sees its barrier may destroy this
+    // sink (configure() drains, then drops the old backend) as soon as it
+    // holds the lock, so nothing here may touch the condition variable after
+    // unlocking (ThreadSanitizer caught the broadcast racing the destroy).
+    std::lock_guard lock(m_);
+    done_ = std::max<std::uint64_t>(done_, static_cast<std::uint64_t>(msg.source.line));
     cv_.notify_all();
   }
   void flush() override {}
