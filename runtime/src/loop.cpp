@@ -232,8 +232,7 @@ std::vector<finished_task> loop::finished_tasks() const {
 
 std::optional<finished_task> loop::find_finished(std::uint64_t id) const {
   std::lock_guard lock(impl_->mutex);
-  for (std::size_t k = impl_->finished.size(); k-- > 0;)
-    if (impl_->finished[k].info.id == id) return impl_->finished[k];
+  if (const auto* f = impl_->find_finished(id)) return *f;
   return std::nullopt;
 }
 
@@ -335,6 +334,15 @@ task_record* current_task() noexcept { return current_task_ptr; }
 std::uint64_t current_task_id() noexcept { return current_task_ptr ? current_task_ptr->id : 0; }
 void set_current_task(task_record* r) noexcept { current_task_ptr = r; }
 
+namespace {
+// A task that gave the thread up without starting an operation (it awaits
+// another task) is suspended from now.
+void mark_suspended(task_record* t) noexcept {
+  t->state.store(task_state::suspended, std::memory_order_relaxed);
+  t->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+}
+}  // namespace
+
 task_scope::task_scope(task_record* r) noexcept : saved_(current_task_ptr) { current_task_ptr = r; }
 task_scope::~task_scope() {
   task_record* out = current_task_ptr;
@@ -342,10 +350,7 @@ task_scope::~task_scope() {
   // A task started inline (Asio dispatches a new coroutine at once on its own
   // thread) that suspended without an operation on this loop — awaiting
   // another task — is suspended, not running.
-  if (out && !out->done && out->state.load(std::memory_order_relaxed) == task_state::running) {
-    out->state.store(task_state::suspended, std::memory_order_relaxed);
-    out->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
-  }
+  if (out && !out->done && out->state.load(std::memory_order_relaxed) == task_state::running) mark_suspended(out);
   switch_task(saved_);
 }
 
@@ -363,10 +368,7 @@ inline_task::inline_task(loop& l, std::string name, std::source_location site) {
   rec_ = create_task(l, std::move(name), site, false);
   task_record* caller = current_task_ptr;
   rec_->cancel_via = caller;
-  if (caller) {
-    caller->state.store(task_state::suspended, std::memory_order_relaxed);
-    caller->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
-  }
+  if (caller) mark_suspended(caller);  // awaiting the inline task
   enter_task(rec_);
 }
 
@@ -428,7 +430,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
   if (abandoned) {
     outcome = task_outcome::abandoned;
   } else if (!error) {
-    outcome = task_outcome::ok;
+    // ok
   } else if (r->cancelled_by != cancel_source::none && is_cancellation(error)) {
     outcome = task_outcome::cancelled;
     by = r->cancelled_by;

@@ -121,6 +121,12 @@ struct loop::impl {
 
   task_info snapshot(const detail::task_record& r) const;  // call with `mutex` held
   void snapshot_into(const detail::task_record& r, task_info& t) const;  // reuses t's storage
+  /// The most recent ending of task `id` in the ring, or null; call with `mutex` held.
+  const finished_task* find_finished(std::uint64_t id) const noexcept {
+    for (std::size_t k = finished.size(); k-- > 0;)
+      if (finished[k].info.id == id) return &finished[k];
+    return nullptr;
+  }
 
   loop& owner;
   std::string name;

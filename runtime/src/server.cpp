@@ -99,6 +99,11 @@ void serialize_header(http::response<http::string_body>& msg, std::string& out) 
   }
 }
 
+// A non-blocking read that found nothing to read yet.
+bool nothing_yet(const error_code& ec) {
+  return ec == asio::error::would_block || ec == asio::error::try_again;
+}
+
 // A parse error the client should hear about (400), as opposed to the
 // connection simply ending.
 bool is_bad_request(const error_code& ec) {
@@ -610,12 +615,14 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   const auto refuse = [&](http::status status, std::string detail) {
     return refuse_request(c, describe_refused(parser), status, std::move(detail), start, remote);
   };
+  const auto refuse_too_large = [&] {
+    return refuse(http::status::payload_too_large, "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+  };
   if (hec) {
     // A passed deadline has already closed the socket (the sweeper):
     // the client is simply cut off.
     if (hec == http::error::body_limit)  // Content-Length already says too much
-      co_await refuse(http::status::payload_too_large,
-                      "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+      co_await refuse_too_large();
     else if (hec == http::error::header_limit)
       co_await refuse(http::status::request_header_fields_too_large, {});
     else if (is_bad_request(hec))
@@ -639,8 +646,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   // Body, bounded by the application's client_max_size.
   const auto length = parser.content_length();
   if (length && *length > app.client_max_size()) {
-    co_await refuse(http::status::payload_too_large,
-                    "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+    co_await refuse_too_large();
     co_return after::close;
   }
   if (!parser.is_done()) {
@@ -653,8 +659,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
     if (bec) {
       if (bec == http::error::body_limit)
-        co_await refuse(http::status::payload_too_large,
-                        "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+        co_await refuse_too_large();
       else if (is_bad_request(bec))
         co_await refuse(http::status::bad_request, bec.message());
       co_return after::close;
@@ -662,7 +667,6 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   }
   disarm(c);
 
-  // The request runs as its own task; the connection waits for it.
   std::optional<request> req;
   std::optional<http_error> bad_target;
   try {
@@ -765,16 +769,20 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       // keep-alive connections held 80 MB of 8 KB buffers otherwise).
       error_code rec;
       std::size_t n = c.stream.socket().read_some(buf.prepare(8192), rec);
-      if (rec == asio::error::would_block || rec == asio::error::try_again) {
+      if (nothing_yet(rec)) {
         buf.shrink_to_fit();
         auto [wec] = co_await c.stream.socket().async_wait(tcp::socket::wait_read, nothrow);
-        // Idle timeout (the socket is closed), or shutdown. At shutdown a
-        // request that has already arrived is still served (and answered
-        // with Connection: close); a connection with nothing pending closes.
-        if (wec && !(stopping && c.stream.socket().is_open())) break;
+        // The wait fails on an idle timeout (the sweeper closed the socket)
+        // or at shutdown (cancelled). At shutdown a request that has already
+        // arrived is still served (answered with Connection: close); a
+        // connection with nothing pending closes.
+        const bool shutting_down = wec && stopping && c.stream.socket().is_open();
+        if (wec && !shutting_down) break;
         n = c.stream.socket().read_some(buf.prepare(8192), rec);
-        if (wec && rec) break;
-        if (rec == asio::error::would_block || rec == asio::error::try_again) continue;  // woken for nothing
+        if (nothing_yet(rec)) {
+          if (shutting_down) break;
+          continue;  // woken for nothing
+        }
       }
       if (rec) break;  // closed by the client
       buf.commit(n);

@@ -260,12 +260,10 @@ void describe_task(loop::impl& l, std::uint64_t id, std::string& name, request_i
     request = it->second->request;
     return;
   }
-  for (std::size_t k = l.finished.size(); k-- > 0;)
-    if (const auto& f = l.finished[k]; f.info.id == id) {
-      name = f.info.name;
-      request = f.info.request;
-      return;
-    }
+  if (const auto* f = l.find_finished(id)) {
+    name = f->info.name;
+    request = f->info.request;
+  }
 }
 
 void record_slow_event(loop::impl& l, slow_event ev) {

@@ -5,7 +5,8 @@
 #   bash tests/e2e/shutdown_load_e2e.sh build/loupe-demo
 #
 # wrk (64 connections, GET /sleep?ms=20 so that requests are in flight at any
-# moment) runs for 6 s; SIGTERM goes to the demo after 2 s. Counted:
+# moment) runs for 6 s; SIGTERM goes to the demo once it has answered 2,000
+# requests. Counted:
 #   - responses wrk received (its "requests in" count) against the requests
 #     the server answered (its access-log records for /sleep): equal;
 #   - wrk read errors and timeouts (a request sent on an open connection that
@@ -43,7 +44,11 @@ pass "start on port $PORT"
 
 wrk -t1 -c64 -d6s --timeout 5s "http://127.0.0.1:$PORT/sleep?ms=20" >"$TMP/wrk" 2>&1 &
 WRK_PID=$!
-sleep 2
+# SIGTERM once the load is well under way: 2,000 requests answered (bounded wait).
+for _ in $(seq 200); do
+  (( $(grep -c '"path":"/sleep"' "$TMP/err") >= 2000 )) && break
+  sleep 0.05
+done
 kill -TERM "$DEMO_PID"
 T0=$(date +%s%N)
 EXIT_CODE=timeout

@@ -1,8 +1,10 @@
 // loupe/runtime/task.hpp — named tasks: the one way loupe starts a coroutine.
 //
-// Every coroutine the runtime starts (one per connection, one per request) and
-// every coroutine a user starts goes through `loupe::spawn`, which gives it a
-// name, a process-unique id and a record in its loop's task registry: state,
+// Every coroutine the runtime starts and every coroutine a user starts goes
+// through `loupe::spawn` (one task per connection), or runs as an inline task
+// on its caller's coroutine (`detail::inline_task`, one per request: a task
+// without a co_spawn of its own). Either way it gets a name, a process-unique
+// id and a record in its loop's task registry: state,
 // what it waits on (operation, I/O object, the `co_await`'s file:line), resume
 // count, busy time, the request it serves. The console, the test kit and the
 // metrics read that registry; `loop::cancel(id)` cancels a task through Asio's
