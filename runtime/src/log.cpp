@@ -174,8 +174,29 @@ std::shared_ptr<backend> make_backend(const options& opts) {
   return b;
 }
 
+// The current backend. A mutex rather than std::atomic<std::shared_ptr>:
+// libstdc++ 12 implements that with a lock bit in the control-block pointer,
+// which ThreadSanitizer cannot see, and the costs are the same (one lock and
+// one reference count per record).
+class backend_slot {
+ public:
+  std::shared_ptr<backend> load() const {
+    std::lock_guard lock(m_);
+    return b_;
+  }
+  std::shared_ptr<backend> exchange(std::shared_ptr<backend> fresh) {
+    std::lock_guard lock(m_);
+    b_.swap(fresh);
+    return fresh;
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::shared_ptr<backend> b_ = make_backend({});
+};
+
 struct state {
-  std::atomic<std::shared_ptr<backend>> current{make_backend({})};
+  backend_slot current;
   std::atomic<std::uint64_t> dropped_before{0};  // by backends replaced since
   std::mutex configure_m;
   std::shared_ptr<spdlog::logger> runtime, access, app;
@@ -294,7 +315,7 @@ struct staging {
   void hand_over() noexcept {
     posted = false;
     if (count == 0) return;
-    auto b = the_state().current.load(std::memory_order_acquire);
+    auto b = the_state().current.load();
     for (std::size_t i = 0; i < count; ++i) {
       auto& r = slots[i];
       try {
@@ -313,7 +334,7 @@ constexpr std::size_t max_staged = 256;
 class capture_sink final : public spdlog::sinks::sink {
  public:
   void log(const spdlog::details::log_msg& msg) override {
-    auto b = the_state().current.load(std::memory_order_acquire);
+    auto b = the_state().current.load();
     context ctx;
     if (call_context) {
       ctx = *call_context;
@@ -406,7 +427,7 @@ class capture_sink final : public spdlog::sinks::sink {
     }
   }
   void flush() override {
-    auto b = the_state().current.load(std::memory_order_acquire);
+    auto b = the_state().current.load();
     b->barrier->post(*b->writer);
   }
   void set_pattern(const std::string&) override {}
@@ -443,7 +464,7 @@ void configure(const options& opts) {
   auto& st = the_state();
   std::lock_guard lock(st.configure_m);
   auto fresh = make_backend(opts);
-  auto old = st.current.exchange(fresh, std::memory_order_acq_rel);
+  auto old = st.current.exchange(fresh);
   set_level(opts.level);
   // A logging thread holds the old backend only while it hands over one
   // record: wait for those to let go, so that the old writer drains and stops
@@ -486,7 +507,7 @@ format parse_format(const std::string& text) {
 
 bool flush(std::chrono::milliseconds timeout) {
   staged.hand_over();
-  auto b = the_state().current.load(std::memory_order_acquire);
+  auto b = the_state().current.load();
   // The flush is queued like a record, and a full queue drops its oldest
   // entry: wait (bounded) for room first, so that it pushes out nothing.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -499,7 +520,7 @@ bool flush(std::chrono::milliseconds timeout) {
 std::uint64_t dropped_records() {
   auto& st = the_state();
   return st.dropped_before.load(std::memory_order_relaxed) +
-         st.current.load(std::memory_order_acquire)->pool->overrun_counter();
+         st.current.load()->pool->overrun_counter();
 }
 
 void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f) {

@@ -284,15 +284,28 @@ int stack_signal() { return SIGRTMIN + 3; }
 std::atomic<stall_observer> the_stall_observer{nullptr};
 constexpr int max_frames = 40;
 
+// One capture at a time (callers hold the watchdog's mutex). The requester
+// publishes a ticket; the handler claims it (so a late signal from a capture
+// that timed out finds nothing to claim and cannot write over the next
+// capture), writes the frames and publishes the ticket as filled. The
+// ticket hand-offs also order the frames between the two threads.
 struct stack_capture {
   void* frames[max_frames];
-  std::atomic<int> count{-1};
+  int count = 0;
+  std::atomic<unsigned> wanted{0};  // ticket to fill; 0 = none
+  std::atomic<unsigned> filled{0};  // last ticket filled
+  unsigned last_ticket = 0;         // requester side only
+  bool broken = false;              // a claimed capture never finished
 };
-stack_capture capture;  // one capture at a time (the watchdog thread is alone)
+stack_capture capture;
 
 void on_stack_signal(int) {
   const int saved = errno;
-  capture.count.store(::backtrace(capture.frames, max_frames), std::memory_order_release);
+  const unsigned ticket = capture.wanted.exchange(0, std::memory_order_acq_rel);
+  if (ticket != 0) {
+    capture.count = ::backtrace(capture.frames, max_frames);
+    capture.filled.store(ticket, std::memory_order_release);
+  }
   errno = saved;
 }
 
@@ -376,14 +389,35 @@ class watchdog {
 
   // Called with m_ held (so `l` stays attached, and its thread alive).
   static std::string capture_stack(loop::impl& l) {
-    capture.count.store(-1, std::memory_order_relaxed);
-    if (::pthread_kill(l.thread, stack_signal()) != 0) return "  (stack not captured)\n";
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-    while (capture.count.load(std::memory_order_acquire) < 0 && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    const int n = capture.count.load(std::memory_order_acquire);
+    const std::string none = "  (stack not captured)\n";
+    if (capture.broken) return none;
+    if (++capture.last_ticket == 0) ++capture.last_ticket;  // 0 means "none"
+    const unsigned ticket = capture.last_ticket;
+    capture.wanted.store(ticket, std::memory_order_release);
+    if (::pthread_kill(l.thread, stack_signal()) != 0) {
+      capture.wanted.store(0, std::memory_order_relaxed);
+      return none;
+    }
+    const auto filled = [&](std::chrono::milliseconds within) {
+      const auto until = std::chrono::steady_clock::now() + within;
+      while (capture.filled.load(std::memory_order_acquire) != ticket) {
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      return true;
+    };
+    if (!filled(std::chrono::milliseconds(200))) {
+      // Withdraw the ticket. If the handler already claimed it, it is writing
+      // the frames now: wait for it to finish before the buffer is reused.
+      if (capture.wanted.exchange(0, std::memory_order_acq_rel) == ticket) return none;
+      if (!filled(std::chrono::seconds(2))) {
+        capture.broken = true;  // never reuse a buffer a handler may still write
+        return none;
+      }
+    }
     // Frames 0 and 1 are the signal handler and the kernel's signal trampoline.
-    return n > 2 ? symbolize(capture.frames + 2, n - 2) : std::string("  (stack not captured)\n");
+    const int n = capture.count;
+    return n > 2 ? symbolize(capture.frames + 2, n - 2) : none;
   }
 
   // Called with m_ held (so `l` stays attached while we look at it).

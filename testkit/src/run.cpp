@@ -60,7 +60,7 @@ std::string describe_live_tasks(const loop& l) {
 
 namespace detail {
 
-void run_until(loop& l, const bool& done, const std::chrono::steady_clock::duration& deadline) {
+void run_until(loop& l, const bool& done, const deadline& limit) {
   const auto started = std::chrono::steady_clock::now();
   // The backstop: a callback that never returns (a blocking call, or a body
   // that swallows cancellation in a loop) keeps this thread from ever seeing
@@ -80,12 +80,12 @@ void run_until(loop& l, const bool& done, const std::chrono::steady_clock::durat
       if (t.joinable()) t.join();
     }
   } guard;
-  guard.t = std::thread([&guard, &l, &deadline, started] {
+  guard.t = std::thread([&guard, &l, &limit, started] {
     std::unique_lock lock(guard.m);
     while (!guard.over) {
       // The deadline may change while the body runs: look again every 100 ms.
       guard.cv.wait_for(lock, std::chrono::milliseconds(100));
-      if (!guard.over && std::chrono::steady_clock::now() >= started + deadline + std::chrono::seconds(10)) {
+      if (!guard.over && std::chrono::steady_clock::now() >= started + limit.get() + std::chrono::seconds(10)) {
         std::fprintf(stderr, "testkit: the test's loop is still busy 10 s past its deadline; %s\nloop thread stack:\n%s",
                      describe_live_tasks(l).c_str(), l.native_stack().c_str());
         std::fflush(nullptr);
@@ -96,11 +96,12 @@ void run_until(loop& l, const bool& done, const std::chrono::steady_clock::durat
   l.restart();
   while (!done) {
     const auto now = std::chrono::steady_clock::now();
-    const auto until = started + deadline;
+    const auto budget = limit.get();
+    const auto until = started + budget;
     if (now >= until) {
       std::string message =
           "test deadline of " +
-          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()) +
           " ms exceeded; " + describe_live_tasks(l);
       // Let the test's task unwind (its awaits fail with operation_aborted).
       for (const auto& t : l.tasks())

@@ -14,6 +14,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using loupe::awaitable;
@@ -243,6 +247,63 @@ TEST_F(Server, SlowHeadersHitTheHeaderTimeout) {
     co_await c.send("GET / HTTP/1.1\r\nHost: t\r\n");  // and never the blank line
     EXPECT_TRUE(co_await c.closed_by_peer());
     co_await until([&] { return srv->connection_count() == 0; });
+  });
+}
+
+TEST_F(Server, HeadersTrickledAByteAtATimeAreCutOffByTheHeaderTimeout) {
+  // Slowloris: every byte arrives before any inactivity timer could fire, but
+  // the header deadline counts from the connection's start, not the last byte.
+  start({.header_timeout = 300ms});
+  run([&]() -> awaitable<void> {
+    const std::string header = "GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\nUser-Agent: one-byte-at-a-time\r\n\r\n";
+    auto c = co_await connect();
+    std::size_t sent = 0;
+    try {
+      for (; sent < header.size(); ++sent) {
+        co_await c.send(std::string_view(header).substr(sent, 1));
+        co_await sleep_for(50ms);  // the whole header would take 3.5 s
+      }
+    } catch (const boost::system::system_error&) {
+      // The server closed the connection: the next write fails.
+    }
+    EXPECT_LT(sent, header.size()) << "the whole header was accepted";
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    EXPECT_EQ(handlers_started, 0);
+    co_await until([&] { return srv->connection_count() == 0; });
+    EXPECT_EQ(co_await fresh_get_status(), 200u);
+  });
+}
+
+TEST_F(Server, PastTheConnectionLimitNewConnectionsAreRefusedWhileExistingOnesAreServed) {
+  start({.max_connections = 4});
+  run([&]() -> awaitable<void> {
+    std::vector<raw_client> held;
+    for (int i = 0; i < 4; ++i) {
+      auto c = co_await connect();  // named: GCC 12 destroys co_await temporaries twice
+      held.push_back(std::move(c));
+      EXPECT_EQ((co_await held.back().request(http::verb::get, "/")).result_int(), 200);
+    }
+    // One of them has a request in flight while the others knock.
+    std::optional<http_response> slow;
+    auto slow_task = [&]() -> awaitable<void> { slow = co_await held[0].request(http::verb::get, "/sleep?ms=300"); };
+    loupe::spawn(loop, "slow", slow_task());
+    co_await until([&] { return handlers_started == 1; });
+    for (int i = 0; i < 16; ++i) {
+      auto extra = co_await connect();
+      auto res = co_await extra.read_response();
+      EXPECT_EQ(res.result_int(), 503);
+      EXPECT_FALSE(res.keep_alive());
+      EXPECT_TRUE(co_await extra.closed_by_peer());
+    }
+    co_await until([&] { return srv->connection_count() == 4; });
+    // Every held connection is still served, the busy one included.
+    co_await until([&] { return slow.has_value(); });
+    EXPECT_EQ(slow->result_int(), 200);
+    for (auto& c : held) EXPECT_EQ((co_await c.request(http::verb::get, "/")).result_int(), 200);
+    // A place freed is a place for the next client.
+    held.pop_back();
+    co_await until([&] { return srv->connection_count() == 3; });
+    EXPECT_EQ(co_await fresh_get_status(), 200u);
   });
 }
 

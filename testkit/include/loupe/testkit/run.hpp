@@ -17,6 +17,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -30,6 +31,23 @@ namespace loupe::testkit {
 
 /// The default deadline of a test body.
 inline constexpr std::chrono::seconds default_deadline{30};
+
+/// A deadline that may change while the body runs (test::set_deadline()).
+/// The backstop thread reads it too, hence the atomic. Made from any
+/// duration: `run(loop, body, std::chrono::seconds(5))`.
+class deadline {
+ public:
+  template <class Rep, class Period>
+  deadline(std::chrono::duration<Rep, Period> d)  // NOLINT(google-explicit-constructor)
+      : ns_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(d).count()) {}
+  void set(std::chrono::steady_clock::duration d) { ns_.store(d.count(), std::memory_order_relaxed); }
+  std::chrono::steady_clock::duration get() const {
+    return std::chrono::steady_clock::duration(ns_.load(std::memory_order_relaxed));
+  }
+
+ private:
+  std::atomic<std::chrono::steady_clock::duration::rep> ns_;
+};
 
 class deadline_exceeded : public std::runtime_error {
  public:
@@ -49,13 +67,13 @@ std::string describe_request(const request_info& r);
 /// Runs `l` until `done` is set or the deadline passes; then cancels the
 /// live tasks named "test" and throws deadline_exceeded. `deadline` is read
 /// again as the loop runs (a test may change its own deadline).
-void run_until(loop& l, const bool& done, const std::chrono::steady_clock::duration& deadline);
+void run_until(loop& l, const bool& done, const deadline& limit);
 }  // namespace detail
 
 /// Runs `make()` as a task named "test" on `l` until it completes and returns
 /// its result (rethrowing its exception), or throws deadline_exceeded.
 template <class F>
-auto run(loop& l, F&& make, const std::chrono::steady_clock::duration& deadline = default_deadline) {
+auto run(loop& l, F&& make, const deadline& limit = default_deadline) {
   using aw = std::invoke_result_t<F&>;
   using T = typename aw::value_type;
   // Shared with the completion handler, which may outlive this call when the
@@ -74,7 +92,7 @@ auto run(loop& l, F&& make, const std::chrono::steady_clock::duration& deadline 
     st->done = true;
   };
   loupe::spawn(l, "test", make(), on_done);
-  detail::run_until(l, st->done, deadline);
+  detail::run_until(l, st->done, limit);
   if (st->error) std::rethrow_exception(st->error);
   if constexpr (!std::is_void_v<T>) return std::move(*st->result);
 }

@@ -111,7 +111,7 @@ class test : public ::testing::Test {
 
   // -- checks -----------------------------------------------------------------
   /// The body's deadline, counted from its start (also when set inside it).
-  void set_deadline(std::chrono::steady_clock::duration d) { deadline_ = d; }
+  void set_deadline(std::chrono::steady_clock::duration d) { deadline_.set(d); }
   /// Fails the test if any callback runs longer than `limit` from now on.
   void forbid_slow_callbacks(std::chrono::milliseconds limit);
   /// Captured records matching `q` (all of them by default).
@@ -136,7 +136,7 @@ class test : public ::testing::Test {
   void check_logs();
   void check_slow_callbacks();
 
-  std::chrono::steady_clock::duration deadline_ = default_deadline;
+  testkit::deadline deadline_{default_deadline};
   std::deque<std::unique_ptr<test_server>> servers_;
   std::deque<std::unique_ptr<test_client>> clients_;
   std::vector<log_query> expected_logs_;
