@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what loupe needs to build and test on Debian 12 (apt-get, as root),
-# skipping packages that are already installed.
+# skipping packages that are already installed. Extra packages a script
+# needs (scripts/fuzz.sh: clang) come as arguments.
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
   libgtest-dev libgmock-dev libgoogle-perftools-dev
   curl netcat-openbsd telnet wrk prometheus python3 google-perftools
+  "$@"
 )
 
 missing=()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds loupe and runs the whole test suite (unit, integration, end-to-end),
-# then the unit and integration tests again built with ASan and UBSan.
-#   LOUPE_SANITIZERS=off scripts/test.sh     skips the sanitizer build (about 10 minutes on 2 cores)
+# then the unit and integration tests again built with ASan+UBSan (clang) and
+# with TSan (GCC), and a one-minute libFuzzer run on the request path.
+#   LOUPE_SANITIZERS=off scripts/test.sh     skips the sanitizer builds and the fuzz run
+#                                            (about 12 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
@@ -9,4 +11,6 @@ BUILD_DIR=${LOUPE_BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j 2 --timeout 300
 if [ "${LOUPE_SANITIZERS:-on}" != off ]; then
   scripts/sanitize.sh address,undefined
+  scripts/fuzz.sh 60
+  scripts/sanitize.sh thread
 fi

@@ -63,7 +63,7 @@ class executor {
     if (max_queue_ != 0 && queued_.load(std::memory_order_relaxed) >= max_queue_) throw executor_full();
     using signature = typename detail::spawn_signature<R>::type;  // void(exception_ptr[, R])
     co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, signature>(
-        [this](auto handler, F fn) { submit<R>(std::move(handler), std::move(fn)); }, boost::asio::use_awaitable,
+        [this](auto handler, F fn) { this->template submit<R>(std::move(handler), std::move(fn)); }, boost::asio::use_awaitable,
         std::move(f));
   }
 
