@@ -96,9 +96,16 @@ class executor {
         }
       }
       busy_.fetch_sub(1, std::memory_order_relaxed);
-      boost::asio::post(back, [handler = std::move(handler), error, result = std::move(result)]() mutable {
-        if constexpr (std::is_void_v<R>) std::move(handler)(error);
-        else std::move(handler)(error, result ? std::move(*result) : R{});
+      // The error is moved too: this thread keeps no reference to an
+      // exception the caller may be handling by now.
+      boost::asio::post(back, [handler = std::move(handler), error = std::move(error),
+                               result = std::move(result)]() mutable {
+        if constexpr (std::is_void_v<R>) {
+          (void)result;
+          std::move(handler)(error);
+        } else {
+          std::move(handler)(error, result ? std::move(*result) : R{});
+        }
       });
     });
   }
