@@ -3,7 +3,7 @@
 # then the unit and integration tests again built with ASan+UBSan (clang) and
 # with TSan (GCC), and a one-minute libFuzzer run on the request path.
 #   LOUPE_SANITIZERS=off scripts/test.sh     skips the sanitizer builds and the fuzz run
-#                                            (about 12 minutes on 2 cores)
+#                                            (about 10 of the 15 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh

@@ -65,7 +65,7 @@ std::string describe_wait(const wait_info& w);
 std::string describe_request(const request_info& r);
 
 /// Runs `l` until `done` is set or the deadline passes; then cancels the
-/// live tasks named "test" and throws deadline_exceeded. `deadline` is read
+/// live tasks named "test" and throws deadline_exceeded. `limit` is read
 /// again as the loop runs (a test may change its own deadline).
 void run_until(loop& l, const bool& done, const deadline& limit);
 }  // namespace detail
