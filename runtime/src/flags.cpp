@@ -14,19 +14,40 @@ void flag_set::add_string(std::string name, std::string* target, std::string hel
                     [target](std::string_view v) { *target = std::string(v); }});
 }
 
+namespace {
+
+// The integer `v` given to --name, within [min, max]; throws flag_error.
+template <class Int>
+Int parse_integer(const std::string& name, std::string_view v, Int min, Int max) {
+  Int x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc{} && p == v.data() + v.size() && (x < min || x > max)))
+    throw flag_error("--" + name + ": " + std::string(v) + " is out of range [" + std::to_string(min) + ", " +
+                     std::to_string(max) + "]");
+  if (ec != std::errc{} || p != v.data() + v.size() || v.empty())
+    throw flag_error("--" + name + ": '" + std::string(v) + "' is not an integer");
+  return x;
+}
+
+}  // namespace
+
 void flag_set::add_int(std::string name, std::int64_t* target, std::int64_t min, std::int64_t max,
                        std::string help) {
   flags_.push_back({name, std::move(help), std::to_string(*target), true,
+                    [name, target, min, max](std::string_view v) { *target = parse_integer(name, v, min, max); }});
+}
+
+void flag_set::add_millis(std::string name, std::chrono::milliseconds* target, std::int64_t min, std::int64_t max,
+                          std::string help) {
+  flags_.push_back({name, std::move(help), std::to_string(target->count()), true,
                     [name, target, min, max](std::string_view v) {
-                      std::int64_t x = 0;
-                      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-                      if (ec != std::errc{} || p != v.data() + v.size() || v.empty())
-                        throw flag_error("--" + name + ": '" + std::string(v) + "' is not an integer");
-                      if (x < min || x > max)
-                        throw flag_error("--" + name + ": " + std::string(v) + " is out of range [" +
-                                         std::to_string(min) + ", " + std::to_string(max) + "]");
-                      *target = x;
+                      *target = std::chrono::milliseconds(parse_integer(name, v, min, max));
                     }});
+}
+
+void flag_set::add_size(std::string name, std::size_t* target, std::size_t min, std::size_t max, std::string help) {
+  flags_.push_back({name, std::move(help), std::to_string(*target), true,
+                    [name, target, min, max](std::string_view v) { *target = parse_integer(name, v, min, max); }});
 }
 
 void flag_set::add_choice(std::string name, std::string* target, std::vector<std::string> choices,

@@ -31,6 +31,21 @@ void run_options::add_flags(flag_set& flags) {
   flags.add_int("grace-ms", &grace_ms, 0, 3600000,
                 "how long shutdown waits for requests in flight, in ms");
   flags.add_choice("access-log", &access_log, {"on", "off"}, "one log record per request (logger loupe.access)");
+  flags.add_size("max-connections", &server.max_connections, 1, 10'000'000,
+                 "connections served at once per loop, past it 503 (capped to what RLIMIT_NOFILE allows)");
+  flags.add_millis("header-timeout-ms", &server.header_timeout, 1, 3'600'000,
+                   "from a request's first byte to the end of its headers");
+  flags.add_millis("keepalive-timeout-ms", &server.keepalive_timeout, 1, 3'600'000,
+                   "how long an idle keep-alive connection is kept");
+  flags.add_millis("body-timeout-ms", &server.body_timeout, 1, 3'600'000,
+                   "from the end of the headers to the end of the request body");
+  flags.add_millis("write-timeout-ms", &server.write_timeout, 1, 3'600'000, "writing one response");
+  flags.add_size("max-header-bytes", &server.max_header_bytes, 256, 1 << 20,
+                 "request line and headers, past it 431");
+  flags.add_size("max-body-bytes", &max_body_bytes, 0, std::size_t{1} << 40,
+                 "largest request body, past it 413 (0: the application's client_max_size, 1 MiB unless set)");
+  flags.add_size("max-body-bytes-in-flight", &server.max_body_bytes_in_flight, 1024, std::size_t{1} << 40,
+                 "request body bytes held at once by all requests, past it 503");
 }
 
 namespace {
@@ -97,6 +112,7 @@ int run_app(application& app, const run_options& opts) {
   log::configure(lo);
   set_tracking_options({std::chrono::milliseconds(opts.slow_callback_ms), std::chrono::milliseconds(opts.watchdog_ms)});
   if (!opts.metrics_path.empty() && !app.frozen()) app.add_metrics_route(opts.metrics_path);
+  if (opts.max_body_bytes != 0 && !app.frozen()) app.set_client_max_size(opts.max_body_bytes);
   try {
     for (auto* x : opts.extensions) x->prepare(app);
   } catch (const std::exception& e) {
@@ -125,6 +141,14 @@ int run_main(application& app, int argc, char** argv, flag_set& flags, run_optio
   } catch (const flag_error& e) {
     std::cerr << flags.program() << ": " << e.what() << "\n(see " << flags.program() << " --help)\n";
     return 2;
+  }
+  for (auto* x : opts.extensions) {
+    try {
+      x->check();
+    } catch (const std::exception& e) {
+      std::cerr << flags.program() << ": " << e.what() << "\n";
+      return 2;
+    }
   }
   return run_app(app, opts);
 }

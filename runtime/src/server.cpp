@@ -7,6 +7,7 @@
 #include "exceptions.hpp"
 #include "http_metrics.hpp"
 #include "loop_impl.hpp"
+#include "request_body.hpp"
 #include "websocket_impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -21,12 +22,17 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/file_body.hpp>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <charconv>
+#include <limits>
 #include <ctime>
 #include <optional>
 #include <unordered_set>
@@ -51,6 +57,7 @@ using namespace std::string_view_literals;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+using request_parser = http::request_parser<detail::counted_body>;
 
 // RFC 9110 IMF-fixdate, recomputed at most once a second per thread.
 std::string_view http_date() {
@@ -69,7 +76,7 @@ std::string_view http_date() {
 
 // Feeds what `buf` holds to `parser` up to the end of the header. Returns the
 // parse error, if any; need_more is not one (the header is not complete yet).
-error_code parse_buffered_header(http::request_parser<http::string_body>& parser, beast::flat_buffer& buf) {
+error_code parse_buffered_header(request_parser& parser, beast::flat_buffer& buf) {
   error_code ec;
   while (buf.size() > 0 && !parser.is_header_done()) {
     const std::size_t used = parser.put(buf.data(), ec);
@@ -112,6 +119,46 @@ bool is_bad_request(const error_code& ec) {
          ec != http::error::need_more && ec != http::error::need_buffer;
 }
 
+// Why the request's Host header field is unacceptable (RFC 9112 3.2), or
+// null: missing in HTTP/1.1, given more than once, or not `host[:port]`.
+// (An empty value is allowed: it is what a client sends for a target URI
+// without an authority.)
+//
+// On the request path: one walk over the fields (two lookups in Beast's
+// case-insensitive index cost twice as much), and the common value — a name
+// of letters, digits, '.', '-', '_', '~' with an optional :port — checked by
+// a plain loop; anything else goes to Boost.URL's authority grammar.
+bool plain_host(std::string_view v) {
+  std::size_t i = 0;
+  for (; i < v.size(); ++i) {
+    const char c = v[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+          c == '_' || c == '~'))
+      break;
+  }
+  if (i == 0) return false;
+  if (i == v.size()) return true;
+  if (v[i] != ':') return false;
+  for (++i; i < v.size(); ++i)
+    if (v[i] < '0' || v[i] > '9') return false;
+  return true;
+}
+
+const char* host_problem(const http::request_header<>& h) {
+  std::string_view value;
+  int hosts = 0;
+  for (const auto& f : h) {
+    if (f.name() != http::field::host) continue;
+    if (++hosts > 1) return "more than one Host header";
+    value = f.value();
+  }
+  if (hosts == 0) return h.version() >= 11 ? "missing Host header" : nullptr;
+  if (value.empty() || plain_host(value)) return nullptr;
+  const auto authority = boost::urls::parse_authority(value);
+  if (!authority || authority->has_userinfo()) return "invalid Host header";
+  return nullptr;
+}
+
 /// What is known of a request refused before it reached the application.
 struct refused {
   std::string method;  // empty when unknown
@@ -124,7 +171,7 @@ struct refused {
 // target as soon as it has parsed the request line, so a request refused for
 // a bad header field still has them; one whose header was too large (431) is
 // refused before its request line is parsed, and has neither.
-refused describe_refused(const http::request_parser<http::string_body>& parser) {
+refused describe_refused(const request_parser& parser) {
   refused r;
   const auto& h = parser.get();
   r.method = std::string(h.method_string());
@@ -136,6 +183,43 @@ refused describe_refused(const http::request_parser<http::string_body>& parser) 
     r.request_id = detail::accept_request_id({});
   }
   return r;
+}
+
+// Connections open in the whole process (every server, every loop), each
+// holding a descriptor; and those of them being refused.
+std::atomic<std::size_t> process_connections{0};
+std::atomic<std::size_t> process_refusing{0};
+
+// What the descriptor limit (RLIMIT_NOFILE) leaves for connections: the limit
+// less a reserve for files, the console, the log and refusing connections
+// past the limit with a 503. Past it, accept() would fail with EMFILE and
+// clients would wait in the backlog, unanswered.
+struct descriptor_room {
+  std::size_t limit = 0;  // 0: unlimited
+  std::size_t reserve = 0;
+  std::size_t connections = std::numeric_limits<std::size_t>::max();
+};
+
+descriptor_room read_descriptor_room() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return {};
+  descriptor_room r;
+  r.limit = static_cast<std::size_t>(rl.rlim_cur);
+  r.reserve = std::clamp<std::size_t>(r.limit / 8, 32, 256);
+  r.connections = r.limit > 2 * r.reserve ? r.limit - r.reserve : std::max<std::size_t>(r.limit / 2, 1);
+  return r;
+}
+
+// Before closing a connection that ran out of time: if the peer has left
+// part of what was sent unread (a slow reader), the close resets the
+// connection, so the kernel drops the unsent bytes instead of going on
+// trickling them out of a send buffer of up to 4 MB for as long as the peer
+// keeps its window open (nginx: reset_timedout_connection).
+void abort_if_unread(tcp::socket& s) {
+  int unsent = 0;
+  if (::ioctl(s.native_handle(), SIOCOUTQ, &unsent) != 0 || unsent == 0) return;
+  const ::linger reset{1, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
 }
 
 }  // namespace
@@ -152,6 +236,9 @@ struct connection {
   // limit). The server's sweeper closes the socket once it has passed.
   std::int64_t deadline_ns = 0;
   std::string head;  // the response header being sent (its storage reused)
+  // While a body waits for room in the budget: its timer (cancelled to stop
+  // the wait at shutdown).
+  asio::steady_timer* body_wait = nullptr;
 };
 
 // The tick of the sweeper that enforces connection deadlines: a tenth of the
@@ -159,7 +246,7 @@ struct connection {
 // timer armed and cancelled around every read and write (which cost about a
 // tenth of the request path).
 std::chrono::milliseconds sweep_tick(const server_options& o) {
-  const auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.io_timeout});
+  const auto shortest = std::min({o.header_timeout, o.keepalive_timeout, o.body_timeout, o.write_timeout});
   return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
 
@@ -191,11 +278,18 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   const std::chrono::milliseconds tick = sweep_tick(opts);
   bool sweeping = false;
   std::uint64_t sweep_gen = 0;
+  const descriptor_room room = read_descriptor_room();
+  log::throttled_warning accept_warning;
 
   /// The connection's current phase must end within `t`, or it is closed.
-  void arm(connection& c, std::chrono::milliseconds t) {
-    c.deadline_ns = detail::now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(t).count();
+  void arm(connection& c, std::chrono::milliseconds t) { arm_until(c, due_in(t)); }
+  /// ... or by `due_ns` (now_ns clock).
+  void arm_until(connection& c, std::int64_t due_ns) {
+    c.deadline_ns = due_ns;
     if (!sweeping) start_sweeping();
+  }
+  static std::int64_t due_in(std::chrono::milliseconds t) {
+    return detail::now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(t).count();
   }
   static void disarm(connection& c) noexcept { c.deadline_ns = 0; }
   void start_sweeping() {
@@ -227,6 +321,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         // As tcp_stream does on its timeout: the pending operation fails and
         // the connection's task ends.
         c->deadline_ns = 0;
+        abort_if_unread(c->stream.socket());
         error_code ignored;
         c->stream.socket().close(ignored);
       }
@@ -236,9 +331,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
   awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
+  enum class admission { admitted, no_room, closed };
+  /// Admits a body of `n` declared bytes into the process-wide budget,
+  /// waiting (up to the body timeout) for room.
+  awaitable<admission> admit_body(connection& c, detail::body_charge& charge, std::size_t n);
   /// What the connection does after a request.
   enum class after { next, close, done };  // read the next one; close; already closed (or upgraded)
-  awaitable<after> serve_request(connection& c, beast::flat_buffer& buf, bool first_request, std::int64_t start,
+  awaitable<after> serve_request(connection& c, beast::flat_buffer& buf, std::int64_t header_due, std::int64_t start,
                                  const tcp::endpoint& remote, const tcp::endpoint& local);
   awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s);
   struct written {
@@ -265,6 +364,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   awaitable<void> linger_close(beast::tcp_stream& s);
   void connection_done() {
     --open;
+    process_connections.fetch_sub(1, std::memory_order_relaxed);
     LOUPE_HTTP_METRIC(open_gauge.Decrement());
     if (open == 0 && drain_waiter) drain_waiter->cancel();
     if (open == 0) stop_sweeping();
@@ -282,6 +382,7 @@ server::~server() {
   impl_->stopping = true;
   for (auto* c : impl_->conns) {
     if (c->in_handler && c->request_task) impl_->lp.cancel(c->request_task, cancel_source::shutdown);
+    if (c->body_wait) c->body_wait->cancel();
     c->stream.socket().close(ec);
   }
 }
@@ -313,6 +414,13 @@ tcp::endpoint server::listen(std::string_view host, unsigned short port) {
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw boost::system::system_error(ec, "cannot listen on " + where);
   const auto bound = acc->local_endpoint();
+  const auto& room = impl_->room;
+  static std::atomic<bool> said_capped{false};
+  if (impl_->opts.max_connections > room.connections && !said_capped.exchange(true))
+    log::runtime().warn(
+        "serving at most {} connections at once: the descriptor limit (RLIMIT_NOFILE) is {} and {} are kept for "
+        "files, the console, the log and refusals; max_connections is {} (raise it with ulimit -n)",
+        room.connections, room.limit, room.reserve, impl_->opts.max_connections);
   auto& ref = *acc;
   impl_->acceptors.push_back(std::move(acc));
   spawn(impl_->lp, "http.accept", impl_->accept_loop(impl_, ref));
@@ -338,6 +446,7 @@ std::vector<server::connection_info> server::connections() const {
   return out;
 }
 std::size_t server::requests_in_flight() const noexcept { return impl_->in_flight; }
+std::size_t server::body_bytes_in_flight() noexcept { return detail::body_budget::process().used(); }
 std::uint64_t server::requests_served() const noexcept { return impl_->served.load(std::memory_order_relaxed); }
 
 awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
@@ -368,6 +477,7 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   for (auto* c : self->conns) {
     if (c->in_handler && c->request_task) self->lp.cancel(c->request_task, cancel_source::shutdown);
     else c->stream.socket().close(ec);
+    if (c->body_wait) c->body_wait->cancel();
   }
   // Cancelled requests answer 503 and close; give them a moment, then close the rest.
   timer.expires_after(std::chrono::seconds(1));
@@ -386,7 +496,7 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
     auto [ec, sock] = co_await a.async_accept(nothrow);
     if (stopping || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
     if (ec) {
-      log::runtime().warn("accept failed: {}", ec.message());
+      accept_warning("accept failed: " + ec.message());
       // Out of descriptors or memory: back off instead of spinning.
       asio::steady_timer t(lp.context(), std::chrono::milliseconds(50));
       co_await t.async_wait(nothrow);
@@ -395,9 +505,17 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
     error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     ++open;
+    const std::size_t in_process = process_connections.fetch_add(1, std::memory_order_relaxed) + 1;
     LOUPE_HTTP_METRIC(open_gauge.Increment());
     LOUPE_HTTP_METRIC(accepted_counter.Increment());
-    if (open > opts.max_connections) {
+    if (open > opts.max_connections || in_process > room.connections) {
+      // Refused with a 503; but when even the refusals would eat the
+      // descriptors kept in reserve, closed at once.
+      if (process_refusing.load(std::memory_order_relaxed) >= room.reserve / 2 && room.limit != 0) {
+        sock.close(ignored);
+        connection_done();
+        continue;
+      }
       spawn(lp, "http.reject", reject(self, std::move(sock)));
       continue;
     }
@@ -406,9 +524,13 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
 }
 
 awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) {
+  process_refusing.fetch_add(1, std::memory_order_relaxed);
   struct done {
     impl& s;
-    ~done() { s.connection_done(); }
+    ~done() {
+      process_refusing.fetch_sub(1, std::memory_order_relaxed);
+      s.connection_done();
+    }
   } guard{*self};
   beast::tcp_stream stream(std::move(s));
   error_code ec;
@@ -437,7 +559,7 @@ awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::stat
   res.keep_alive(false);
   res.prepare_payload();
   const std::size_t size = res.body().size();
-  s.expires_after(opts.io_timeout);
+  s.expires_after(opts.write_timeout);
   co_await http::async_write(s, res, nothrow);
   co_return size;
 }
@@ -516,7 +638,7 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
   const bool head = req.method() == http::verb::head;
   const unsigned code = msg.result_int();
   const bool no_body = head || code == 204 || code == 304 || code < 200;
-  arm(c, opts.io_timeout);
+  arm(c, opts.write_timeout);
 
   if (res.file_path() && !no_body) {
     http::response<http::file_body> fm{std::move(msg.base())};
@@ -564,6 +686,54 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
   co_return written{!wec, size};
 }
 
+awaitable<server::impl::admission> server::impl::admit_body(connection& c, detail::body_charge& charge,
+                                                             std::size_t n) {
+  auto& budget = detail::body_budget::process();
+  if (budget.try_take(n, charge.limit())) {
+    charge.hold_reserved(n);
+    co_return admission::admitted;
+  }
+  // No room: wait in line, the body's bytes left unread in the kernel
+  // (backpressure), until admitted or the body timeout passes.
+  asio::steady_timer t(lp.context());
+  t.expires_after(opts.body_timeout);
+  auto waiting = std::make_shared<asio::steady_timer*>(&t);  // read and cleared on this loop's thread only
+  auto w = std::make_shared<detail::body_budget::waiter>();
+  w->want = n;
+  w->limit = charge.limit();
+  w->wake = [ex = lp.get_executor(), waiting] {
+    asio::post(ex, [waiting] {
+      if (*waiting) (*waiting)->cancel();
+    });
+  };
+  // Out of line also when this frame is destroyed mid-wait (with its loop).
+  struct leave {
+    detail::body_budget& budget;
+    std::shared_ptr<detail::body_budget::waiter> w;
+    std::shared_ptr<asio::steady_timer*> waiting;
+    connection& c;
+    bool done = false;
+    ~leave() {
+      *waiting = nullptr;
+      c.body_wait = nullptr;
+      if (!done && budget.finish_wait(w)) budget.give(w->want);
+    }
+  } guard{budget, w, waiting, c};
+  disarm(c);  // the wait has its own deadline
+  c.body_wait = &t;
+  budget.enqueue(w);
+  auto [ec] = co_await t.async_wait(nothrow);
+  guard.done = true;
+  *waiting = nullptr;
+  c.body_wait = nullptr;
+  if (budget.finish_wait(w)) {
+    charge.hold_reserved(n);
+    co_return admission::admitted;
+  }
+  // Cancelled without being admitted: shutdown or a cancelled task.
+  co_return ec ? admission::closed : admission::no_room;
+}
+
 awaitable<void> server::impl::run_websocket(connection& c, request& req, const websocket_upgrade& up) {
   auto w = std::make_unique<websocket::impl>(std::move(c.stream));
   w->configure(true, up.options);
@@ -593,16 +763,18 @@ awaitable<void> server::impl::run_websocket(connection& c, request& req, const w
 // `buf`) to its response. A coroutine of its own so that an idle connection's
 // frame holds none of a request's state (parser, request, response): 10,000
 // idle keep-alive connections held 2.8 KB of frame each otherwise.
-awaitable<server::impl::after> server::impl::serve_request(connection& c, beast::flat_buffer& buf, bool first_request,
-                                                         std::int64_t start, const tcp::endpoint& remote,
-                                                         const tcp::endpoint& local) {
+awaitable<server::impl::after> server::impl::serve_request(connection& c, beast::flat_buffer& buf,
+                                                         std::int64_t header_due, std::int64_t start,
+                                                         const tcp::endpoint& remote, const tcp::endpoint& local) {
   error_code ec;
   // Headers.
-  http::request_parser<http::string_body> parser;
+  request_parser parser;
   parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
   parser.body_limit(app.client_max_size());
-  // The first request's header deadline started at accept; later ones start at their first byte.
-  if (!first_request) arm(c, opts.header_timeout);
+  // The header must be complete by `header_due`: counted from the request's
+  // first byte (blank lines before it included), or for a connection's first
+  // request from its accept.
+  arm_until(c, header_due);
   // Usually the whole header came with the request's first bytes: parse it
   // from the buffer here, saving an operation's round trip through the loop;
   // otherwise read the rest.
@@ -630,6 +802,12 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     co_return after::close;
   }
 
+  // RFC 9112 3.2: an HTTP/1.1 request without Host, any request with more
+  // than one, or with an invalid one, is answered 400 (as nginx does).
+  if (const char* why = host_problem(parser.get())) {
+    co_await refuse(http::status::bad_request, why);
+    co_return after::close;
+  }
   // Transfer-Encoding must be exactly "chunked": any other coding, or
   // chunked not last, would frame the body in a way we do not (a smuggling
   // vector), so it is refused.
@@ -649,17 +827,46 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     co_await refuse_too_large();
     co_return after::close;
   }
+  // The body's bytes are accounted for in the process-wide budget until the
+  // response has been sent (request_body.hpp): a declared length is
+  // admitted first (waiting for room), a chunked body is charged as it arrives.
+  detail::body_charge charge(opts.max_body_bytes_in_flight);
   if (!parser.is_done()) {
+    if (length) {
+      if (*length > opts.max_body_bytes_in_flight) {
+        co_await refuse(http::status::payload_too_large,
+                        "body of " + std::to_string(*length) + " bytes exceeds max_body_bytes_in_flight (" +
+                            std::to_string(opts.max_body_bytes_in_flight) + ")");
+        co_return after::close;
+      }
+      switch (co_await admit_body(c, charge, static_cast<std::size_t>(*length))) {
+        case admission::admitted: break;
+        case admission::closed: co_return after::close;
+        case admission::no_room:
+          co_await refuse(http::status::service_unavailable,
+                          "no room for the body within " + std::to_string(opts.body_timeout.count()) +
+                              " ms: request bodies in flight reached " +
+                              std::to_string(opts.max_body_bytes_in_flight) + " bytes");
+          co_return after::close;
+      }
+    }
+    parser.get().body().charge = &charge;
     if (parser.get().version() >= 11 && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-      arm(c, opts.io_timeout);
+      arm(c, opts.write_timeout);
       auto [cec, cn] = co_await asio::async_write(c.stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
       if (cec) co_return after::close;
     }
-    arm(c, opts.io_timeout);
+    arm(c, opts.body_timeout);
     auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
     if (bec) {
+      // The body is dropped before the refusal (which may linger for seconds).
+      std::string().swap(parser.get().body().data);
+      charge.release();
       if (bec == http::error::body_limit)
         co_await refuse_too_large();
+      else if (bec == detail::over_budget())
+        co_await refuse(http::status::service_unavailable,
+                        "request bodies in flight reached " + std::to_string(opts.max_body_bytes_in_flight) + " bytes");
       else if (is_bad_request(bec))
         co_await refuse(http::status::bad_request, bec.message());
       co_return after::close;
@@ -670,7 +877,9 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   std::optional<request> req;
   std::optional<http_error> bad_target;
   try {
-    req.emplace(parser.release(), remote, local);
+    auto parsed = parser.release();
+    req.emplace(http::request<http::string_body>(std::move(parsed.base()), std::move(parsed.body().data)), remote,
+                local);
   } catch (const http_error& e) {
     bad_target = e;
   }
@@ -755,14 +964,20 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   // (bodies move into the request), so a line that never ends (a huge chunk
   // extension) is refused instead of growing the buffer without limit.
   beast::flat_buffer buf(opts.max_header_bytes + 64 * 1024);
-  bool first = true;
+  // When the header of the request being received must be complete; 0
+  // between requests (idle keep-alive). The first request's deadline counts
+  // from the accept, a later one's from its first byte: blank lines before a
+  // request line count as its bytes, so a client trickling CRLFs is cut off at
+  // the header timeout (it would re-arm the keep-alive timeout otherwise).
+  std::int64_t header_due = due_in(opts.header_timeout);
 
   for (;;) {
     if (stopping) break;
     // Wait for the next request's first bytes (idle keep-alive time).
     c.idle = true;
     if (buf.size() == 0) {
-      arm(c, first ? opts.header_timeout : opts.keepalive_timeout);
+      if (header_due != 0) arm_until(c, header_due);
+      else arm(c, opts.keepalive_timeout);
       // Read what is there already (under load the next request usually
       // is); when nothing is, the connection is idle: it waits for the
       // socket to become readable without holding a read buffer (10,000 idle
@@ -789,17 +1004,17 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     }
     c.idle = false;
     const std::int64_t start = detail::now_ns();
-    // Blank lines before a request line are ignored (RFC 9112 2.2).
+    if (header_due == 0) header_due = start + std::chrono::duration_cast<std::chrono::nanoseconds>(opts.header_timeout).count();
+    // Blank lines before a request line are ignored (RFC 9112 2.2), but the
+    // header deadline they started keeps running.
     while (buf.size() > 0) {
       const char ch = *static_cast<const char*>(buf.data().data());
       if (ch != '\r' && ch != '\n') break;
       buf.consume(1);
     }
-    const bool first_request = first;
-    first = false;
     if (buf.size() == 0) continue;
 
-    switch (co_await serve_request(c, buf, first_request, start, remote, local)) {
+    switch (co_await serve_request(c, buf, std::exchange(header_due, 0), start, remote, local)) {
       case after::next: continue;
       case after::close: break;
       case after::done: co_return;

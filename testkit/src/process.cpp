@@ -142,6 +142,13 @@ bool child::wait_for_stderr(std::string_view needle, std::chrono::milliseconds d
   }) && impl_->err.find(needle) != std::string::npos;
 }
 
+bool child::wait_for_stdout(std::string_view needle, std::chrono::milliseconds deadline) {
+  std::unique_lock lock(impl_->m);
+  return impl_->cv.wait_for(lock, deadline, [&] {
+    return impl_->out.find(needle) != std::string::npos || (impl_->out_eof && impl_->err_eof);
+  }) && impl_->out.find(needle) != std::string::npos;
+}
+
 std::string child::stdout_text() const {
   std::lock_guard lock(impl_->m);
   return impl_->out;

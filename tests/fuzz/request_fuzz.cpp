@@ -137,7 +137,8 @@ struct harness {
     loupe::server_options so;
     so.header_timeout = 1s;
     so.keepalive_timeout = 1s;
-    so.io_timeout = 1s;
+    so.body_timeout = 1s;
+    so.write_timeout = 1s;
     so.max_header_bytes = 4096;
     server = std::make_unique<loupe::server>(loop, app, so);
     const auto ep = server->listen("127.0.0.1", 0);

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <future>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef LOUPE_DEMO_PATH
@@ -148,6 +150,32 @@ response get(unsigned short port, std::string_view target, std::chrono::millisec
   return read_response(s, deadline);
 }
 
+/// The first bytes that arrive on `s` before `deadline`, or nothing.
+std::optional<std::string> read_some(const socket_fd& s, clock_type::time_point deadline) {
+  pollfd p{s.get(), POLLIN, 0};
+  if (::poll(&p, 1, remaining_ms(deadline)) <= 0) return std::nullopt;
+  char buf[1024];
+  const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+  if (n <= 0) return std::string();
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+/// The demo's command line run under `ulimit -n limit`.
+std::vector<std::string> with_descriptor_limit(int limit, std::vector<std::string> args) {
+  std::vector<std::string> argv{"/bin/sh", "-c", "ulimit -n " + std::to_string(limit) + " && exec \"$0\" \"$@\"",
+                                LOUPE_DEMO_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+/// A new directory that every user may write to, without the sticky bit.
+std::string make_world_writable_dir() {
+  std::string tmpl = "/tmp/loupe-open-dir-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl.data());
+  ::chmod(dir.c_str(), 0777);
+  return dir;
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -200,9 +228,23 @@ TEST(DemoProcess, BadFlagExitsWithCode2) {
     std::vector<std::string> args;
     std::string flag;
   };
+  const std::string open_dir = make_world_writable_dir();
   const std::vector<bad_case> cases = {
       {{"--port", "abc"}, "--port"},
       {{"--port", "0", "--nope"}, "--nope"},
+      {{"--header-timeout-ms", "0"}, "--header-timeout-ms: 0 is out of range"},
+      {{"--keepalive-timeout-ms", "soon"}, "--keepalive-timeout-ms: 'soon' is not an integer"},
+      {{"--body-timeout-ms", "-1"}, "--body-timeout-ms"},
+      {{"--write-timeout-ms", "99999999999999999999"}, "--write-timeout-ms"},
+      {{"--max-connections", "0"}, "--max-connections: 0 is out of range"},
+      {{"--max-header-bytes", "12"}, "--max-header-bytes"},
+      {{"--max-body-bytes", "lots"}, "--max-body-bytes"},
+      {{"--max-body-bytes-in-flight", "10"}, "--max-body-bytes-in-flight"},
+      {{"--monitor-max-sessions", "0"}, "--monitor-max-sessions"},
+      {{"--monitor-idle-timeout-s", "0"}, "--monitor-idle-timeout-s"},
+      {{"--debug-endpoints", "--monitor", "off"}, "--debug-endpoints serves /debug/pprof/* on the console"},
+      {{"--profile-dir", open_dir}, "writable by every user and has no sticky bit"},
+      {{"--monitor-host", "0.0.0.0"}, "not a loopback address"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE("flag " + c.flag);
@@ -213,6 +255,98 @@ TEST(DemoProcess, BadFlagExitsWithCode2) {
     EXPECT_THAT(demo.stderr_text(), HasSubstr(c.flag));
     EXPECT_THAT(demo.stdout_text(), Not(HasSubstr("Running on")));
   }
+  ::rmdir(open_dir.c_str());
+}
+
+// The limits and timeouts set from the command line are the ones enforced.
+TEST(DemoProcess, LimitsAndTimeoutsFromTheCommandLine) {
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--port", "0", "--header-timeout-ms", "300",
+                              "--max-body-bytes", "1000"});
+  const unsigned short port = demo.wait_for_port(10s);
+  const auto deadline = clock_type::now() + 10s;
+  {
+    // A header that never ends is cut off after 300 ms (the default is 15 s).
+    socket_fd s;
+    connect_to(s, port);
+    send_all(s, "GET / HTTP/1.1\r\nHost: x\r\n", deadline);
+    wait_for(s.get(), POLLIN, clock_type::now() + 5s, "the header timeout");
+    char c;
+    EXPECT_EQ(::recv(s.get(), &c, 1, 0), 0) << "the connection was not closed";
+  }
+  {
+    socket_fd s;
+    connect_to(s, port);
+    send_all(s, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + std::string(2000, 'x'), deadline);
+    EXPECT_EQ(read_response(s, deadline).result_int(), 413u);
+  }
+  demo.signal(SIGTERM);
+  EXPECT_EQ(demo.wait_exit(10s), 0);
+}
+
+// Under `ulimit -n 96` (max_connections is 10,000 by default) the server
+// serves at most what the descriptor limit leaves (96 less 32 kept in
+// reserve) and says so at start; each connection past that gets 503 at once.
+// (Without the cap accept() failed with EMFILE and the clients waited in the
+// backlog, unanswered.)
+TEST(DemoProcess, ConnectionsAreCappedToTheDescriptorLimit) {
+  loupe::testkit::child demo(with_descriptor_limit(96, {"--monitor-port", "0", "--port", "0"}));
+  const unsigned short port = demo.wait_for_port(10s);
+  EXPECT_TRUE(demo.wait_for_stderr("serving at most 64 connections at once", 5s)) << demo.stderr_text();
+  std::vector<std::unique_ptr<socket_fd>> held;
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto s = std::make_unique<socket_fd>();
+    connect_to(*s, port);
+    const auto deadline = clock_type::now() + 5s;
+    send_all(*s, get_request("/"), deadline);
+    const auto res = read_response(*s, deadline);  // throws if the client is left waiting
+    if (res.result_int() == 200u) {
+      ++ok;
+      held.push_back(std::move(s));
+    } else {
+      EXPECT_EQ(res.result_int(), 503u);
+      ++refused;
+    }
+  }
+  EXPECT_EQ(ok, 64);
+  EXPECT_EQ(refused, 36);
+  held.clear();
+  demo.signal(SIGTERM);
+  EXPECT_EQ(demo.wait_exit(10s), 0) << demo.stderr_text();
+}
+
+// 150 console connections under `ulimit -n 128`: past --monitor-max-sessions
+// (16) each one is told so and closed, so the console cannot take the
+// server's descriptors and HTTP is served. (1,100 idle console connections
+// under `ulimit -n 1024` took HTTP down.)
+TEST(DemoProcess, ConsoleConnectionsCannotTakeTheServersDescriptors) {
+  loupe::testkit::child demo(with_descriptor_limit(128, {"--monitor-port", "0", "--port", "0"}));
+  const unsigned short port = demo.wait_for_port(10s);
+  ASSERT_TRUE(demo.wait_for_stdout("Monitor console on 127.0.0.1:", 5s));
+  const auto out = demo.stdout_text();
+  const auto at = out.find("Monitor console on 127.0.0.1:") + std::string_view("Monitor console on 127.0.0.1:").size();
+  const auto console_port = static_cast<unsigned short>(std::stoi(out.substr(at)));
+  std::vector<std::unique_ptr<socket_fd>> consoles;
+  for (int i = 0; i < 150; ++i) {
+    consoles.push_back(std::make_unique<socket_fd>());
+    connect_to(*consoles.back(), console_port);
+  }
+  const auto deadline = clock_type::now() + 10s;
+  int sessions = 0, told = 0, silent = 0;
+  for (auto& c : consoles) {
+    const auto first = read_some(*c, deadline);
+    if (!first) ++silent;
+    else if (first->find("too many sessions (16 open") != std::string::npos) ++told;
+    else if (first->find("loupe monitor: pid") != std::string::npos) ++sessions;
+  }
+  EXPECT_EQ(sessions, 16);
+  EXPECT_EQ(told, 134);
+  EXPECT_EQ(silent, 0);
+  // With all 150 still open on this side, HTTP is served.
+  EXPECT_EQ(get(port, "/", 5s).result_int(), 200u);
+  consoles.clear();
+  demo.signal(SIGTERM);
+  EXPECT_EQ(demo.wait_exit(10s), 0) << demo.stderr_text();
 }
 
 // The port is taken: exit code 1 and an error record naming the address.

@@ -7,6 +7,18 @@
 using loupe::flag_error;
 using loupe::flag_set;
 
+namespace {
+// What parsing `args` throws, or "no error".
+std::string parse_error(const flag_set& f, std::vector<std::string> args) {
+  try {
+    f.parse(args);
+  } catch (const flag_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
 TEST(Flags, ParsesBothSpellingsAndDefaults) {
   flag_set f("prog", "");
   loupe::run_options o;
@@ -23,14 +35,7 @@ TEST(Flags, ErrorsNameTheFlag) {
   flag_set f("prog", "");
   loupe::run_options o;
   o.add_flags(f);
-  auto message = [&](std::vector<std::string> args) {
-    try {
-      f.parse(args);
-    } catch (const flag_error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [&](std::vector<std::string> args) { return parse_error(f, std::move(args)); };
   EXPECT_NE(message({"--port", "abc"}).find("--port"), std::string::npos);
   EXPECT_NE(message({"--port", "70000"}).find("out of range"), std::string::npos);
   EXPECT_NE(message({"--workers", "0"}).find("--workers"), std::string::npos);
@@ -60,4 +65,37 @@ TEST(Flags, BooleansAndPositionals) {
   EXPECT_EQ(rest[0], "file.txt");
   f.parse({"--verbose=false"});
   EXPECT_FALSE(verbose);
+}
+
+TEST(Flags, LimitsAndTimeoutsFillTheServerOptions) {
+  flag_set f("prog", "");
+  loupe::run_options o;
+  o.add_flags(f);
+  f.parse({"--max-connections", "500", "--header-timeout-ms", "2000", "--keepalive-timeout-ms=5000",
+           "--body-timeout-ms", "3000", "--write-timeout-ms", "4000", "--max-header-bytes", "8192",
+           "--max-body-bytes", "65536", "--max-body-bytes-in-flight", "1048576"});
+  using std::chrono::milliseconds;
+  EXPECT_EQ(o.server.max_connections, 500u);
+  EXPECT_EQ(o.server.header_timeout, milliseconds(2000));
+  EXPECT_EQ(o.server.keepalive_timeout, milliseconds(5000));
+  EXPECT_EQ(o.server.body_timeout, milliseconds(3000));
+  EXPECT_EQ(o.server.write_timeout, milliseconds(4000));
+  EXPECT_EQ(o.server.max_header_bytes, 8192u);
+  EXPECT_EQ(o.max_body_bytes, 65536u);
+  EXPECT_EQ(o.server.max_body_bytes_in_flight, 1048576u);
+  const auto usage = f.usage();
+  EXPECT_NE(usage.find("--header-timeout-ms VALUE"), std::string::npos) << usage;
+  EXPECT_NE(usage.find("[default: 15000]"), std::string::npos) << usage;
+}
+
+TEST(Flags, BadLimitsAreRefusedNamingTheFlag) {
+  flag_set f("prog", "");
+  loupe::run_options o;
+  o.add_flags(f);
+  auto message = [&](std::vector<std::string> args) { return parse_error(f, std::move(args)); };
+  EXPECT_EQ(message({"--header-timeout-ms", "0"}), "--header-timeout-ms: 0 is out of range [1, 3600000]");
+  EXPECT_EQ(message({"--max-connections", "-3"}), "--max-connections: '-3' is not an integer");
+  EXPECT_EQ(message({"--body-timeout-ms", "1.5"}), "--body-timeout-ms: '1.5' is not an integer");
+  EXPECT_NE(message({"--write-timeout-ms", "99999999999999999999"}).find("out of range"), std::string::npos);
+  EXPECT_NE(message({"--max-body-bytes-in-flight", "100"}).find("out of range [1024,"), std::string::npos);
 }

@@ -106,7 +106,7 @@ LOUPE_TEST(Hostile, EveryMalformedRequestGetsA4xxOrACloseAndTheServerGoesOn) {
   });
   app.post("/echo", [](request& req) -> awaitable<response> { co_return response::text(req.text()); });
   app.set_client_max_size(64 * 1024);
-  auto& srv = server(std::move(app), {.header_timeout = 300ms, .io_timeout = 300ms});
+  auto& srv = server(std::move(app), {.header_timeout = 300ms, .body_timeout = 300ms, .write_timeout = 300ms});
   int tried = 0;
   for (const auto& c : corpus()) {
     ++tried;

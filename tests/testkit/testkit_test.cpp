@@ -191,7 +191,7 @@ LOUPE_TEST(Testkit, WebSocketAndStreamingReads) {
 LOUPE_TEST(Testkit, ASlowReaderIsCutOffByTheServersWriteTimeout) {
   loupe::application app;
   app.get("/big", [](request&) -> awaitable<response> { co_return response::text(std::string(16 << 20, 'x')); });
-  auto& srv = server(std::move(app), {.io_timeout = 300ms});
+  auto& srv = server(std::move(app), {.write_timeout = 300ms});
   loupe::testkit::raw_client slow(loop.get_executor());
   slow.set_receive_buffer(4096);
   co_await slow.connect(srv.endpoint());

@@ -9,6 +9,8 @@
 // `--help` throws help_requested (print usage(), exit 0). Not thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -40,6 +42,11 @@ class flag_set {
   void add_choice(std::string name, std::string* target, std::vector<std::string> choices,
                   std::string help);
   void add_bool(std::string name, bool* target, std::string help);
+  /// A duration given in whole milliseconds, from `min` to `max`.
+  void add_millis(std::string name, std::chrono::milliseconds* target, std::int64_t min, std::int64_t max,
+                  std::string help);
+  /// A count or a size in bytes, from `min` to `max`.
+  void add_size(std::string name, std::size_t* target, std::size_t min, std::size_t max, std::string help);
 
   /// Parses argv[1..]. Returns the positional arguments.
   std::vector<std::string> parse(int argc, const char* const* argv) const;

@@ -35,6 +35,7 @@
 #include <spdlog/logger.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -143,6 +144,36 @@ inline void error(spdlog::logger& lg, std::string_view msg, fields f = {}) { wri
 /// Appends `text` to `out` as the inside of a JSON string (escaped; invalid
 /// UTF-8 becomes U+FFFD).
 void append_json_escaped(std::string& out, std::string_view text);
+
+/// A WARN record on "loupe" at most once per interval (10 s), saying how many
+/// were suppressed meanwhile: for an event that repeats fast, like an accept
+/// loop out of descriptors failing 20 times a second. Not thread-safe: one
+/// per loop or thread.
+class throttled_warning {
+ public:
+  explicit throttled_warning(std::chrono::steady_clock::duration interval = std::chrono::seconds(10))
+      : interval_(interval) {}
+  void operator()(std::string_view message) {
+    const auto now = std::chrono::steady_clock::now();
+    if (said_ && now - last_ < interval_) {
+      ++suppressed_;
+      return;
+    }
+    if (suppressed_ != 0)
+      runtime().warn("{} ({} more since the last report)", message, suppressed_);
+    else
+      runtime().warn("{}", message);
+    said_ = true;
+    last_ = now;
+    suppressed_ = 0;
+  }
+
+ private:
+  std::chrono::steady_clock::duration interval_;
+  bool said_ = false;
+  std::chrono::steady_clock::time_point last_{};
+  std::size_t suppressed_ = 0;
+};
 
 namespace detail {
 /// Queues the records this thread has staged (called when a loop stops running).

@@ -37,6 +37,10 @@ class application;
 class run_extension {
  public:
   virtual ~run_extension() = default;
+  /// Right after run_main has parsed the flags, before anything starts or
+  /// binds: throw (e.g. std::invalid_argument) for a bad option or
+  /// combination; run_main prints the message and returns 2.
+  virtual void check() {}
   /// Before start-up, after the flags are parsed: routes may still be added.
   virtual void prepare(application& /*app*/) {}
   virtual void start(application& app) = 0;
@@ -55,13 +59,17 @@ struct run_options {
   std::int64_t grace_ms = 10000;        ///< how long shutdown waits for requests in flight
   std::string access_log = "on";       ///< "on": one record per request (logger loupe.access)
   std::string metrics_path = "/metrics";  ///< where Prometheus scrapes; empty: no metrics route
-  server_options server;
+  std::size_t max_body_bytes = 0;       ///< the application's client_max_size; 0: leave it
+  server_options server;                ///< limits and timeouts (their flags write here)
   /// Started after start-up, stopped after shutdown, in this order (not owned).
   std::vector<run_extension*> extensions;
 
   /// Registers --host, --port, --workers, --slow-callback-ms,
-  /// --watchdog-ms, --log-format, --log-level, --grace-ms and --access-log on `flags`,
-  /// writing into *this.
+  /// --watchdog-ms, --log-format, --log-level, --grace-ms, --access-log and
+  /// the server's limits and timeouts (--max-connections,
+  /// --header-timeout-ms, --keepalive-timeout-ms, --body-timeout-ms,
+  /// --write-timeout-ms, --max-header-bytes, --max-body-bytes,
+  /// --max-body-bytes-in-flight) on `flags`, writing into *this.
   void add_flags(flag_set& flags);
 };
 

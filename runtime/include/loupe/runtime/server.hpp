@@ -11,7 +11,18 @@
 // connection awaits, so requests on one connection — pipelined or not — are
 // answered in order. Cancelling a request's task answers 503. Keep-alive follows
 // HTTP/1.1; a malformed request gets a 4xx and its connection is closed; the
-// server goes on.
+// server goes on. An HTTP/1.1 request without Host, or with more than one,
+// gets 400 (RFC 9112 3.2).
+//
+// Against slow and greedy clients (server_options): the header must be
+// complete within header_timeout of the request's first byte (blank lines
+// before it count), a body within body_timeout, a response be written within
+// write_timeout; a connection cut at a deadline with response bytes the peer
+// has not read is reset, so the kernel drops them. Connections are capped to
+// what RLIMIT_NOFILE leaves after a reserve (logged at start), so past the cap
+// clients get 503 instead of waiting in the backlog. Request bodies grow as
+// they arrive and the bytes they hold in the whole process are bounded
+// (max_body_bytes_in_flight).
 //
 // Graceful shutdown stops accepting, closes idle keep-alive connections, lets
 // requests in flight finish (their responses say `Connection: close`) and,
@@ -40,16 +51,30 @@ class loop;
 
 struct server_options {
   /// Connections served at once; past it new ones get 503 and are closed.
+  /// Whatever it says, all the servers of the process together serve no more
+  /// than RLIMIT_NOFILE allows less a reserve (1/8, 32 to 256 descriptors).
   std::size_t max_connections = 10000;
   /// From a connection's first byte (or the end of the previous response with
   /// pipelined data waiting) to the end of the request headers.
   std::chrono::milliseconds header_timeout{15000};
   /// How long an idle keep-alive connection is kept (aiohttp: 75 s).
   std::chrono::milliseconds keepalive_timeout{75000};
-  /// Reading the request body, and writing the response.
-  std::chrono::milliseconds io_timeout{60000};
+  /// From the end of the request headers to the end of the body (a slow
+  /// body, e.g. slowhttptest -B, is cut off here).
+  std::chrono::milliseconds body_timeout{60000};
+  /// Writing one response, from its first byte to its last (a client that
+  /// reads too slowly, e.g. slowhttptest -X, is cut off here).
+  std::chrono::milliseconds write_timeout{60000};
   /// Request line plus headers; past it the client gets 431.
   std::size_t max_header_bytes = 16 * 1024;
+  /// Request body bytes held at once by all the requests of the process
+  /// being read or handled (each body is also bounded by the application's
+  /// client_max_size). A body with a Content-Length is admitted by its length
+  /// before it is read; one that does not fit waits for room, unread, until
+  /// the body timeout (then 503), and one larger than this gets 413. A chunked
+  /// body is counted as it arrives; past the bound, 503. Bodies grow as their
+  /// bytes arrive: a declared Content-Length allocates nothing up front.
+  std::size_t max_body_bytes_in_flight = 256 * 1024 * 1024;
   /// The `Server` header; empty for none.
   std::string server_header = "loupe";
   /// SO_REUSEPORT on the listening socket, so that several loops can accept
@@ -92,6 +117,10 @@ class server {
   std::size_t requests_in_flight() const noexcept;
   /// Requests answered since the server started (readable from any thread).
   std::uint64_t requests_served() const noexcept;
+  /// Request body bytes accounted for now by the requests of every server
+  /// in the process: declared lengths admitted, chunked bytes received (see
+  /// max_body_bytes_in_flight). Thread-safe.
+  static std::size_t body_bytes_in_flight() noexcept;
 
   struct impl;
 

@@ -36,6 +36,8 @@ class child {
   bool exited_within(std::chrono::milliseconds deadline);
   /// Waits until stderr contains `needle`; false if `deadline` passes first.
   bool wait_for_stderr(std::string_view needle, std::chrono::milliseconds deadline);
+  /// The same for stdout.
+  bool wait_for_stdout(std::string_view needle, std::chrono::milliseconds deadline);
   std::string stdout_text() const;
   std::string stderr_text() const;
 
