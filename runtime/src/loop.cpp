@@ -209,11 +209,46 @@ void loop::impl::snapshot_into(const detail::task_record& r, task_info& t) const
   t.request = r.request;
 }
 
+namespace {
+std::atomic<void (*)()> registry_walk_hook{nullptr};
+}  // namespace
+
+void detail::set_registry_walk_hook_for_test(void (*hook)()) { registry_walk_hook.store(hook); }
+
 std::vector<task_info> loop::tasks() const {
   std::vector<task_info> out;
-  std::lock_guard lock(impl_->mutex);
-  out.reserve(impl_->live.load(std::memory_order_relaxed));
-  for (auto* r = impl_->head; r; r = r->next) out.push_back(impl_->snapshot(*r));
+  auto& i = *impl_;
+  // A walk a slice at a time. Between slices the lock may pass to the loop
+  // thread, which may start and end tasks meanwhile: the walk's place is kept
+  // by a cursor linked into the list (a record with id 0, which walkers skip),
+  // so that no record it points at can disappear under it.
+  constexpr std::size_t slice = 64;
+  detail::task_record cursor;
+  const auto unlink = [&i](detail::task_record& r) {
+    if (r.prev) r.prev->next = r.next; else i.head = r.next;
+    if (r.next) r.next->prev = r.prev; else i.tail = r.prev;
+    r.prev = r.next = nullptr;
+  };
+  std::lock_guard lock(i.mutex);
+  out.reserve(i.live.load(std::memory_order_relaxed));
+  detail::task_record* r = i.head;
+  while (r) {
+    for (std::size_t n = 0; r && n < slice; r = r->next) {
+      if (r->id == 0) continue;  // another walk's cursor
+      out.push_back(i.snapshot(*r));
+      ++n;
+    }
+    if (!r) break;
+    // Park the cursor before r, let the loop in, go on from the cursor.
+    cursor.prev = r->prev;
+    cursor.next = r;
+    if (r->prev) r->prev->next = &cursor; else i.head = &cursor;
+    r->prev = &cursor;
+    if (auto* hook = registry_walk_hook.load(std::memory_order_relaxed)) hook();
+    i.mutex.let_waiters_in();
+    r = cursor.next;
+    unlink(cursor);
+  }
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <pthread.h>
+#include <thread>
 #include <vector>
 
 namespace loupe {
@@ -71,6 +72,37 @@ struct task_record {
 };
 
 void release(task_record* r) noexcept;
+
+/// The task registry's mutex. The loop thread takes it for a moment at a
+/// task's start and end; readers on other threads (the console, the test
+/// kit's backstop) walk the registry a slice at a time and, between slices,
+/// hand the lock to a thread waiting for it, so that a reader copying 5,000
+/// tasks never holds the loop up for more than one slice. (An unlock followed
+/// by a lock does not do that by itself: the unlocking thread usually takes
+/// the mutex again before the woken waiter runs.)
+class registry_mutex {
+ public:
+  void lock() {
+    if (m_.try_lock()) return;
+    waiters_.fetch_add(1, std::memory_order_relaxed);
+    m_.lock();
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  bool try_lock() { return m_.try_lock(); }
+  void unlock() { m_.unlock(); }
+  /// Called with the lock held between slices: if another thread waits for
+  /// it, lets it in first, then takes the lock again.
+  void let_waiters_in() {
+    if (waiters_.load(std::memory_order_relaxed) == 0) return;
+    m_.unlock();
+    while (waiters_.load(std::memory_order_relaxed) != 0) std::this_thread::yield();
+    m_.lock();
+  }
+
+ private:
+  std::mutex m_;
+  std::atomic<int> waiters_{0};
+};
 
 /// A fixed-capacity ring that overwrites its oldest entry in place, so a
 /// full ring reuses the strings' storage instead of allocating per entry.
@@ -133,7 +165,7 @@ struct loop::impl {
   /// map_host(): names the client connects to without DNS (loop thread only).
   std::map<std::string, boost::asio::ip::tcp::endpoint, std::less<>> hosts;
 
-  mutable std::mutex mutex;  // guards the registry list, the rings and request infos
+  mutable detail::registry_mutex mutex;  // guards the registry list, the rings and request infos
   detail::task_record* head = nullptr;
   detail::task_record* tail = nullptr;
   boost::unordered_flat_map<std::uint64_t, detail::task_record*> by_id;  // live tasks, for lookups

@@ -291,3 +291,42 @@ TEST_F(Tracking, LoopLagHistogramSeesABlockedLoop) {
   EXPECT_GE(s.lag_buckets[9] + s.lag_buckets[10], 1u);  // a sample in (50 ms, 250 ms]
   EXPECT_LE(s.lag_p50, s.lag_p99);
 }
+
+// A reader copying a large registry (the console's `ps` over 5,000 held
+// connections) lets the loop's thread take the registry's lock between
+// slices: a task the loop starts in the middle of the walk is started then —
+// and so appears in the same snapshot — instead of waiting for the whole walk.
+namespace {
+std::atomic<bool> walk_started{false}, spawn_wanted{false}, spawn_done{false};
+void walk_hook() {  // on the reading thread, between slices, the registry locked
+  walk_started = true;
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (!spawn_wanted && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+  if (!spawn_done) std::this_thread::sleep_for(1ms);  // time for the loop thread to ask for the lock
+}
+awaitable<void> nap_an_hour() { co_await loupe::sleep_for(1h); }
+}  // namespace
+
+TEST(Registry, AReaderOfManyTasksLetsTheLoopInBetweenSlices) {
+  loupe::loop loop;
+  std::vector<std::uint64_t> held;
+  for (int i = 0; i < 5000; ++i) held.push_back(loupe::spawn(loop, "held", nap_an_hour()));
+  loop.run_for(50ms);  // all suspended
+  loupe::detail::set_registry_walk_hook_for_test(&walk_hook);
+  std::vector<loupe::task_info> seen;
+  std::thread reader([&] { seen = loop.tasks(); });
+  while (!walk_started) std::this_thread::yield();  // the reader holds the lock, mid-walk
+  spawn_wanted = true;
+  const auto newcomer = loupe::spawn(loop, "newcomer", nap_an_hour());  // takes the registry's lock
+  spawn_done = true;
+  reader.join();
+  loupe::detail::set_registry_walk_hook_for_test(nullptr);
+  EXPECT_EQ(seen.size(), 5001u);
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [&](const auto& t) { return t.id == newcomer; }))
+      << "the loop got the registry only after the whole walk";
+  for (const auto& t : seen) EXPECT_NE(t.id, 0u);  // no walk's cursor leaks into a snapshot
+  for (auto id : held) loop.cancel(id);
+  loop.cancel(newcomer);
+  loop.run_for(200ms);
+  EXPECT_EQ(loop.live_task_count(), 0u);
+}

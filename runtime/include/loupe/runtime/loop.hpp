@@ -109,7 +109,10 @@ class loop {
   /// The loop whose `run()` is executing on this thread, or nullptr.
   static loop* current() noexcept;
 
-  /// Snapshot of the live tasks, oldest first. Thread-safe.
+  /// Snapshot of the live tasks, oldest first. Thread-safe. It copies the
+  /// registry a slice (64 tasks) at a time and lets the loop's thread take the
+  /// registry's lock between slices, so a reader never holds the loop up for
+  /// longer than one slice, whatever the number of tasks.
   std::vector<task_info> tasks() const;
   std::size_t live_task_count() const noexcept;
   std::optional<task_info> find_task(std::uint64_t id) const;
@@ -166,5 +169,11 @@ class loop {
   static void visit_all(void (*fn)(const loop&, void*), void* ctx);
   std::unique_ptr<impl> impl_;
 };
+
+namespace detail {
+/// Test only: called by loop::tasks() on the reading thread between the
+/// slices of its walk, with the registry locked; nullptr removes it.
+void set_registry_walk_hook_for_test(void (*hook)());
+}  // namespace detail
 
 }  // namespace loupe
