@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -195,8 +196,9 @@ struct command_help {
 };
 
 constexpr command_help builtin[] = {
-    {"ps", "ps [FILTER] [--state running|scheduled|suspended] [--loop NAME] [--sites] [--json]",
-     "live tasks, longest-suspended first; FILTER matches the name or the route; --sites: a summary by spawn site"},
+    {"ps", "ps [FILTER] [--state running|scheduled|suspended] [--loop NAME] [--limit N | --all] [--sites] [--json]",
+     "live tasks, longest-suspended first, one page (100) unless --limit N or --all; FILTER matches the name or the "
+     "route; --sites: a summary by spawn site"},
     {"where", "where ID [--json]",
      "what task ID waits on (operation, object, the co_await's file:line), for how long, its spawn site, "
      "parents and request"},
@@ -245,12 +247,26 @@ std::string commands::run(std::string_view line, bool& quit) {
     for (const auto& x : extra_) {
       if (x.name != cmd) continue;
       if (x.changes_state && opts_.read_only) return "error: '" + cmd + "' is refused: the console is read-only\n";
+      if (!x.run) continue;
       return x.run(words);
     }
     return "unknown command '" + cmd + "' (type help)\n";
   } catch (const std::exception& e) {
     return "error: " + std::string(e.what()) + "\n";
   }
+}
+
+std::optional<awaitable<std::string>> commands::async_command(std::string_view line) {
+  auto words = split_words(line);
+  if (words.empty()) return std::nullopt;
+  const std::string cmd = words.front();
+  words.erase(words.begin());
+  for (const auto& x : extra_) {
+    if (x.name != cmd || !x.run_async) continue;
+    if (x.changes_state && opts_.read_only) return std::nullopt;  // run() says why
+    return x.run_async(words);
+  }
+  return std::nullopt;
 }
 
 void commands::sample() {
@@ -269,11 +285,18 @@ void commands::sample() {
 std::string commands::ps(const std::vector<std::string>& args, bool as_json) {
   std::string filter, state, loop_name;
   bool sites = false;
+  std::size_t limit = ps_page;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--sites") sites = true;
     else if (args[i] == "--state" && i + 1 < args.size()) state = args[++i];
     else if (args[i] == "--loop" && i + 1 < args.size()) loop_name = args[++i];
-    else if (args[i].starts_with("--")) return "error: unknown option " + args[i] + " (see help ps)\n";
+    else if (args[i] == "--all") limit = std::numeric_limits<std::size_t>::max();
+    else if (args[i] == "--limit" && i + 1 < args.size()) {
+      const std::string& v = args[++i];
+      const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
+      if (ec != std::errc{} || p != v.data() + v.size() || limit == 0)
+        return "error: --limit takes a positive number of rows\n";
+    } else if (args[i].starts_with("--")) return "error: unknown option " + args[i] + " (see help ps)\n";
     else filter = args[i];
   }
   const auto now = clock_type::now();
@@ -323,6 +346,9 @@ std::string commands::ps(const std::vector<std::string>& args, bool as_json) {
     }
     return out;
   }
+  // One page by default: a reply for 5,000 tasks was 622 KB.
+  const std::size_t matched = tasks.size();
+  if (tasks.size() > limit) tasks.resize(limit);
   if (as_json) {
     json::array a;
     for (const auto& t : tasks) a.push_back(task_json(t, now));
@@ -335,7 +361,11 @@ std::string commands::ps(const std::vector<std::string>& args, bool as_json) {
                        human(now - t.created), t.state == task_state::suspended ? human(suspended_for(t, now)) : "-",
                        t.name, wait_text(t.wait), location(t.wait.file, t.wait.line, false), request_text(t.request));
   }
-  out += fmt::format("{} task(s)\n", tasks.size());
+  if (matched > tasks.size())
+    out += fmt::format("{} of {} task(s), the longest-suspended first (--limit N or --all for more)\n", tasks.size(),
+                       matched);
+  else
+    out += fmt::format("{} task(s)\n", tasks.size());
   return out;
 }
 

@@ -23,6 +23,9 @@ class commands {
 
   /// Runs one line; `quit` is set when the session should end.
   std::string run(std::string_view line, bool& quit);
+  /// When `line` names a command with `run_async` that may run here: its
+  /// coroutine, for the session to await; otherwise nothing (run() answers).
+  std::optional<awaitable<std::string>> async_command(std::string_view line);
   /// Called about once a second: keeps the loops' counters for rates.
   void sample();
   /// After `cancel ID`: how the task ended, or nullopt while it is still alive.
@@ -35,6 +38,8 @@ class commands {
   /// How long and how often a console waits for a cancelled task to end.
   static constexpr int cancel_polls = 100;
   static constexpr std::chrono::milliseconds cancel_poll_interval{10};
+  /// Rows `ps` prints unless told otherwise.
+  static constexpr std::size_t ps_page = 100;
 
  private:
   std::string ps(const std::vector<std::string>& args, bool json);

@@ -3,6 +3,7 @@
 #include <loupe/monitor/console.hpp>
 
 #include "commands.hpp"
+#include "session.hpp"
 
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>
@@ -16,11 +17,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <list>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace loupe::monitor {
@@ -81,32 +84,69 @@ std::string crlf(std::string_view text) {
   return out;
 }
 
+// Commands per second a session may run, with a burst for pasted scripts.
+// A token bucket: take() says how long to wait for the next token.
+class rate_limit {
+ public:
+  static constexpr double per_second = 10;
+  static constexpr double burst = 20;
+  std::chrono::steady_clock::duration take() {
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min(burst, tokens_ + std::chrono::duration<double>(now - last_).count() * per_second);
+    last_ = now;
+    tokens_ -= 1;
+    if (tokens_ >= 0) return {};
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(-tokens_ / per_second));
+  }
+
+ private:
+  double tokens_ = burst;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// The console thread's nice value (the loops run at the process's).
+constexpr int console_nice = 10;
+
+// How long a new connection has to show it is HTTP before it gets the banner.
+constexpr auto sniff_window = 150ms;
+// How long an accept that failed (EMFILE, ENOMEM) waits before the next one.
+constexpr auto accept_backoff = 100ms;
+
 }  // namespace
 
 struct console::impl {
-  impl(const console_options& o, application* app) : cmds(o, app) {}
+  impl(const console_options& o, application* app) : opts(o), cmds(o, app) {}
+  const console_options& opts;
   asio::io_context ctx{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::thread thread;
   detail::commands cmds;
-  std::mutex sessions_m;
-  std::list<std::weak_ptr<tcp::socket>> sessions;
-  std::size_t loops_at_start = 0;
+  std::vector<http_endpoint> endpoints;
+  log::throttled_warning accept_warning;
+  std::mutex sessions_m;  // guards `sessions` (console::stop reads it after the thread)
+  std::list<std::weak_ptr<detail::connection_state>> sessions;
+  std::size_t open = 0;  // connections being served (console thread only)
 
   awaitable<void> accept_loop() {
     for (;;) {
       auto [ec, s] = co_await acceptor->async_accept(nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-        continue;  // e.g. EMFILE: keep serving the consoles already open
+        // E.g. EMFILE: the pending connection stays in the backlog, so the
+        // next accept would fail at once; back off instead of spinning.
+        accept_warning("monitor: accept failed: " + ec.message() + "; the console keeps serving its sessions");
+        asio::steady_timer t(ctx, accept_backoff);
+        co_await t.async_wait(nothrow);
+        continue;
       }
-      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      auto c = std::make_shared<detail::connection_state>(std::move(s));
       {
         std::lock_guard lock(sessions_m);
         sessions.remove_if([](const auto& w) { return w.expired(); });
-        sessions.push_back(sock);
+        sessions.push_back(c);
       }
-      asio::co_spawn(ctx, session(sock), asio::detached);
+      asio::co_spawn(ctx, serve(c), asio::detached);
     }
   }
 
@@ -120,12 +160,90 @@ struct console::impl {
     }
   }
 
-  awaitable<bool> send(tcp::socket& s, std::string_view text) {
-    auto [ec, n] = co_await asio::async_write(s, asio::buffer(text), nothrow);
+  awaitable<bool> send(detail::connection_state& c, std::string_view text) {
+    c.arm(send_timeout);
+    auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(text), nothrow);
+    c.disarm();
     co_return !ec;
   }
 
-  awaitable<void> session(std::shared_ptr<tcp::socket> s) {
+  // One connection: refused past the session limit, else HTTP or a console session.
+  awaitable<void> serve(std::shared_ptr<detail::connection_state> c) {
+    ++open;
+    struct count {
+      std::size_t& n;
+      ~count() { --n; }
+    } counted{open};
+    if (open > opts.max_sessions) {
+      const std::string refusal = "loupe monitor: too many sessions (" + std::to_string(opts.max_sessions) +
+                                  " open, --monitor-max-sessions); try again later\r\n";
+      co_await send(*c, refusal);
+      c->close();
+      co_return;
+    }
+    if (co_await detail::starts_with_http(*c, sniff_window)) {
+      co_await detail::serve_http(c, endpoints);
+      co_return;
+    }
+    co_await session(*c);
+    c->close();
+  }
+
+  // The next bytes of a console session, or nothing when it has ended or
+  // sat idle past the timeout (then it has been told so).
+  awaitable<std::size_t> read_input(detail::connection_state& c, std::array<char, 1024>& buf) {
+    c.arm(opts.idle_timeout);
+    auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(buf), nothrow);
+    c.disarm();
+    if (ec && c.expired) {
+      const auto ms = opts.idle_timeout.count();
+      const std::string bye = "\r\nclosing: no input for " +
+                              (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms") +
+                              " (--monitor-idle-timeout-s)\r\n";
+      co_await send(c, bye);
+    }
+    co_return ec ? 0 : n;
+  }
+
+  // Waits, if the session has typed faster than a person does, for its next
+  // command's turn: a script looping `ps` gets 10 a second, not thousands.
+  awaitable<void> pace(rate_limit& budget) {
+    const auto wait = budget.take();
+    if (wait <= std::chrono::steady_clock::duration::zero()) co_return;
+    asio::steady_timer t(ctx, wait);
+    co_await t.async_wait(nothrow);
+  }
+
+  // Runs one command line; a command that takes time (run_async) suspends
+  // this session only.
+  awaitable<std::string> execute(std::string_view line, bool& quit, detail::connection_state& c) {
+    if (auto job = cmds.async_command(line)) {
+      try {
+        co_return co_await std::move(*job);
+      } catch (const std::exception& e) {
+        co_return "error: " + std::string(e.what()) + "\n";
+      }
+    }
+    std::string out = cmds.run(line, quit);
+    // After `cancel ID`: wait (bounded) for the task to end and say how.
+    if (const auto id = detail::commands::pending_cancel(out)) {
+      const std::string first = crlf(out);
+      if (!co_await send(c, first)) {
+        quit = true;
+        co_return std::string();
+      }
+      asio::steady_timer t(ctx);
+      std::optional<std::string> outcome;
+      for (int k = 0; k < detail::commands::cancel_polls && !(outcome = cmds.cancel_outcome(*id)); ++k) {
+        t.expires_after(detail::commands::cancel_poll_interval);
+        co_await t.async_wait(nothrow);
+      }
+      out = outcome ? *outcome : detail::commands::still_alive(*id);
+    }
+    co_return out;
+  }
+
+  awaitable<void> session(detail::connection_state& c) {
     std::size_t loops = 0, tasks = 0;
     loop::for_each([&](const loop& l) {
       ++loops;
@@ -133,64 +251,47 @@ struct console::impl {
     });
     const std::string banner = crlf(
         "loupe monitor: pid " + std::to_string(::getpid()) + ", " + std::to_string(loops) + " loop(s), " +
-        std::to_string(tasks) + " live task(s)" + (cmds_read_only ? " (read-only)" : "") +
+        std::to_string(tasks) + " live task(s)" + (opts.read_only ? " (read-only)" : "") +
         "\ntype help for commands, quit to leave\n");
     // GCC 12 destroys temporaries built inside a co_await expression twice:
     // every text sent below is a named variable.
     const std::string hello = banner + std::string(prompt);
-    if (!co_await send(*s, hello)) co_return;
+    if (!co_await send(c, hello)) co_return;
     telnet_filter telnet;
+    rate_limit commands_budget;
     std::string line;
     bool overlong = false;
     std::array<char, 1024> buf;
     for (;;) {
-      auto [ec, n] = co_await s->async_read_some(asio::buffer(buf), nothrow);
-      if (ec) co_return;
+      const std::size_t n = co_await read_input(c, buf);
+      if (n == 0) co_return;
       for (std::size_t i = 0; i < n; ++i) {
-        const auto c = static_cast<unsigned char>(buf[i]);
-        if (!telnet.data(c)) continue;
-        if (c == 4 && line.empty()) co_return;  // Ctrl-D
-        if (c != '\n') {
-          if (c == '\r' || c == '\0') continue;  // CR LF and CR NUL both end in \n or are noise
-          if (line.size() < max_line) line += static_cast<char>(c);
+        const auto ch = static_cast<unsigned char>(buf[i]);
+        if (!telnet.data(ch)) continue;
+        if (ch == 4 && line.empty()) co_return;  // Ctrl-D
+        if (ch != '\n') {
+          if (ch == '\r' || ch == '\0') continue;  // CR LF and CR NUL both end in \n or are noise
+          if (line.size() < max_line) line += static_cast<char>(ch);
           else overlong = true;
           continue;
         }
         std::string out;
         bool quit = false;
-        if (overlong) {
-          out = "error: line longer than " + std::to_string(max_line) + " bytes ignored\n";
-        } else {
-          out = cmds.run(line, quit);
-          // After `cancel ID`: wait (bounded) for the task to end and say how.
-          if (const auto id = detail::commands::pending_cancel(out)) {
-            const std::string first = crlf(out);
-            if (!co_await send(*s, first)) co_return;
-            asio::steady_timer t(ctx);
-            std::optional<std::string> outcome;
-            for (int k = 0; k < detail::commands::cancel_polls && !(outcome = cmds.cancel_outcome(*id)); ++k) {
-              t.expires_after(detail::commands::cancel_poll_interval);
-              co_await t.async_wait(nothrow);
-            }
-            out = outcome ? *outcome : detail::commands::still_alive(*id);
-          }
+        if (overlong) out = "error: line longer than " + std::to_string(max_line) + " bytes ignored\n";
+        else {
+          co_await pace(commands_budget);
+          out = co_await execute(line, quit, c);
         }
         line.clear();
         overlong = false;
         std::string reply = crlf(out);
         if (!quit) reply += prompt;
-        if (!co_await send(*s, reply)) co_return;
-        if (quit) {
-          boost::system::error_code ignored;
-          s->shutdown(tcp::socket::shutdown_both, ignored);
-          s->close(ignored);
-          co_return;
-        }
+        if (!co_await send(c, reply) || quit) co_return;
       }
     }
   }
 
-  bool cmds_read_only = false;
+  static constexpr auto send_timeout = 30s;
 };
 
 console::console(console_options opts) : opts_(std::move(opts)) {}
@@ -205,6 +306,11 @@ void console::add_flags(flag_set& flags) {
   flags.add_bool("monitor-allow-remote", &opts_.allow_remote,
                  "let the console listen on a non-loopback address (it can cancel tasks)");
   flags.add_bool("monitor-read-only", &opts_.read_only, "refuse cancel and log-level in the console");
+  flags.add_size("monitor-max-sessions", &opts_.max_sessions, 1, 1000,
+                 "console connections at once (one more is refused with a message)");
+  idle_timeout_s_ = std::chrono::duration_cast<std::chrono::seconds>(opts_.idle_timeout).count();
+  flags.add_int("monitor-idle-timeout-s", &idle_timeout_s_, 1, 7 * 24 * 3600,
+                "close a console session after this many seconds without input");
 }
 
 void console::add_command(extra_command c) {
@@ -212,22 +318,42 @@ void console::add_command(extra_command c) {
   extra_.push_back(std::move(c));
 }
 
+void console::add_http_endpoint(http_endpoint e) {
+  if (impl_) throw std::logic_error("console::add_http_endpoint: the console has started");
+  endpoints_.push_back(std::move(e));
+}
+
+bool console::enabled() const noexcept { return opts_.enabled && enabled_flag_ == "on"; }
+
 void console::start(application& app) { start_with(&app); }
 void console::start() { start_with(nullptr); }
 
-void console::start_with(application* app) {
-  opts_.enabled = opts_.enabled && enabled_flag_ == "on";
-  if (!opts_.enabled || impl_) return;
+namespace {
+asio::ip::address console_address(const console_options& o) {
   boost::system::error_code ec;
-  auto addr = asio::ip::make_address(opts_.host == "localhost" ? "127.0.0.1" : opts_.host, ec);
-  if (ec) throw std::invalid_argument("--monitor-host '" + opts_.host + "' is not an IP address");
-  if (!addr.is_loopback() && !opts_.allow_remote)
-    throw std::invalid_argument("--monitor-host " + opts_.host +
+  auto addr = asio::ip::make_address(o.host == "localhost" ? "127.0.0.1" : o.host, ec);
+  if (ec) throw std::invalid_argument("--monitor-host '" + o.host + "' is not an IP address");
+  if (!addr.is_loopback() && !o.allow_remote)
+    throw std::invalid_argument("--monitor-host " + o.host +
                                 " is not a loopback address; the console can cancel tasks, so it listens on "
                                 "loopback only unless --monitor-allow-remote is given");
+  return addr;
+}
+}  // namespace
+
+void console::check() {
+  if (enabled()) console_address(opts_);
+}
+
+void console::start_with(application* app) {
+  opts_.enabled = enabled();
+  if (!opts_.enabled || impl_) return;
+  if (idle_timeout_s_ > 0) opts_.idle_timeout = std::chrono::seconds(idle_timeout_s_);
+  boost::system::error_code ec;
+  const auto addr = console_address(opts_);
   auto i = std::make_unique<impl>(opts_, app);
-  i->cmds_read_only = opts_.read_only;
   for (auto& c : extra_) i->cmds.add(c);
+  i->endpoints = endpoints_;
   i->acceptor = std::make_unique<tcp::acceptor>(i->ctx);
   const tcp::endpoint ep(addr, static_cast<unsigned short>(opts_.port));
   i->acceptor->open(ep.protocol());
@@ -239,7 +365,12 @@ void console::start_with(application* app) {
   port_ = i->acceptor->local_endpoint().port();
   asio::co_spawn(i->ctx, i->accept_loop(), asio::detached);
   asio::co_spawn(i->ctx, i->sampler(), asio::detached);
-  i->thread = std::thread([ctx = &i->ctx] { ctx->run(); });
+  i->thread = std::thread([ctx = &i->ctx] {
+    // Below the loops: when the console and a loop share a core, the loop
+    // wins it (a script looping `ps` cannot starve the server).
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), console_nice);
+    ctx->run();
+  });
   impl_ = std::move(i);
   std::string host = addr.to_string();
   if (addr.is_v6()) host = "[" + host + "]";
@@ -258,7 +389,7 @@ void console::stop() {
   boost::system::error_code ignored;
   i.acceptor->close(ignored);
   for (auto& w : i.sessions)
-    if (auto s = w.lock()) s->close(ignored);
+    if (auto s = w.lock()) s->close();
   impl_.reset();
 }
 
@@ -273,6 +404,25 @@ std::string console::execute(std::string_view line) {
     cmds = local.get();
   }
   bool quit = false;
+  if (auto job = cmds->async_command(line)) {
+    // On a context of its own, on this thread.
+    asio::io_context io;
+    std::string out;
+    asio::co_spawn(io, std::move(*job), [&](std::exception_ptr e, std::string r) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          r = "error: " + std::string(x.what()) + "\n";
+        } catch (...) {
+          r = "error: the command failed\n";
+        }
+      }
+      out = std::move(r);
+    });
+    io.run();
+    return out;
+  }
   std::string out = cmds->run(line, quit);
   if (const auto id = detail::commands::pending_cancel(out)) {
     for (int k = 0; k < detail::commands::cancel_polls; ++k) {

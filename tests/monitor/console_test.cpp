@@ -7,12 +7,17 @@
 #include <loupe/runtime/tracking.hpp>
 #include <loupe/testkit/test.hpp>
 
+#include "console_client.hpp"
+
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <thread>
+#include <unistd.h>
 
 using loupe::awaitable;
 using namespace std::chrono_literals;
@@ -21,30 +26,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// A console client on the test's loop: reads up to each prompt.
-class console_client {
- public:
-  explicit console_client(loupe::loop& l) : socket_(l.get_executor()) {}
-  awaitable<std::string> connect(unsigned short port) {
-    co_await socket_.async_connect({asio::ip::make_address("127.0.0.1"), port}, asio::use_awaitable);
-    co_return co_await until_prompt();  // the banner
-  }
-  awaitable<void> send_raw(std::string bytes) { co_await asio::async_write(socket_, asio::buffer(bytes), asio::use_awaitable); }
-  awaitable<std::string> command(std::string line) {
-    co_await send_raw(line + "\r\n");
-    co_return co_await until_prompt();
-  }
-
- private:
-  awaitable<std::string> until_prompt() {
-    const auto n = co_await asio::async_read_until(socket_, asio::dynamic_buffer(buf_), "loupe> ", asio::use_awaitable);
-    std::string out = buf_.substr(0, n - 7);
-    buf_.erase(0, n);
-    co_return out;
-  }
-  tcp::socket socket_;
-  std::string buf_;
-};
+using loupe::test_support::console_client;
 
 class Console : public loupe::testkit::test {
  protected:
@@ -64,7 +46,7 @@ awaitable<void> parent_of_nappers(loupe::loop& l) {
 
 LOUPE_TEST_F(Console, TelnetNegotiationIsIgnoredAndLinesEndInCrLf) {
   console.start();
-  console_client c(loop);
+  console_client c(loop.get_executor());
   const auto banner = co_await c.connect(console.port());
   EXPECT_NE(banner.find("loupe monitor: pid "), std::string::npos) << banner;
   // IAC DO ECHO, IAC WILL SUPPRESS-GO-AHEAD, a subnegotiation, then a command.
@@ -76,7 +58,7 @@ LOUPE_TEST_F(Console, TelnetNegotiationIsIgnoredAndLinesEndInCrLf) {
 
 LOUPE_TEST_F(Console, UnknownCommandsAndLongLinesGetAMessageNotADisconnect) {
   console.start();
-  console_client c(loop);
+  console_client c(loop.get_executor());
   co_await c.connect(console.port());
   EXPECT_NE((co_await c.command("frobnicate now")).find("unknown command 'frobnicate' (type help)"), std::string::npos);
   EXPECT_NE((co_await c.command(std::string(5000, 'x'))).find("line longer than 4096 bytes ignored"), std::string::npos);
@@ -90,7 +72,7 @@ LOUPE_TEST_F(Console, UnknownCommandsAndLongLinesGetAMessageNotADisconnect) {
 
 LOUPE_TEST_F(Console, SeveralConsolesAtOnce) {
   console.start();
-  console_client a(loop), b(loop);
+  console_client a(loop.get_executor()), b(loop.get_executor());
   co_await a.connect(console.port());
   co_await b.connect(console.port());
   loupe::spawn(loop, "visible-task", nap());
@@ -112,7 +94,7 @@ LOUPE_TEST_F(Console, PsWherePstreeAndSites) {
       n += t.name.starts_with("napper") && t.state == loupe::task_state::suspended && t.wait.operation;
     return n == 5;
   });
-  console_client c(loop);
+  console_client c(loop.get_executor());
   co_await c.connect(console.port());
 
   const auto ps = co_await c.command("ps napper");
@@ -155,7 +137,7 @@ LOUPE_TEST_F(Console, CancelReportsTheOutcomeAndTheRingKeepsIt) {
     const auto t = loop.find_task(id);
     return t && t->state == loupe::task_state::suspended;
   });
-  console_client c(loop);
+  console_client c(loop.get_executor());
   co_await c.connect(console.port());
   const auto out = co_await c.command("cancel " + std::to_string(id));
   EXPECT_NE(out.find("task #" + std::to_string(id) + " 'to-cancel' ended: cancelled by console"), std::string::npos) << out;
@@ -175,7 +157,7 @@ LOUPE_TEST_F(Console, SlowCallbacksAndLogLevel) {
     co_return;
   }(), asio::use_awaitable);
   loupe::set_tracking_options(saved);
-  console_client c(loop);
+  console_client c(loop.get_executor());
   co_await c.connect(console.port());
   const auto slow = co_await c.command("slow");
   EXPECT_NE(slow.find("slow callback"), std::string::npos) << slow;
@@ -258,3 +240,154 @@ LOUPE_TEST_F(Console, AnswersWhileTheLoopIsBlocked) {
   co_return;
 }
 
+
+// Past max_sessions one more connection is told so in one line and closed;
+// a place freed is a place for the next one.
+LOUPE_TEST(ConsoleLimits, PastTheSessionLimitOneMoreIsToldAndClosed) {
+  loupe::monitor::console console({.port = 0, .max_sessions = 3});
+  console.start();
+  std::vector<std::unique_ptr<console_client>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<console_client>(loop.get_executor()));
+    EXPECT_NE((co_await open.back()->connect(console.port())).find("loupe monitor: pid"), std::string::npos);
+  }
+  console_client extra(loop.get_executor());
+  co_await extra.socket().async_connect({asio::ip::make_address("127.0.0.1"), console.port()}, asio::use_awaitable);
+  const auto refusal = co_await extra.until_closed();
+  EXPECT_EQ(refusal, "loupe monitor: too many sessions (3 open, --monitor-max-sessions); try again later\r\n");
+  EXPECT_NE((co_await open[0]->command("help ps")).find("usage: ps"), std::string::npos);  // the others go on
+  co_await open[0]->send_raw("quit\r\n");
+  EXPECT_EQ(co_await open[0]->until_closed(), "bye\r\n");
+  open.erase(open.begin());
+  // The slot is given back once the console has seen the quit.
+  std::string banner;
+  for (int attempt = 0; attempt < 50 && banner.empty(); ++attempt) {
+    console_client c(loop.get_executor());
+    co_await c.socket().async_connect({asio::ip::make_address("127.0.0.1"), console.port()}, asio::use_awaitable);
+    const auto first = co_await c.until_closed_or_prompt();
+    if (first.find("loupe monitor: pid") != std::string::npos) banner = first;
+    else co_await loupe::sleep_for(20ms);
+  }
+  EXPECT_FALSE(banner.empty()) << "no session after one was closed";
+  console.stop();
+}
+
+// A session without input for idle_timeout is told so and closed; one that
+// keeps typing is not.
+LOUPE_TEST(ConsoleLimits, IdleSessionsAreClosed) {
+  loupe::monitor::console console({.port = 0, .idle_timeout = 300ms});
+  console.start();
+  console_client busy(loop.get_executor());
+  co_await busy.connect(console.port());
+  console_client idle(loop.get_executor());
+  co_await idle.connect(console.port());
+  for (int i = 0; i < 8; ++i) {  // 800 ms of commands, 100 ms apart
+    EXPECT_NE((co_await busy.command("help ps")).find("usage: ps"), std::string::npos);
+    co_await loupe::sleep_for(100ms);
+  }
+  const auto bye = co_await idle.until_closed();
+  EXPECT_NE(bye.find("closing: no input for 300 ms (--monitor-idle-timeout-s)"), std::string::npos) << bye;
+  EXPECT_NE((co_await busy.command("help ps")).find("usage: ps"), std::string::npos);
+  console.stop();
+}
+
+// A command that takes time (run_async: the profiler's `profile 30`)
+// suspends its own session only: another session answers meanwhile. (The
+// console ran every command on its one thread, so `profile N` froze every
+// session for N seconds.)
+LOUPE_TEST(ConsoleLimits, ACommandThatTakesTimeSuspendsOnlyItsSession) {
+  loupe::monitor::console console({.port = 0});
+  console.add_command({"wait-a-bit", "wait-a-bit", "waits 1 s", {}, false,
+                       [](std::vector<std::string>) -> awaitable<std::string> {
+                         asio::steady_timer t(co_await asio::this_coro::executor, 1s);
+                         co_await t.async_wait(asio::use_awaitable);
+                         co_return "waited\n";
+                       }});
+  console.start();
+  console_client slow(loop.get_executor()), other(loop.get_executor());
+  co_await slow.connect(console.port());
+  co_await other.connect(console.port());
+  co_await slow.send_raw("wait-a-bit\r\n");
+  co_await loupe::sleep_for(50ms);  // the console has started it
+  EXPECT_NE((co_await other.command("help ps")).find("usage: ps"), std::string::npos);
+  EXPECT_EQ(slow.pending(), 0u) << "the slow command finished before the other session was answered";
+  std::string out;
+  for (int i = 0; i < 100 && out.find("waited") == std::string::npos; ++i) {
+    co_await loupe::sleep_for(20ms);
+    if (slow.pending()) out += co_await slow.command("");
+  }
+  EXPECT_NE(out.find("waited"), std::string::npos);
+  EXPECT_NE(console.execute("wait-a-bit").find("waited"), std::string::npos);  // execute() runs it too
+  console.stop();
+}
+
+// `ps` prints one page unless asked for more.
+LOUPE_TEST_F(Console, PsPrintsOnePageUnlessAskedForMore) {
+  console.start();
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 150; ++i) ids.push_back(loupe::spawn(loop, "paged", nap()));
+  co_await loupe::sleep_for(10ms);
+  console_client c(loop.get_executor());
+  co_await c.connect(console.port());
+  EXPECT_NE((co_await c.command("ps paged")).find("100 of 150 task(s), the longest-suspended first"), std::string::npos);
+  EXPECT_NE((co_await c.command("ps paged --limit 7")).find("7 of 150 task(s)"), std::string::npos);
+  EXPECT_NE((co_await c.command("ps paged --all")).find("150 task(s)"), std::string::npos);
+  EXPECT_EQ(boost::json::parse(co_await c.command("ps paged --json --limit 3")).as_array().size(), 3u);
+  EXPECT_NE((co_await c.command("ps --limit x")).find("--limit takes a positive number"), std::string::npos);
+  for (auto id : ids) loop.cancel(id);
+}
+
+// Out of descriptors, the console's accept fails with EMFILE and the
+// connection stays in the backlog, so the next accept fails at once: it backs
+// off and says so once per interval (it spun at 100 % CPU, silently), and it
+// serves the connection once descriptors are free again.
+LOUPE_TEST(ConsoleLimits, AcceptOutOfDescriptorsBacksOffAndIsLoggedOnce) {
+  loupe::monitor::console console({.port = 0});
+  console.start();
+  console_client c(loop.get_executor());
+  c.socket().open(tcp::v4());  // its descriptor, before there are none left
+  rlimit saved{};
+  ::getrlimit(RLIMIT_NOFILE, &saved);
+  rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 2048);
+  ::setrlimit(RLIMIT_NOFILE, &low);
+  std::vector<int> filler;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) filler.push_back(fd);
+  co_await c.socket().async_connect({asio::ip::make_address("127.0.0.1"), console.port()}, asio::use_awaitable);
+  const auto cpu = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  const auto cpu_before = cpu();
+  co_await loupe::sleep_for(1s);  // the console keeps failing to accept meanwhile
+  const auto used = cpu() - cpu_before;
+  for (int fd : filler) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_GT(filler.size(), 0u);
+  EXPECT_LT(used, 300ms) << "the process used " << std::chrono::duration_cast<std::chrono::milliseconds>(used).count()
+                         << " ms of CPU in 1 s while the console could not accept";
+  const auto banner = co_await c.until_closed_or_prompt();
+  EXPECT_NE(banner.find("loupe monitor: pid"), std::string::npos) << banner;
+  EXPECT_EQ(logs({.level = spdlog::level::warn, .message = "monitor: accept failed"}).size(), 1u);
+  console.stop();
+}
+
+// A session is paced like a person typing: after a burst of 20 commands, 10 a
+// second. Every command is answered; a script looping `ps` cannot take the
+// console's thread (or the loops' registries) for itself.
+LOUPE_TEST(ConsoleLimits, ASessionIsPacedAfterABurst) {
+  loupe::monitor::console console({.port = 0});
+  console.start();
+  console_client c(loop.get_executor());
+  co_await c.connect(console.port());
+  std::string script;
+  for (int i = 0; i < 40; ++i) script += "help ps\r\n";
+  const auto start = std::chrono::steady_clock::now();
+  co_await c.send_raw(script);
+  for (int i = 0; i < 40; ++i) EXPECT_NE((co_await c.command_reply()).find("usage: ps"), std::string::npos) << i;
+  // 20 at once, then 20 more at 10 a second: at least 2 s (a slower machine only takes longer).
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 1900ms);
+  console.stop();
+}

@@ -18,7 +18,8 @@
 // ignored; several consoles may be open at once. Nothing in it evaluates
 // code. Commands:
 //
-//   ps [FILTER] [--state S] [--loop L] [--sites]   live tasks, longest-suspended first
+//   ps [FILTER] [--state S] [--loop L] [--limit N|--all] [--sites]
+//                             live tasks, longest-suspended first (a page of 100)
 //   where ID                  what a task waits on, where, since when; spawn site, parents, request
 //   pstree                    live tasks as a tree by parent
 //   cancel ID                 cancels a task and reports how it ended
@@ -34,11 +35,32 @@
 // Listings take `--json` for scripts. In read-only mode `cancel` and
 // `log-level LEVEL` are refused. A host other than loopback is refused unless
 // `allow_remote` is set: the console can cancel tasks.
+//
+// It never hurts the server it watches: at most `max_sessions` connections
+// at once (16; one more is told so in one line and closed), a session idle
+// for `idle_timeout` (10 min) is closed, an accept that fails (out of
+// descriptors) backs off and is logged once per interval, and a command that
+// takes time (`profile 30`) suspends its own session only. Reading 5,000
+// tasks for `ps` holds each loop's registry for one slice at a time, and `ps`
+// prints one page (100 rows) unless asked for more. A session is paced like a
+// person typing (a burst of 20 commands, then 10 a second), and the console's
+// thread runs at nice 10, below the loops.
+//
+// The same listener answers HTTP (a connection whose first bytes are a
+// request line): the endpoints that other components add (the profiler's
+// /debug/pprof/profile and /debug/pprof/heap), for loopback peers only (403
+// for any other). So they are never reachable through the application's port,
+// nor through a proxy in front of it, and they answer while every loop is
+// blocked:
+//
+//   $ curl -o cpu.prof 'http://127.0.0.1:20101/debug/pprof/profile?seconds=10'
 #pragma once
 
 #include <loupe/runtime/flags.hpp>
 #include <loupe/runtime/run_app.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,6 +70,8 @@
 
 namespace loupe {
 class application;
+class request;
+class response;
 }
 
 namespace loupe::monitor {
@@ -58,17 +82,33 @@ struct console_options {
   std::int64_t port = 20101;  ///< 0: a port the kernel picks (printed at start)
   bool allow_remote = false;  ///< listen on a non-loopback address
   bool read_only = false;     ///< refuse `cancel` and `log-level LEVEL`
+  std::size_t max_sessions = 16;  ///< connections at once; one more is refused with a line
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  ///< a session without input is closed
 };
 
 /// A command added by another component (the profiler's `profile SECONDS`).
 /// `run` gets the arguments after the name and returns the text to print; it
-/// runs on the console's thread and may block it (not the loops).
+/// runs on the console's thread and must be quick. A command that takes time
+/// sets `run_async` instead: a coroutine on the console's thread that waits
+/// on timers or I/O of that thread's executor (`co_await
+/// boost::asio::this_coro::executor`), so every other session goes on
+/// answering meanwhile.
 struct extra_command {
   std::string name;
   std::string usage;  ///< e.g. "profile SECONDS"
   std::string help;   ///< one line
   std::function<std::string(const std::vector<std::string>& args)> run;
   bool changes_state = false;  ///< refused in read-only mode
+  std::function<awaitable<std::string>(std::vector<std::string> args)> run_async;
+};
+
+/// An HTTP endpoint on the console's listener: GET (and HEAD) of exactly
+/// `path`, for loopback peers only. The handler runs on the console's thread
+/// as a coroutine (like `run_async` above); an http_error it throws is
+/// answered with its status. One request per connection.
+struct http_endpoint {
+  std::string path;  ///< e.g. "/debug/pprof/profile"
+  std::function<awaitable<response>(request&)> handle;
 };
 
 /// Owns the console's thread. Not copyable; start/stop from one thread.
@@ -80,10 +120,18 @@ class console : public run_extension {
   console& operator=(const console&) = delete;
 
   /// Registers --monitor on|off, --monitor-host, --monitor-port,
-  /// --monitor-allow-remote and --monitor-read-only, writing into the options.
+  /// --monitor-allow-remote, --monitor-read-only, --monitor-max-sessions and
+  /// --monitor-idle-timeout-s, writing into the options.
   void add_flags(flag_set& flags);
+  /// Before start().
   void add_command(extra_command c);
+  void add_http_endpoint(http_endpoint e);
+  /// Whether start() will listen (the options and --monitor say so).
+  bool enabled() const noexcept;
 
+  /// Throws std::invalid_argument for a --monitor-host that is not an IP
+  /// address, or not loopback without --monitor-allow-remote (run_main: exit 2).
+  void check() override;
   /// Binds and starts the console thread, then prints
   /// "======== Monitor console on 127.0.0.1:PORT (telnet or nc) ========".
   /// `app` gives the `metrics` command its registry. Throws
@@ -108,6 +156,8 @@ class console : public run_extension {
   console_options opts_;
   std::string enabled_flag_ = "on";
   std::vector<extra_command> extra_;
+  std::vector<http_endpoint> endpoints_;
+  std::int64_t idle_timeout_s_ = 0;
   unsigned short port_ = 0;
   std::unique_ptr<impl> impl_;
 };
