@@ -27,6 +27,15 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -49,13 +58,6 @@ struct busy_guard {
 void register_loop_thread() { ProfilerRegisterThread(); }
 #endif
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string stamp() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -65,11 +67,95 @@ std::string stamp() {
   return buf;
 }
 
-std::string profile_path(const std::string& dir, const char* kind) {
-  return (std::filesystem::path(dir) / ("loupe-" + std::string(kind) + "-" + std::to_string(::getpid()) + "-" + stamp() +
-                                        ".prof"))
-      .string();
+// A directory where a profile file can be created without another user
+// swapping it for a symlink: it exists and is not writable by everyone, unless
+// it has the sticky bit (like /tmp: nobody can remove or rename another's file).
+void check_profile_directory(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw std::invalid_argument("--profile-dir '" + dir + "' is not a directory");
+  if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    throw std::invalid_argument("--profile-dir '" + dir +
+                                "' is writable by every user and has no sticky bit: another user could replace a "
+                                "profile file there with a link");
 }
+
+// A new profile file, created by us: loupe-KIND-PID-UTC-RANDOM.prof in `dir`,
+// opened with O_CREAT|O_EXCL|O_NOFOLLOW (a planted file or link of that name
+// makes it fail, and the random part makes the name unpredictable), mode 0600.
+struct profile_file {
+  int fd = -1;
+  std::string path;
+  profile_file() = default;
+  profile_file(const profile_file&) = delete;
+  profile_file& operator=(const profile_file&) = delete;
+  ~profile_file() {
+    if (fd >= 0) ::close(fd);
+  }
+  /// The name gperftools opens: this very file, whatever happens to its path.
+  std::string proc_path() const { return "/proc/self/fd/" + std::to_string(fd); }
+};
+
+std::string random_hex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (::getrandom(raw.data(), raw.size(), 0) != static_cast<ssize_t>(raw.size()))
+    throw std::runtime_error("getrandom failed: " + std::string(std::strerror(errno)));
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += "0123456789abcdef"[c >> 4];
+    hex += "0123456789abcdef"[c & 15];
+  }
+  return hex;
+}
+
+void create_profile_file(profile_file& f, const std::string& dir, const char* kind) {
+  check_profile_directory(dir);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::string path = (std::filesystem::path(dir) / ("loupe-" + std::string(kind) + "-" +
+                                                            std::to_string(::getpid()) + "-" + stamp() + "-" +
+                                                            random_hex(8) + ".prof"))
+                                 .string();
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      f.fd = fd;
+      f.path = path;
+      return;
+    }
+    if (errno != EEXIST) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+  }
+  throw std::runtime_error("cannot create a profile file in " + dir + ": every name tried exists");
+}
+
+#ifdef LOUPE_HAVE_GPERFTOOLS
+// Stops the CPU profiler and frees the one-at-a-time slot when it goes out of
+// scope (also when the coroutine recording is destroyed or cancelled).
+struct cpu_recording {
+  busy_guard slot;
+  bool started = false;
+  ~cpu_recording() {
+    if (started) ProfilerStop();
+  }
+  /// Starts writing into `f`; throws if a profile is already being recorded.
+  void start(const profile_file& f) {
+    if (!slot.owned) throw std::runtime_error("a CPU profile is already being recorded");
+    if (!ProfilerStart(f.proc_path().c_str())) throw std::runtime_error("cannot start the CPU profiler");
+    started = true;
+  }
+  void stop() {
+    if (started) ProfilerStop();
+    started = false;
+  }
+};
+
+// Records into `f` for `d`, waiting on a timer of the calling coroutine's executor.
+awaitable<void> record_async(const profile_file& f, std::chrono::milliseconds d) {
+  cpu_recording rec;
+  rec.start(f);
+  boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, d);
+  co_await t.async_wait(boost::asio::use_awaitable);
+  rec.stop();
+}
+#endif
 
 // Stall profiles: at most one a minute, recorded on a thread of their own.
 std::string stall_dir;
@@ -84,12 +170,13 @@ void on_stall(const std::string& loop_name, std::uint64_t task_id) {
   if (last != 0 && now_s - last < 60) return;
   if (!last_stall_profile_s.compare_exchange_strong(last, now_s)) return;
   if (busy.load()) return;
-  const std::string path = profile_path(stall_dir, "stall");
-  std::thread([path, loop_name, task_id] {
+  std::thread([loop_name, task_id] {
     try {
-      record_cpu_profile(path, std::chrono::milliseconds(stall_ms));
-      log::write(log::runtime(), spdlog::level::warn, "CPU profile of a stall written to " + path,
-                 {{"event", "stall_profile"}, {"loop", loop_name}, {"path", path}, {"duration_ms", stall_ms}},
+      profile_file f;
+      create_profile_file(f, stall_dir, "stall");
+      record_cpu_profile(f.proc_path(), std::chrono::milliseconds(stall_ms));
+      log::write(log::runtime(), spdlog::level::warn, "CPU profile of a stall written to " + f.path,
+                 {{"event", "stall_profile"}, {"loop", loop_name}, {"path", f.path}, {"duration_ms", stall_ms}},
                  {task_id, {}, {}});
     } catch (const std::exception& e) {
       log::runtime().warn("no CPU profile of the stall: {}", e.what());
@@ -163,33 +250,92 @@ std::string heap_profile() {
 
 void profiler::add_flags(flag_set& flags) {
   flags.add_bool("debug-endpoints", &opts_.endpoints,
-                 "serve GET /debug/pprof/profile?seconds=N and /debug/pprof/heap (google-pprof)");
+                 "serve GET /debug/pprof/profile?seconds=N and /debug/pprof/heap (google-pprof) on the console's "
+                 "loopback listener");
   flags.add_string("profile-dir", &opts_.directory, "where console, stall and whole-run profiles are written");
   flags.add_int("profile-stalls-ms", &opts_.stall_profile_ms, 0, 10000,
                 "on a watchdog stall, record a CPU profile this long, at most once a minute (0: off)");
 }
 
 void profiler::add_to(monitor::console& console) {
+  console_ = &console;
   console.add_command({"profile", "profile SECONDS",
-                       "records a CPU profile for SECONDS (1-60) and prints its file (google-pprof --text BINARY FILE)",
-                       [this](const std::vector<std::string>& args) -> std::string {
-                         if (!cpu_available()) return "error: CPU profiling is unavailable (built without gperftools)\n";
+                       "records a CPU profile for SECONDS (1-60) into --profile-dir and prints its file "
+                       "(google-pprof --text BINARY FILE); other sessions go on meanwhile",
+                       {},
+                       true,
+                       [this](std::vector<std::string> args) -> awaitable<std::string> {
+                         if (!cpu_available()) co_return "error: CPU profiling is unavailable (built without gperftools)\n";
                          std::int64_t s = 0;
                          if (args.size() != 1 ||
                              std::from_chars(args[0].data(), args[0].data() + args[0].size(), s).ec != std::errc{} ||
                              s < 1 || s > 60)
-                           return "usage: profile SECONDS (1 to 60)\n";
-                         const std::string path = profile_path(opts_.directory, "cpu");
-                         record_cpu_profile(path, std::chrono::seconds(s));
-                         return "CPU profile (" + std::string(clock_name()) + " time, " + std::to_string(s) +
-                                " s) written to " + path + "\n";
-                       },
-                       true});
+                           co_return "usage: profile SECONDS (1 to 60)\n";
+#ifdef LOUPE_HAVE_GPERFTOOLS
+                         if (busy.load()) co_return "error: a CPU profile is already being recorded\n";
+                         profile_file f;
+                         create_profile_file(f, opts_.directory, "cpu");
+                         co_await record_async(f, std::chrono::seconds(s));
+                         co_return "CPU profile (" + std::string(clock_name()) + " time, " + std::to_string(s) +
+                             " s) written to " + f.path + "\n";
+#else
+                         co_return "error: CPU profiling is unavailable (built without gperftools)\n";
+#endif
+                       }});
 }
 
-void profiler::prepare(application& app) {
-  if (!std::filesystem::is_directory(opts_.directory))
-    throw std::invalid_argument("--profile-dir '" + opts_.directory + "' is not a directory");
+void profiler::check() {
+  check_profile_directory(opts_.directory);
+  if (opts_.endpoints && (!console_ || !console_->enabled()))
+    throw std::invalid_argument(
+        "--debug-endpoints serves /debug/pprof/* on the console's loopback listener, and the console is off "
+        "(--monitor off)");
+}
+
+void profiler::add_endpoints(monitor::console& console) {
+  const std::int64_t max = opts_.max_seconds;
+  console.add_http_endpoint({"/debug/pprof/profile", [max](request& req) -> awaitable<response> {
+    if (!cpu_available()) co_return unavailable("CPU");
+    const auto seconds = seconds_param(req, max);
+#ifdef LOUPE_HAVE_GPERFTOOLS
+    if (busy.load())
+      co_return response::text("a CPU profile is already being recorded; try again when it is done",
+                               response::status_type::conflict);
+    // A file of our own in the temporary directory, gone once it is sent:
+    // unlinked at once, written and read back through its descriptor.
+    profile_file f;
+    const char* tmp = std::getenv("TMPDIR");
+    create_profile_file(f, tmp && *tmp ? tmp : "/tmp", "http");
+    ::unlink(f.path.c_str());
+    co_await record_async(f, std::chrono::seconds(seconds));  // the console's other sessions go on
+    std::string data;
+    char chunk[65536];
+    for (off_t at = 0;;) {
+      const ssize_t n = ::pread(f.fd, chunk, sizeof chunk, at);
+      if (n <= 0) break;
+      data.append(chunk, static_cast<std::size_t>(n));
+      at += n;
+    }
+    auto res = response::bytes(std::move(data), "application/octet-stream");
+    res.set_header("Content-Disposition", "attachment; filename=\"profile\"");
+    res.set_header("X-Profile-Clock", clock_name());
+    co_return res;
+#else
+    co_return unavailable("CPU");
+#endif
+  }});
+  console.add_http_endpoint({"/debug/pprof/heap", [](request&) -> awaitable<response> {
+    if (!heap_available()) co_return unavailable("heap");
+    auto res = response::bytes(heap_profile(), "application/octet-stream");
+    res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
+    if (!std::getenv("TCMALLOC_SAMPLE_PARAMETER"))
+      res.set_header("X-Profile-Warning", "TCMALLOC_SAMPLE_PARAMETER was not set at start: the sample is empty");
+    co_return res;
+  }});
+}
+
+void profiler::prepare(application&) {
+  check();
 #ifdef LOUPE_HAVE_GPERFTOOLS
   loop::set_thread_start_hook(&register_loop_thread);
   if (const char* path = std::getenv("LOUPE_CPUPROFILE"); path && *path) {
@@ -207,52 +353,7 @@ void profiler::prepare(application& app) {
     stall_ms = opts_.stall_profile_ms;
     set_stall_observer(&on_stall);
   }
-  if (!opts_.endpoints) return;
-  const std::int64_t max = opts_.max_seconds;
-  app.get("/debug/pprof/profile", [max](request& req) -> awaitable<response> {
-    if (!cpu_available()) co_return unavailable("CPU");
-    const auto seconds = seconds_param(req, max);
-#ifdef LOUPE_HAVE_GPERFTOOLS
-    busy_guard guard;
-    if (!guard.owned)
-      co_return response::text("a CPU profile is already being recorded; try again when it is done",
-                               response::status_type::conflict);
-    char tmpl[] = "/tmp/loupe-cpu-XXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    if (fd < 0) throw std::runtime_error("cannot create a temporary file for the profile");
-    ::close(fd);
-    const std::string path = tmpl;
-    struct remove_file {
-      std::string p;
-      ~remove_file() { std::remove(p.c_str()); }
-    } cleanup{path};
-    struct stop_profiler {
-      bool on = false;
-      ~stop_profiler() {
-        if (on) ProfilerStop();  // also when the request is cancelled
-      }
-    } stopper;
-    if (!ProfilerStart(path.c_str())) throw std::runtime_error("cannot start the CPU profiler");
-    stopper.on = true;
-    co_await sleep_for(std::chrono::seconds(seconds));  // the loop serves meanwhile
-    ProfilerStop();
-    stopper.on = false;
-    auto res = response::bytes(read_file(path), "application/octet-stream");
-    res.set_header("Content-Disposition", "attachment; filename=\"profile\"");
-    res.set_header("X-Profile-Clock", clock_name());
-    co_return res;
-#else
-    co_return unavailable("CPU");
-#endif
-  }, "pprof.profile");
-  app.get("/debug/pprof/heap", [](request&) -> awaitable<response> {
-    if (!heap_available()) co_return unavailable("heap");
-    auto res = response::bytes(heap_profile(), "application/octet-stream");
-    res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
-    if (!std::getenv("TCMALLOC_SAMPLE_PARAMETER"))
-      res.set_header("X-Profile-Warning", "TCMALLOC_SAMPLE_PARAMETER was not set at start: the sample is empty");
-    co_return res;
-  }, "pprof.heap");
+  if (opts_.endpoints) add_endpoints(*console_);
 }
 
 void profiler::stop() {

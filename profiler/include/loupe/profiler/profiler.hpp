@@ -5,15 +5,27 @@
 //   prof.add_to(console);                           // the console's `profile SECONDS`
 //   opts.extensions.push_back(&prof);
 //
-//   $ curl -o cpu.prof 'localhost:8080/debug/pprof/profile?seconds=10'
+//   $ curl -o cpu.prof 'localhost:20101/debug/pprof/profile?seconds=10'   # the console's port
 //   $ google-pprof --text build/loupe-demo cpu.prof
-//   $ curl -o heap.prof localhost:8080/debug/pprof/heap
+//   $ curl -o heap.prof localhost:20101/debug/pprof/heap
 //   $ LOUPE_CPUPROFILE=/tmp/run.prof loupe-demo ...   # the whole run, written at SIGTERM
 //
 // gperftools' CPU profiler (libprofiler) and, when tcmalloc is linked, its
-// sampled heap profile — Go's net/http/pprof paths. A CPU profile records for
-// N seconds (default 30, at most 300) while the loop goes on serving (the
-// handler waits on a timer); one at a time, a second request gets 409.
+// sampled heap profile — Go's net/http/pprof paths, but not on the
+// application's port: they are served by the console's thread on its
+// loopback listener (see console.hpp), to loopback peers only, like Envoy's
+// admin port. Go's net/http/pprof on the application's mux is the cautionary
+// tale: whoever reaches the app (through a proxy, from anywhere) can profile
+// it. Here a proxy in front of the app never reaches them, and they answer
+// while every loop is blocked. A CPU profile records for N seconds (default
+// 30, at most 300) while the loops go on serving; one at a time, a second
+// request gets 409.
+//
+// Profile files are created by loupe with O_CREAT|O_EXCL|O_NOFOLLOW, mode
+// 0600, under an unpredictable name (loupe-cpu-PID-UTC-RANDOM.prof), in a
+// --profile-dir that is refused if everyone may write to it without the
+// sticky bit; gperftools then writes through the descriptor
+// (/proc/self/fd/N), so a link planted in the directory is never followed.
 //
 // Loop threads are registered with the profiler as they start, so with
 // per-thread timers each is sampled. The clock is gperftools' and is chosen
@@ -23,9 +35,10 @@
 // heap profile is empty unless TCMALLOC_SAMPLE_PARAMETER is set at start
 // (e.g. 524288: a sample every 512 KiB allocated).
 //
-// The debug endpoints are off unless `--debug-endpoints` is given: a
-// profile costs CPU and shows code addresses. Built without gperftools, every
-// entry point still exists and answers 501 "profiling is unavailable".
+// The debug endpoints are off unless `--debug-endpoints` is given (which
+// needs the console): a profile costs CPU and shows code addresses. Built
+// without gperftools, every entry point still exists and answers 501
+// "profiling is unavailable".
 //
 // With `--profile-stalls-ms N`, a watchdog stall (see tracking.hpp) starts an
 // N ms CPU profile of the stalled process, at most one a minute, written to
@@ -46,7 +59,7 @@ class console;
 namespace loupe::profiler {
 
 struct profiler_options {
-  bool endpoints = false;           ///< serve /debug/pprof/profile and /debug/pprof/heap
+  bool endpoints = false;           ///< serve /debug/pprof/profile and /debug/pprof/heap on the console
   std::string directory = "/tmp";   ///< where console, stall and whole-run profiles go
   std::int64_t max_seconds = 300;   ///< the longest CPU profile asked for
   std::int64_t stall_profile_ms = 0;  ///< on a stall, profile this long (0: off)
@@ -73,12 +86,18 @@ class profiler : public run_extension {
   explicit profiler(profiler_options opts = {}) : opts_(std::move(opts)) {}
   /// --debug-endpoints, --profile-dir, --profile-stalls-ms.
   void add_flags(flag_set& flags);
-  /// Adds `profile SECONDS` to the console (it writes to --profile-dir and prints the path).
+  /// Adds `profile SECONDS` to the console (it writes to --profile-dir and
+  /// prints the path), and with --debug-endpoints the /debug/pprof/* HTTP
+  /// endpoints on its listener.
   void add_to(monitor::console& console);
 
-  /// Adds the routes (when enabled), registers loop threads with the
-  /// profiler, starts the whole-run profile named by LOUPE_CPUPROFILE and the
-  /// stall hook. Throws on a bad option (e.g. a missing --profile-dir).
+  /// Throws std::invalid_argument for a bad option: a --profile-dir that is
+  /// missing or writable by everyone without the sticky bit, or
+  /// --debug-endpoints without a console (run_main: exit 2).
+  void check() override;
+  /// check(), then adds the endpoints to the console (when enabled),
+  /// registers loop threads with the profiler, starts the whole-run profile
+  /// named by LOUPE_CPUPROFILE and the stall hook.
   void prepare(application& app) override;
   void start(application&) override {}
   /// Stops the whole-run profile (writing it) and the stall hook.
@@ -87,7 +106,10 @@ class profiler : public run_extension {
   const profiler_options& options() const noexcept { return opts_; }
 
  private:
+  void add_endpoints(monitor::console& console);
+
   profiler_options opts_;
+  monitor::console* console_ = nullptr;
   bool whole_run_ = false;
 };
 
