@@ -8,6 +8,7 @@
 //   GET  /sleep?ms=N       waits N ms on an async timer: a suspended task
 //   GET  /block?ms=N       blocks the loop thread N ms: a deliberately bad handler
 //   GET  /cpu?ms=N         burns CPU on the loop thread N ms in demo_burn_cpu()
+//   GET  /bytes?n=N        N bytes of 'x' (up to 16 MiB): a large response
 //   GET  /fanout           calls /json and /sleep?ms=10 on this server at once
 //                          through the client session; returns both as JSON
 //   GET  /ws               WebSocket echo (text and binary)
@@ -108,6 +109,15 @@ int main(int argc, char** argv) {
     demo_burn_cpu(ms);
     co_return response::text("burned " + std::to_string(ms) + " ms of CPU");
   }, "cpu");
+
+  app.get("/bytes", [](request& req) -> awaitable<response> {
+    const auto text = req.query().get("n");
+    std::size_t n = 0;
+    if (!text || std::from_chars(text->data(), text->data() + text->size(), n).ptr != text->data() + text->size() ||
+        n > 16 * 1024 * 1024)
+      throw loupe::http_bad_request("query parameter 'n' must be an integer from 0 to 16777216");
+    co_return response::bytes(std::string(n, 'x'), "application/octet-stream");
+  }, "bytes");
 
   app.get("/fanout", [](request& req) -> awaitable<response> {
     loupe::loop& here = *loupe::loop::current();      // the loop serving this request

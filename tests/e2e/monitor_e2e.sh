@@ -130,7 +130,8 @@ assert loops[0]['loop'] == 'main' and 'lag_p99_ms' in loops[0], loops
 # ---- a non-loopback console is refused ------------------------------------------
 timeout 10 "$DEMO" --port 0 --monitor-host 0.0.0.0 --monitor-port 0 >"$TMP/remote.out" 2>"$TMP/remote.err"
 CODE=$?
-if [[ $CODE -eq 1 ]] && grep -q "not a loopback address" "$TMP/remote.err"; then pass "a non-loopback console is refused at start-up"
+if [[ $CODE -eq 2 ]] && grep -q "not a loopback address" "$TMP/remote.err" &&
+   ! grep -q "Running on" "$TMP/remote.out"; then pass "a non-loopback console is refused before anything binds (exit 2)"
 else fail "a non-loopback console is refused at start-up" "exit $CODE: $(tail -2 "$TMP/remote.err")"; fi
 
 echo "monitor_e2e: $PASSED passed, $FAILED failed"

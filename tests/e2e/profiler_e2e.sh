@@ -3,12 +3,14 @@
 #
 #   bash tests/e2e/profiler_e2e.sh build/loupe-demo
 #
-# A CPU profile taken from GET /debug/pprof/profile while GET /cpu?ms=20 is
-# requested in a loop has demo_burn_cpu among google-pprof's top entries; a
-# second profile request meanwhile gets 409 and the loop keeps serving; the
-# heap profile is read by google-pprof; the console's `profile 1` writes a
-# readable file; LOUPE_CPUPROFILE gives a readable whole-run profile after
-# SIGTERM; the endpoints are 404 without --debug-endpoints. Prints what it
+# The endpoints are on the console's listener (--monitor-port), never on the
+# application's port. A CPU profile taken from GET /debug/pprof/profile while
+# GET /cpu?ms=20 is requested in a loop has demo_burn_cpu among
+# google-pprof's top entries; a second profile request meanwhile gets 409 and
+# the loop keeps serving; the heap profile is read by google-pprof; the
+# console's `profile 1` writes a readable file; LOUPE_CPUPROFILE gives a
+# readable whole-run profile after SIGTERM; the endpoints are 404 without
+# --debug-endpoints, and 404 on the application's port with it. Prints what it
 # ran, PASS/FAIL per check and a summary; exits non-zero on a failure (2: a
 # tool is missing). Every wait is bounded.
 set -u
@@ -44,19 +46,21 @@ start() {
 
 # ---- endpoints off by default -------------------------------------------------
 start off "$DEMO" --port 0 --monitor-port 0
-CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=1")
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/debug/pprof/profile?seconds=1")
 [[ "$CODE" == 404 ]] && pass "the debug endpoints are off without --debug-endpoints" || fail "endpoints off by default" "got $CODE"
 kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null
 
 # ---- CPU profile over HTTP while /cpu is busy ------------------------------------
 start on env TCMALLOC_SAMPLE_PARAMETER=524288 "$DEMO" --port 0 --monitor-port 0 --debug-endpoints --profile-dir "$TMP"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPORT/debug/pprof/heap")
+[[ "$CODE" == 404 ]] && pass "the application's port never serves the debug endpoints" || fail "not on the app port" "got $CODE"
 ( end=$((SECONDS + 8)); while ((SECONDS < end)); do curl -s -o /dev/null "http://127.0.0.1:$HPORT/cpu?ms=20"; done ) &
 LOAD=$!
-echo "+ curl -o cpu.prof 'http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=3'"
-curl -s -o "$TMP/cpu.prof" -w '%{http_code}' "http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=3" >"$TMP/cpu.code" &
+echo "+ curl -o cpu.prof 'http://127.0.0.1:$MPORT/debug/pprof/profile?seconds=3'"
+curl -s -o "$TMP/cpu.prof" -w '%{http_code}' "http://127.0.0.1:$MPORT/debug/pprof/profile?seconds=3" >"$TMP/cpu.code" &
 PROF=$!
 sleep 1
-CODE=$(curl -s -o "$TMP/second.txt" -w '%{http_code}' "http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=1")
+CODE=$(curl -s -o "$TMP/second.txt" -w '%{http_code}' "http://127.0.0.1:$MPORT/debug/pprof/profile?seconds=1")
 [[ "$CODE" == 409 ]] && pass "a second profile while one runs gets 409" || fail "409 for a second profile" "got $CODE"
 CODE=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPORT/")
 [[ "$CODE" == 200 ]] && pass "the loop keeps serving while the profile records" || fail "serving during a profile" "got $CODE"
@@ -70,11 +74,11 @@ if [[ "$(cat "$TMP/cpu.code")" == 200 ]] && head -6 "$TMP/cpu.txt" | grep -q dem
 else
   fail "demo_burn_cpu among the top entries" "status $(cat "$TMP/cpu.code"); $(head -3 "$TMP/cpu.pprof.err")"
 fi
-CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPORT/debug/pprof/profile?seconds=0")
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/debug/pprof/profile?seconds=0")
 [[ "$CODE" == 400 ]] && pass "seconds out of range is 400" || fail "seconds=0 is 400" "got $CODE"
 
 # ---- heap ----------------------------------------------------------------------
-curl -s -o "$TMP/heap.prof" "http://127.0.0.1:$HPORT/debug/pprof/heap"
+curl -s -o "$TMP/heap.prof" "http://127.0.0.1:$MPORT/debug/pprof/heap"
 echo "+ google-pprof --text $DEMO heap.prof"
 if google-pprof --text "$DEMO" "$TMP/heap.prof" >"$TMP/heap.txt" 2>&1; then
   head -4 "$TMP/heap.txt"; pass "google-pprof reads the heap profile"
