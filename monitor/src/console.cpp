@@ -23,7 +23,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <sys/resource.h>
 #include <unistd.h>
 
 namespace loupe::monitor {
@@ -105,9 +104,6 @@ class rate_limit {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// The console thread's nice value (the loops run at the process's).
-constexpr int console_nice = 10;
-
 // How long a new connection has to show it is HTTP before it gets the banner.
 constexpr auto sniff_window = 150ms;
 // How long an accept that failed (EMFILE, ENOMEM) waits before the next one.
@@ -118,15 +114,17 @@ constexpr auto accept_backoff = 100ms;
 struct console::impl {
   impl(const console_options& o, application* app) : opts(o), cmds(o, app) {}
   const console_options& opts;
-  asio::io_context ctx{1};
-  std::unique_ptr<tcp::acceptor> acceptor;
-  std::thread thread;
+  // Declared before the context: destroying it destroys the sessions'
+  // suspended coroutines, which still use these.
   detail::commands cmds;
   std::vector<http_endpoint> endpoints;
   log::throttled_warning accept_warning;
   std::mutex sessions_m;  // guards `sessions` (console::stop reads it after the thread)
   std::list<std::weak_ptr<detail::connection_state>> sessions;
   std::size_t open = 0;  // connections being served (console thread only)
+  asio::io_context ctx{1};
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::thread thread;
 
   awaitable<void> accept_loop() {
     for (;;) {
@@ -182,7 +180,7 @@ struct console::impl {
       co_return;
     }
     if (co_await detail::starts_with_http(*c, sniff_window)) {
-      co_await detail::serve_http(c, endpoints);
+      co_await detail::serve_http(c, endpoints, opts.read_only);
       co_return;
     }
     co_await session(*c);
@@ -191,12 +189,15 @@ struct console::impl {
 
   // The next bytes of a console session, or nothing when it has ended or
   // sat idle past the timeout (then it has been told so).
-  awaitable<std::size_t> read_input(detail::connection_state& c, std::array<char, 1024>& buf) {
-    c.arm(opts.idle_timeout);
+  awaitable<std::size_t> read_input(detail::connection_state& c, std::array<char, 1024>& buf, bool typed) {
+    // Until its first command a session gets at most a minute: sixteen
+    // connections that never type could hold every session otherwise.
+    const auto timeout = typed ? opts.idle_timeout : std::min<std::chrono::milliseconds>(opts.idle_timeout, first_command);
+    c.arm(timeout);
     auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(buf), nothrow);
     c.disarm();
     if (ec && c.expired) {
-      const auto ms = opts.idle_timeout.count();
+      const auto ms = timeout.count();
       const std::string bye = "\r\nclosing: no input for " +
                               (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms") +
                               " (--monitor-idle-timeout-s)\r\n";
@@ -259,12 +260,14 @@ struct console::impl {
     if (!co_await send(c, hello)) co_return;
     telnet_filter telnet;
     rate_limit commands_budget;
+    bool typed = false;
     std::string line;
     bool overlong = false;
     std::array<char, 1024> buf;
     for (;;) {
-      const std::size_t n = co_await read_input(c, buf);
+      const std::size_t n = co_await read_input(c, buf, typed);
       if (n == 0) co_return;
+      typed = true;
       for (std::size_t i = 0; i < n; ++i) {
         const auto ch = static_cast<unsigned char>(buf[i]);
         if (!telnet.data(ch)) continue;
@@ -292,6 +295,7 @@ struct console::impl {
   }
 
   static constexpr auto send_timeout = 30s;
+  static constexpr std::chrono::milliseconds first_command{60s};
 };
 
 console::console(console_options opts) : opts_(std::move(opts)) {}
@@ -365,12 +369,7 @@ void console::start_with(application* app) {
   port_ = i->acceptor->local_endpoint().port();
   asio::co_spawn(i->ctx, i->accept_loop(), asio::detached);
   asio::co_spawn(i->ctx, i->sampler(), asio::detached);
-  i->thread = std::thread([ctx = &i->ctx] {
-    // Below the loops: when the console and a loop share a core, the loop
-    // wins it (a script looping `ps` cannot starve the server).
-    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), console_nice);
-    ctx->run();
-  });
+  i->thread = std::thread([ctx = &i->ctx] { ctx->run(); });
   impl_ = std::move(i);
   std::string host = addr.to_string();
   if (addr.is_v6()) host = "[" + host + "]";

@@ -46,6 +46,23 @@ verdict classify(std::string_view first) {
   return prefix ? verdict::undecided : verdict::console;
 }
 
+// Why a browser may have sent this request for a page of another site, or
+// null. A loopback peer is not enough: a page that rebinds its own name to
+// 127.0.0.1 reaches us with its name in Host, and any page can make the
+// browser GET a loopback URL (it then sends Sec-Fetch-Site, or Origin).
+const char* cross_site(const http::request_header<>& h) {
+  std::string_view host = h[http::field::host];
+  if (const auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos)
+    host = host.substr(0, colon);  // the port
+  if (host != "localhost" && host != "127.0.0.1" && host != "[::1]")
+    return "the console's HTTP endpoints answer requests for localhost, 127.0.0.1 or [::1] only";
+  if (h.find(http::field::origin) != h.end()) return "a request sent on behalf of a web page (Origin) is refused";
+  const std::string_view site = h["Sec-Fetch-Site"];
+  if (!site.empty() && site != "none" && site != "same-origin")
+    return "a request a browser sent for another site (Sec-Fetch-Site) is refused";
+  return nullptr;
+}
+
 bool is_loopback(const asio::ip::address& a) {
   if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
   return a.is_loopback();
@@ -76,7 +93,8 @@ awaitable<bool> starts_with_http(connection_state& c, std::chrono::milliseconds 
   }
 }
 
-awaitable<void> serve_http(std::shared_ptr<connection_state> c, const std::vector<http_endpoint>& endpoints) {
+awaitable<void> serve_http(std::shared_ptr<connection_state> c, const std::vector<http_endpoint>& endpoints,
+                           bool read_only) {
   boost::beast::flat_buffer buf;
   http::request_parser<http::string_body> parser;
   parser.header_limit(max_request_header);
@@ -103,6 +121,9 @@ awaitable<void> serve_http(std::shared_ptr<connection_state> c, const std::vecto
                         parser.get().method_string(), parser.get().target(), remote.address().to_string());
     res = response::text("403: Forbidden (the console's HTTP endpoints answer loopback peers only)\n",
                          response::status_type::forbidden);
+  } else if (const char* why = cross_site(parser.get())) {
+    log::runtime().warn("monitor: refused {} {}: {}", parser.get().method_string(), parser.get().target(), why);
+    res = response::text("403: Forbidden (" + std::string(why) + ")\n", response::status_type::forbidden);
   } else {
     try {
       request req(parser.release(), remote, local);
@@ -113,6 +134,8 @@ awaitable<void> serve_http(std::shared_ptr<connection_state> c, const std::vecto
         res = http_not_found("no such endpoint on the console's listener");
       } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
         res = http_method_not_allowed("GET, HEAD");
+      } else if (found->changes_state && read_only) {
+        res = response::text("403: Forbidden (the console is read-only)\n", response::status_type::forbidden);
       } else {
         res = co_await found->handle(req);
       }

@@ -56,7 +56,10 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
 awaitable<bool> starts_with_http(connection_state& c, std::chrono::milliseconds window);
 
 /// Reads one HTTP request from `c`, answers it from `endpoints` (loopback
-/// peers only; 403 otherwise, 404 for an unknown path) and closes.
-awaitable<void> serve_http(std::shared_ptr<connection_state> c, const std::vector<http_endpoint>& endpoints);
+/// peers naming a loopback host, not on behalf of another site; 403
+/// otherwise, and for an endpoint that changes state when `read_only`; 404
+/// for an unknown path) and closes.
+awaitable<void> serve_http(std::shared_ptr<connection_state> c, const std::vector<http_endpoint>& endpoints,
+                           bool read_only);
 
 }  // namespace loupe::monitor::detail

@@ -323,7 +323,7 @@ void profiler::add_endpoints(monitor::console& console) {
 #else
     co_return unavailable("CPU");
 #endif
-  }});
+  }, /*changes_state=*/true});
   console.add_http_endpoint({"/debug/pprof/heap", [](request&) -> awaitable<response> {
     if (!heap_available()) co_return unavailable("heap");
     auto res = response::bytes(heap_profile(), "application/octet-stream");
@@ -339,8 +339,13 @@ void profiler::prepare(application&) {
 #ifdef LOUPE_HAVE_GPERFTOOLS
   loop::set_thread_start_hook(&register_loop_thread);
   if (const char* path = std::getenv("LOUPE_CPUPROFILE"); path && *path) {
+    // The path is the operator's; still, a link there is not followed:
+    // opened by us (O_NOFOLLOW, mode 0600), written through the descriptor.
+    whole_run_fd_ = ::open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (whole_run_fd_ < 0)
+      throw std::runtime_error(std::string("LOUPE_CPUPROFILE: cannot create ") + path + ": " + std::strerror(errno));
     busy.store(true);  // the endpoint answers 409 meanwhile
-    if (!ProfilerStart(path)) {
+    if (!ProfilerStart(("/proc/self/fd/" + std::to_string(whole_run_fd_)).c_str())) {
       busy.store(false);
       throw std::runtime_error(std::string("LOUPE_CPUPROFILE: cannot write a CPU profile to ") + path);
     }
@@ -361,6 +366,8 @@ void profiler::stop() {
 #ifdef LOUPE_HAVE_GPERFTOOLS
   if (whole_run_) {
     ProfilerStop();
+    ::close(whole_run_fd_);
+    whole_run_fd_ = -1;
     busy.store(false);
     whole_run_ = false;
     log::runtime().info("whole-run CPU profile written to {}", std::getenv("LOUPE_CPUPROFILE"));

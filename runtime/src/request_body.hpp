@@ -54,10 +54,11 @@ class body_budget {
 
   std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
 
-  /// Takes `n` if it fits under `limit` and nobody is waiting before it.
-  bool try_take(std::size_t n, std::size_t limit) {
+  /// Takes `n` if it fits under `limit` — and, for a new body, if nobody is
+  /// waiting before it (`in_line`; a body already being read goes on).
+  bool try_take(std::size_t n, std::size_t limit, bool in_line = true) {
     std::lock_guard lock(m_);
-    if (!queue_.empty() || used_.load(std::memory_order_relaxed) + n > limit) return false;
+    if ((in_line && !queue_.empty()) || used_.load(std::memory_order_relaxed) + n > limit) return false;
     used_.fetch_add(n, std::memory_order_relaxed);
     return true;
   }
@@ -125,7 +126,7 @@ class body_charge {
   /// charged) if they do not fit.
   bool take(std::size_t n) {
     if (reserved_) return true;
-    if (!body_budget::process().try_take(n, limit_)) return false;
+    if (!body_budget::process().try_take(n, limit_, /*in_line=*/false)) return false;
     held_ += n;
     return true;
   }

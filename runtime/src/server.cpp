@@ -334,7 +334,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   enum class admission { admitted, no_room, closed };
   /// Admits a body of `n` declared bytes into the process-wide budget,
   /// waiting (up to the body timeout) for room.
-  awaitable<admission> admit_body(connection& c, detail::body_charge& charge, std::size_t n);
+  awaitable<admission> admit_body(connection& c, detail::body_charge& charge, std::size_t n, std::int64_t due_ns);
   /// What the connection does after a request.
   enum class after { next, close, done };  // read the next one; close; already closed (or upgraded)
   awaitable<after> serve_request(connection& c, beast::flat_buffer& buf, std::int64_t header_due, std::int64_t start,
@@ -687,16 +687,17 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
 }
 
 awaitable<server::impl::admission> server::impl::admit_body(connection& c, detail::body_charge& charge,
-                                                             std::size_t n) {
+                                                             std::size_t n, std::int64_t due_ns) {
   auto& budget = detail::body_budget::process();
   if (budget.try_take(n, charge.limit())) {
     charge.hold_reserved(n);
     co_return admission::admitted;
   }
   // No room: wait in line, the body's bytes left unread in the kernel
-  // (backpressure), until admitted or the body timeout passes.
+  // (backpressure), until admitted or the body's deadline passes.
   asio::steady_timer t(lp.context());
-  t.expires_after(opts.body_timeout);
+  t.expires_at(std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(due_ns))));
   auto waiting = std::make_shared<asio::steady_timer*>(&t);  // read and cleared on this loop's thread only
   auto w = std::make_shared<detail::body_budget::waiter>();
   w->want = n;
@@ -832,6 +833,8 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   // admitted first (waiting for room), a chunked body is charged as it arrives.
   detail::body_charge charge(opts.max_body_bytes_in_flight);
   if (!parser.is_done()) {
+    // One deadline for the body, the wait for room included.
+    const std::int64_t body_due = due_in(opts.body_timeout);
     if (length) {
       if (*length > opts.max_body_bytes_in_flight) {
         co_await refuse(http::status::payload_too_large,
@@ -839,7 +842,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
                             std::to_string(opts.max_body_bytes_in_flight) + ")");
         co_return after::close;
       }
-      switch (co_await admit_body(c, charge, static_cast<std::size_t>(*length))) {
+      switch (co_await admit_body(c, charge, static_cast<std::size_t>(*length), body_due)) {
         case admission::admitted: break;
         case admission::closed: co_return after::close;
         case admission::no_room:
@@ -856,7 +859,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
       auto [cec, cn] = co_await asio::async_write(c.stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
       if (cec) co_return after::close;
     }
-    arm(c, opts.body_timeout);
+    arm_until(c, body_due);
     auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
     if (bec) {
       // The body is dropped before the refusal (which may linger for seconds).
@@ -922,6 +925,10 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
   if (res.upgrade() && !ep) {
     record(&*req, nullptr, 101, req->bytes().size(), 0, start, request_task, remote);
+    // A WebSocket session may last for hours: the handshake's body (if any)
+    // must not hold its share of the budget meanwhile.
+    std::string().swap(req->native().body());
+    charge.release();
     co_await run_websocket(c, *req, *res.upgrade());
     co_return after::done;
   }
@@ -970,6 +977,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   // request line count as its bytes, so a client trickling CRLFs is cut off at
   // the header timeout (it would re-arm the keep-alive timeout otherwise).
   std::int64_t header_due = due_in(opts.header_timeout);
+  bool after_response = false;  // nothing but a response since the last request
 
   for (;;) {
     if (stopping) break;
@@ -1004,18 +1012,30 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     }
     c.idle = false;
     const std::int64_t start = detail::now_ns();
-    if (header_due == 0) header_due = start + std::chrono::duration_cast<std::chrono::nanoseconds>(opts.header_timeout).count();
+    const bool fresh = header_due == 0;
+    if (fresh) header_due = start + std::chrono::duration_cast<std::chrono::nanoseconds>(opts.header_timeout).count();
     // Blank lines before a request line are ignored (RFC 9112 2.2), but the
     // header deadline they started keeps running.
+    std::size_t blank = 0;
     while (buf.size() > 0) {
       const char ch = *static_cast<const char*>(buf.data().data());
       if (ch != '\r' && ch != '\n') break;
       buf.consume(1);
+      ++blank;
     }
-    if (buf.size() == 0) continue;
+    if (buf.size() == 0) {
+      // Except for one CRLF right after a response (old clients send one
+      // after a POST body): the connection stays idle, on keep-alive time.
+      if (fresh && after_response && blank <= 2) header_due = 0;
+      after_response = false;
+      continue;
+    }
+    after_response = false;
 
     switch (co_await serve_request(c, buf, std::exchange(header_due, 0), start, remote, local)) {
-      case after::next: continue;
+      case after::next:
+        after_response = true;
+        continue;
       case after::close: break;
       case after::done: co_return;
     }

@@ -341,7 +341,27 @@ LOUPE_TEST_F(Console, PsPrintsOnePageUnlessAskedForMore) {
 // connection stays in the backlog, so the next accept fails at once: it backs
 // off and says so once per interval (it spun at 100 % CPU, silently), and it
 // serves the connection once descriptors are free again.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
+
 LOUPE_TEST(ConsoleLimits, AcceptOutOfDescriptorsBacksOffAndIsLoggedOnce) {
+  if (sanitized) {
+    // ASan's and UBSan's runtimes need descriptors of their own (UBSan's
+    // vptr check probes memory through a pipe): out of them, they report
+    // falsely. The main build and TSan run it.
+    GTEST_MESSAGE_("needs every descriptor taken: runs in the build without sanitizers",
+                   ::testing::TestPartResult::kSkip);
+    co_return;
+  }
   loupe::monitor::console console({.port = 0});
   console.start();
   console_client c(loop.get_executor());

@@ -285,3 +285,42 @@ LOUPE_TEST_F(Profiler, WithoutGperftoolsTheEndpointsSayUnavailable) {
   EXPECT_THROW(loupe::profiler::record_cpu_profile("/tmp/never.prof", 10ms), std::runtime_error);
   EXPECT_NE(console.execute("profile 1").find("unavailable"), std::string::npos);
 }
+
+// Loopback is not enough: a browser on this machine is on loopback too. A
+// request naming another host (DNS rebinding) or sent for a web page (Origin,
+// Sec-Fetch-Site) is refused; read-only mode refuses the CPU profile.
+LOUPE_TEST_F(Profiler, BrowserRequestsAndReadOnlyAreRefused) {
+  start(true);
+  const auto reply_to = [&](std::string head) -> awaitable<loupe::testkit::http_response> {
+    loupe::testkit::raw_client c(loop.get_executor());
+    co_await c.connect({boost::asio::ip::make_address("127.0.0.1"), console.port()});
+    co_await c.send("GET /debug/pprof/heap HTTP/1.1\r\n" + head + "\r\n");
+    co_return co_await c.read_response();
+  };
+  EXPECT_EQ((co_await reply_to("Host: rebound.example:20101\r\n")).result_int(), 403);
+  EXPECT_EQ((co_await reply_to("Host: 127.0.0.1\r\nOrigin: http://evil.example\r\n")).result_int(), 403);
+  EXPECT_EQ((co_await reply_to("Host: localhost\r\nSec-Fetch-Site: cross-site\r\n")).result_int(), 403);
+  const unsigned ok = loupe::profiler::heap_available() ? 200u : 501u;
+  EXPECT_EQ((co_await reply_to("Host: localhost:1\r\nSec-Fetch-Site: none\r\n")).result_int(), ok);  // typed in
+  EXPECT_EQ((co_await reply_to("Host: [::1]\r\n")).result_int(), ok);
+}
+
+TEST(ProfilerAccess, ReadOnlyRefusesTheCpuProfile) {
+  loupe::monitor::console console({.port = 0, .read_only = true});
+  loupe::profiler::profiler prof({.endpoints = true});
+  prof.add_to(console);
+  loupe::application app;
+  prof.prepare(app);
+  console.start(app);
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), console.port()});
+  asio::write(s, asio::buffer(std::string("GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")));
+  std::string reply;
+  boost::system::error_code ec;
+  asio::read(s, asio::dynamic_buffer(reply), ec);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 403")) << reply;
+  EXPECT_NE(reply.find("read-only"), std::string::npos) << reply;
+  console.stop();
+  prof.stop();
+}

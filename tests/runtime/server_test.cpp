@@ -332,6 +332,19 @@ TEST_F(Server, BlankLinesTrickledOnAKeepAliveConnectionAreCutOffByTheHeaderTimeo
   });
 }
 
+// One CRLF after a request (old clients send one after a POST body) leaves
+// the connection idle on keep-alive time, not on the header timeout.
+TEST_F(Server, OneCrlfAfterARequestKeepsTheConnectionOnKeepAlive) {
+  start({.header_timeout = 300ms, .keepalive_timeout = 60s});
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\r\n");
+    EXPECT_EQ((co_await c.read_response()).body(), "hi");
+    co_await sleep_for(700ms);  // past the header timeout
+    EXPECT_EQ((co_await c.request(http::verb::get, "/")).result_int(), 200);
+  });
+}
+
 // RFC 9112 3.2: an HTTP/1.1 request without Host, any request with more than
 // one, or with one that is not host[:port], is answered 400 (nginx does).
 TEST_F(Server, AMissingDuplicateOrInvalidHostIs400) {

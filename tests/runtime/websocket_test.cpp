@@ -125,3 +125,22 @@ TEST_F(WebSocket, ConnectToANonWebSocketPathIsAClearError) {
     EXPECT_TRUE(failed);
   });
 }
+
+// A handshake that came with a body does not hold the body's share of the
+// request-body budget for the (possibly hours-long) session.
+TEST_F(WebSocket, AHandshakeBodyIsNotHeldForTheSession) {
+  run([&]() -> awaitable<void> {
+    loupe::testkit::raw_client c(loop.get_executor());
+    co_await c.connect(ep);
+    co_await c.send(
+        "GET /wait HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5000\r\n\r\n" +
+        std::string(5000, 'x'));
+    const auto res = co_await c.read_response();
+    EXPECT_EQ(res.result_int(), 101);
+    co_await loupe::testkit::wait_until([&] { return waiting == 1; });
+    EXPECT_EQ(loupe::server::body_bytes_in_flight(), 0u);
+    c.close();
+    co_await loupe::testkit::wait_until([&] { return srv->connection_count() == 0; });
+  });
+}

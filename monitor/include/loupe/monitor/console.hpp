@@ -43,13 +43,15 @@
 // takes time (`profile 30`) suspends its own session only. Reading 5,000
 // tasks for `ps` holds each loop's registry for one slice at a time, and `ps`
 // prints one page (100 rows) unless asked for more. A session is paced like a
-// person typing (a burst of 20 commands, then 10 a second), and the console's
-// thread runs at nice 10, below the loops.
+// person typing (a burst of 20 commands, then 10 a second), and one that has
+// typed nothing is closed after a minute.
 //
 // The same listener answers HTTP (a connection whose first bytes are a
 // request line): the endpoints that other components add (the profiler's
 // /debug/pprof/profile and /debug/pprof/heap), for loopback peers only (403
-// for any other). So they are never reachable through the application's port,
+// for any other), naming a loopback host (no DNS rebinding) and not sent by
+// a browser on behalf of another site (no Origin, no cross-site
+// Sec-Fetch-Site); read-only mode refuses those that change state. So they are never reachable through the application's port,
 // nor through a proxy in front of it, and they answer while every loop is
 // blocked:
 //
@@ -109,6 +111,7 @@ struct extra_command {
 struct http_endpoint {
   std::string path;  ///< e.g. "/debug/pprof/profile"
   std::function<awaitable<response>(request&)> handle;
+  bool changes_state = false;  ///< refused (403) in read-only mode
 };
 
 /// Owns the console's thread. Not copyable; start/stop from one thread.

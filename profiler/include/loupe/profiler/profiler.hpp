@@ -111,6 +111,7 @@ class profiler : public run_extension {
   profiler_options opts_;
   monitor::console* console_ = nullptr;
   bool whole_run_ = false;
+  int whole_run_fd_ = -1;
 };
 
 }  // namespace loupe::profiler
