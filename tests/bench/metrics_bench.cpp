@@ -7,7 +7,7 @@
 // baseline measured in the same run (two clock reads, which any request
 // timing needs anyway), and the naive way (Family::Add per request) against
 // the series cache the server uses.
-#include "http_metrics.hpp"
+#include "observe/http_metrics.hpp"
 
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/metrics.hpp>

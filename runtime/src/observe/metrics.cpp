@@ -1,6 +1,6 @@
 // Metrics: the HTTP families and their caches, the scrape-time collectors
 // (loops, tasks, the log writer, the process) and the text exposition.
-#include "http_metrics.hpp"
+#include "observe/http_metrics.hpp"
 
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>

@@ -4,8 +4,8 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/websocket.hpp>
 
-#include "connect.hpp"
-#include "websocket_impl.hpp"
+#include "client/connect.hpp"
+#include "websocket/websocket_internals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>

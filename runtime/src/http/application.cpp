@@ -3,9 +3,9 @@
 #include <loupe/runtime/executor.hpp>
 #include <loupe/runtime/log.hpp>
 
-#include "exceptions.hpp"
-#include "http_metrics.hpp"
-#include "loop_impl.hpp"
+#include "core/exceptions.hpp"
+#include "observe/http_metrics.hpp"
+#include "core/loop_internals.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>

@@ -2,10 +2,10 @@
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/loop.hpp>
 
-#include "connect.hpp"
-#include "exceptions.hpp"
-#include "http_metrics.hpp"
-#include "loop_impl.hpp"
+#include "client/connect.hpp"
+#include "core/exceptions.hpp"
+#include "observe/http_metrics.hpp"
+#include "core/loop_internals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>

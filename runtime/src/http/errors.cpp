@@ -2,7 +2,7 @@
 #include <loupe/runtime/errors.hpp>
 #include <loupe/runtime/request.hpp>
 
-#include "headers.hpp"
+#include "http/headers.hpp"
 
 #include <boost/beast/http/status.hpp>
 

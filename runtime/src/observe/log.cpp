@@ -3,7 +3,7 @@
 // spdlog's asynchronous logger, whose single writer thread owns the sinks.
 #include <loupe/runtime/log.hpp>
 
-#include "loop_impl.hpp"
+#include "core/loop_internals.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/async_logger.h>

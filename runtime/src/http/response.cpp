@@ -1,7 +1,7 @@
 // Responses.
 #include <loupe/runtime/response.hpp>
 
-#include "headers.hpp"
+#include "http/headers.hpp"
 
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>

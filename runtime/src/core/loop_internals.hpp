@@ -207,6 +207,9 @@ struct loop::impl {
 };
 
 namespace detail {
+/// The tracking thresholds (set_tracking_options), in ns; 0 = off.
+extern std::atomic<std::int64_t> slow_threshold_ns;
+extern std::atomic<std::int64_t> watchdog_threshold_ns;
 /// The loop whose run() is on this thread.
 loop::impl* current_loop_impl() noexcept;
 void watchdog_attach(loop::impl& l);

@@ -1,0 +1,241 @@
+// A task's life: its record from start to end (spawned or inline), the
+// current task of a thread, awaiting another task, references held by
+// Asio's handlers, and how a task ended (into the finished ring).
+#include "core/exceptions.hpp"
+#include "core/loop_internals.hpp"
+
+#include <loupe/runtime/log.hpp>
+
+#include <atomic>
+#include <utility>
+
+namespace loupe {
+
+namespace {
+thread_local detail::task_record* current_task_ptr = nullptr;
+std::atomic<std::uint64_t> task_ids{0};
+}  // namespace
+
+const char* to_string(task_state s) noexcept {
+  switch (s) {
+    case task_state::scheduled: return "scheduled";
+    case task_state::running: return "running";
+    case task_state::suspended: return "suspended";
+    case task_state::done: return "done";
+  }
+  return "?";
+}
+
+const char* to_string(cancel_source s) noexcept {
+  switch (s) {
+    case cancel_source::none: return "none";
+    case cancel_source::console: return "console";
+    case cancel_source::shutdown: return "shutdown";
+    case cancel_source::parent: return "parent";
+    case cancel_source::api: return "api";
+  }
+  return "?";
+}
+
+const char* to_string(task_outcome o) noexcept {
+  switch (o) {
+    case task_outcome::ok: return "ok";
+    case task_outcome::error: return "error";
+    case task_outcome::cancelled: return "cancelled";
+    case task_outcome::abandoned: return "abandoned";
+  }
+  return "?";
+}
+
+namespace detail {
+
+task_record* current_task() noexcept { return current_task_ptr; }
+std::uint64_t current_task_id() noexcept { return current_task_ptr ? current_task_ptr->id : 0; }
+void set_current_task(task_record* r) noexcept { current_task_ptr = r; }
+
+namespace {
+// A task that gave the thread up without starting an operation (it awaits
+// another task) is suspended from now.
+void mark_suspended(task_record* t) noexcept {
+  t->state.store(task_state::suspended, std::memory_order_relaxed);
+  t->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+}
+}  // namespace
+
+task_scope::task_scope(task_record* r) noexcept : saved_(current_task_ptr) { current_task_ptr = r; }
+task_scope::~task_scope() {
+  task_record* out = current_task_ptr;
+  if (out == saved_) return;
+  // A task started inline (Asio dispatches a new coroutine at once on its own
+  // thread) that suspended without an operation on this loop — awaiting
+  // another task — is suspended, not running.
+  if (out && !out->done && out->state.load(std::memory_order_relaxed) == task_state::running) mark_suspended(out);
+  switch_task(saved_);
+}
+
+void note_awaiting_task(std::source_location at) noexcept {
+  task_record* t = current_task_ptr;
+  if (!t) return;
+  t->wait_op.store("await", std::memory_order_relaxed);
+  t->wait_object.store("task", std::memory_order_relaxed);
+  t->wait_file.store(at.file_name(), std::memory_order_relaxed);
+  t->wait_line.store(static_cast<int>(at.line()), std::memory_order_relaxed);
+}
+
+inline_task::inline_task(loop& l, std::string name, std::source_location site) {
+  note_awaiting_task(site);
+  rec_ = create_task(l, std::move(name), site, false);
+  task_record* caller = current_task_ptr;
+  rec_->cancel_via = caller;
+  if (caller) mark_suspended(caller);  // awaiting the inline task
+  enter_task(rec_);
+}
+
+inline_task::~inline_task() {
+  // Destroyed without end(): the caller's frame was destroyed while the task
+  // was suspended (its loop destroyed), as for an abandoned spawned task.
+  if (!ended_) finish_task(rec_, nullptr, true);
+}
+
+std::uint64_t inline_task::id() const noexcept { return rec_->id; }
+
+bool inline_task::end(std::exception_ptr error) noexcept {
+  ended_ = true;
+  const bool cancellation = error && is_cancellation(error);
+  // loop::cancel names who asked before it signals; with nobody named, the
+  // cancellation came through the caller's own slot: the caller's.
+  const bool itself = cancellation && rec_->cancelled_by != cancel_source::none;
+  if (cancellation && !itself) rec_->cancelled_by = cancel_source::parent;
+  leave_task(rec_);
+  finish_task(rec_, std::move(error));
+  return itself;
+}
+
+boost::asio::io_context& loop_context(loop& l) noexcept { return l.internals().ctx; }
+boost::asio::cancellation_slot task_slot(task_record* r) noexcept { return r->signal.slot(); }
+std::uint64_t task_id(const task_record* r) noexcept { return r->id; }
+
+task_record* create_task(loop& l, std::string name, std::source_location site, bool detached) {
+  auto& i = l.internals();
+  auto* r = new task_record;
+  r->owner = &l;
+  r->id = task_ids.fetch_add(1, std::memory_order_relaxed) + 1;
+  r->parent_id = current_task_id();
+  // A task started while serving a request serves it too: its records and
+  // reports carry the request (read here on the parent's own thread).
+  if (current_task_ptr && !current_task_ptr->request.request_id.empty()) r->request = current_task_ptr->request;
+  if (!detached && current_task_ptr) {
+    r->resume_to = current_task_ptr;
+    ++r->resume_to->refs;
+  }
+  r->name = std::move(name);
+  r->site = site;
+  r->created = std::chrono::steady_clock::now();
+  r->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
+  std::lock_guard lock(i.mutex);
+  r->prev = i.tail;
+  if (i.tail) i.tail->next = r; else i.head = r;
+  i.tail = r;
+  i.by_id.emplace(r->id, r);
+  i.live.fetch_add(1, std::memory_order_relaxed);
+  i.spawned.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
+
+void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexcept {
+  auto& i = r->owner->internals();
+  task_outcome outcome = task_outcome::ok;
+  cancel_source by = cancel_source::none;
+  if (abandoned) {
+    outcome = task_outcome::abandoned;
+  } else if (!error) {
+    // ok
+  } else if (r->cancelled_by != cancel_source::none && is_cancellation(error)) {
+    outcome = task_outcome::cancelled;
+    by = r->cancelled_by;
+  } else {
+    outcome = task_outcome::error;
+  }
+  const std::string what = outcome == task_outcome::error ? describe(error) : std::string();
+  const auto finished_at = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(i.mutex);
+    r->done = true;
+    r->state.store(task_state::done, std::memory_order_relaxed);
+    if (r->prev) r->prev->next = r->next; else i.head = r->next;
+    if (r->next) r->next->prev = r->prev; else i.tail = r->prev;
+    r->prev = r->next = nullptr;
+    i.by_id.erase(r->id);
+    i.live.fetch_sub(1, std::memory_order_relaxed);
+    // Into the ring of recent endings, overwriting the oldest entry in place
+    // (its strings' storage is reused: no allocation per task once full).
+    if (i.finished.capacity() > 0) {
+      finished_task& f = i.finished.push();
+      i.snapshot_into(*r, f.info);
+      f.info.state = task_state::done;
+      f.outcome = outcome;
+      f.cancelled_by = by;
+      f.finished = finished_at;
+      f.error = what;
+    }
+  }
+  i.finished_count.fetch_add(1, std::memory_order_relaxed);
+  i.finished_by_outcome[static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  // A finished task resumes nobody any more: dropping that reference now
+  // breaks the cycle a parent's cancellation forwarder would otherwise keep
+  // with an abandoned child (both destroyed with their loop).
+  if (task_record* parent = std::exchange(r->resume_to, nullptr)) release(parent);
+  release(r);
+}
+
+void release(task_record* r) noexcept {
+  while (r && --r->refs == 0) {
+    task_record* next = r->resume_to;
+    delete r;
+    r = next;
+  }
+}
+
+void forward_cancellation(task_record* r, boost::asio::cancellation_type_t type) noexcept {
+  if (r->done) return;
+  if (r->cancelled_by == cancel_source::none) r->cancelled_by = cancel_source::parent;
+  r->signal.emit(type);
+}
+
+void enter_task(task_record* r) noexcept {
+  r->state.store(task_state::running, std::memory_order_relaxed);
+  bump(r->resumes, 1);
+  switch_task(r);
+}
+void leave_task(task_record* r) noexcept {
+  // Hand the thread back to the task that awaits this one, if it is still alive
+  // (a callback-token spawn may outlive the task that started it).
+  switch_task(r->resume_to && !r->resume_to->done ? r->resume_to : nullptr);
+}
+
+task_ref::task_ref(task_record* r) noexcept : r_(r) { ++r_->refs; }
+task_ref::task_ref(const task_ref& o) noexcept : r_(o.r_) {
+  if (r_) ++r_->refs;
+}
+task_ref::~task_ref() {
+  if (r_) release(r_);
+}
+
+void log_task_exception(std::uint64_t id, const std::string& name, std::exception_ptr e) noexcept {
+  if (is_cancellation(e)) {
+    log::runtime().info("task {} '{}' cancelled", id, name);
+    return;
+  }
+  log::runtime().error("task {} '{}' failed: {}", id, name, describe(e));
+}
+
+void set_request_info(request_info info) {
+  task_record* r = current_task_ptr;
+  if (!r) return;
+  auto& i = r->owner->internals();
+  std::lock_guard lock(i.mutex);
+  r->request = std::move(info);
+}
+
+}  // namespace detail
+}  // namespace loupe

@@ -1,0 +1,208 @@
+// The listener: listen, the accept loop, connections refused past the
+// limits (max_connections, the descriptor limit), and graceful shutdown.
+#include "server/server_internals.hpp"
+#include "websocket/websocket_internals.hpp"
+
+#include <algorithm>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+namespace loupe {
+
+using detail::nothrow;
+using detail::process_connections;
+using detail::process_refusing;
+using detail::refused;
+
+namespace detail {
+
+std::atomic<std::size_t> process_connections{0};
+std::atomic<std::size_t> process_refusing{0};
+
+descriptor_room read_descriptor_room() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return {};
+  descriptor_room r;
+  r.limit = static_cast<std::size_t>(rl.rlim_cur);
+  r.reserve = std::clamp<std::size_t>(r.limit / 8, 32, 256);
+  r.connections = r.limit > 2 * r.reserve ? r.limit - r.reserve : std::max<std::size_t>(r.limit / 2, 1);
+  return r;
+}
+
+}  // namespace detail
+
+server::server(loop& l, application& app, server_options opts)
+    : impl_(std::make_shared<impl>(l, app, std::move(opts))) {}
+
+server::~server() {
+  // Without a shutdown: stop accepting and close what is open; the tasks end
+  // the next time the loop runs (or are destroyed with it).
+  error_code ec;
+  for (auto& a : impl_->acceptors) a->close(ec);
+  impl_->stopping = true;
+  for (auto* c : impl_->conns) {
+    if (c->in_handler && c->request_task) impl_->lp.cancel(c->request_task, cancel_source::shutdown);
+    if (c->body_wait) c->body_wait->cancel();
+    c->stream.socket().close(ec);
+  }
+}
+
+tcp::endpoint server::listen(std::string_view host, unsigned short port) {
+  impl_->app.freeze();
+  error_code ec;
+  tcp::endpoint ep;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (!ec) {
+    ep = tcp::endpoint(addr, port);
+  } else {
+    tcp::resolver resolver(impl_->lp.context());
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+      throw boost::system::system_error(ec, "cannot resolve host '" + std::string(host) + "'");
+    ep = results.begin()->endpoint();
+  }
+  const std::string where = ep.address().to_string() + ":" + std::to_string(port);
+  auto acc = std::make_unique<tcp::acceptor>(impl_->lp.context());
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && impl_->opts.reuse_port) {
+    const int on = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+      ec = error_code(errno, boost::system::system_category());
+  }
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw boost::system::system_error(ec, "cannot listen on " + where);
+  const auto bound = acc->local_endpoint();
+  const auto& room = impl_->room;
+  static std::atomic<bool> said_capped{false};
+  if (impl_->opts.max_connections > room.connections && !said_capped.exchange(true))
+    log::runtime().warn(
+        "serving at most {} connections at once: the descriptor limit (RLIMIT_NOFILE) is {} and {} are kept for "
+        "files, the console, the log and refusals; max_connections is {} (raise it with ulimit -n)",
+        room.connections, room.limit, room.reserve, impl_->opts.max_connections);
+  auto& ref = *acc;
+  impl_->acceptors.push_back(std::move(acc));
+  spawn(impl_->lp, "http.accept", impl_->accept_loop(impl_, ref));
+  return bound;
+}
+
+std::vector<tcp::endpoint> server::endpoints() const {
+  std::vector<tcp::endpoint> out;
+  error_code ec;
+  for (auto& a : impl_->acceptors)
+    if (a->is_open()) out.push_back(a->local_endpoint(ec));
+  return out;
+}
+
+std::size_t server::connection_count() const noexcept { return impl_->open; }
+
+std::vector<server::connection_info> server::connections() const {
+  std::vector<connection_info> out;
+  for (const auto* c : impl_->conns) {
+    error_code ec;
+    out.push_back({c->stream.socket().remote_endpoint(ec), c->idle, c->in_handler, c->ws != nullptr});
+  }
+  return out;
+}
+std::size_t server::requests_in_flight() const noexcept { return impl_->in_flight; }
+std::size_t server::body_bytes_in_flight() noexcept { return detail::body_budget::process().used(); }
+std::uint64_t server::requests_served() const noexcept { return impl_->served.load(std::memory_order_relaxed); }
+
+
+awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
+  auto self = impl_;
+  self->stopping = true;
+  error_code ec;
+  for (auto& a : self->acceptors) a->close(ec);
+  // Idle keep-alive connections close now; busy ones after their response.
+  for (auto* c : self->conns) {
+    if (c->idle) c->stream.socket().cancel(ec);
+    // A WebSocket handler's pending receive() ends; the session then closes with 1001.
+    if (c->ws) boost::beast::get_lowest_layer(c->ws->internals().stream).socket().cancel(ec);
+  }
+  if (self->open == 0) co_return;
+
+  asio::steady_timer timer(self->lp.context());
+  self->drain_waiter = &timer;
+  struct reset {
+    impl& s;
+    ~reset() { s.drain_waiter = nullptr; }
+  } guard{*self};
+  timer.expires_after(grace);
+  auto [wait_ec] = co_await timer.async_wait(nothrow);
+  if (self->open == 0) co_return;
+
+  log::runtime().warn("shutdown: grace period of {} ms is over; cancelling {} request(s) and closing {} connection(s)",
+                      grace.count(), self->in_flight, self->open);
+  for (auto* c : self->conns) {
+    if (c->in_handler && c->request_task) self->lp.cancel(c->request_task, cancel_source::shutdown);
+    else c->stream.socket().close(ec);
+    if (c->body_wait) c->body_wait->cancel();
+  }
+  // Cancelled requests answer 503 and close; give them a moment, then close the rest.
+  timer.expires_after(std::chrono::seconds(1));
+  std::tie(wait_ec) = co_await timer.async_wait(nothrow);
+  if (self->open == 0) co_return;
+  for (auto* c : self->conns) c->stream.socket().close(ec);
+  timer.expires_after(std::chrono::seconds(1));
+  std::tie(wait_ec) = co_await timer.async_wait(nothrow);
+  if (self->open != 0)
+    log::runtime().error("shutdown: {} connection(s) with {} request(s) still running ignored cancellation; "
+                         "going on without them", self->open, self->in_flight);
+}
+
+
+awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a) {
+  for (;;) {
+    auto [ec, sock] = co_await a.async_accept(nothrow);
+    if (stopping || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+    if (ec) {
+      accept_warning("accept failed: " + ec.message());
+      // Out of descriptors or memory: back off instead of spinning.
+      asio::steady_timer t(lp.context(), std::chrono::milliseconds(50));
+      co_await t.async_wait(nothrow);
+      continue;
+    }
+    error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    ++open;
+    const std::size_t in_process = process_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+    LOUPE_HTTP_METRIC(open_gauge.Increment());
+    LOUPE_HTTP_METRIC(accepted_counter.Increment());
+    if (open > opts.max_connections || in_process > room.connections) {
+      // Refused with a 503; but when even the refusals would eat the
+      // descriptors kept in reserve, closed at once.
+      if (process_refusing.load(std::memory_order_relaxed) >= room.reserve / 2 && room.limit != 0) {
+        sock.close(ignored);
+        connection_done();
+        continue;
+      }
+      spawn(lp, "http.reject", reject(self, std::move(sock)));
+      continue;
+    }
+    spawn(lp, "http.connection", serve(self, std::move(sock)));
+  }
+}
+
+awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) {
+  process_refusing.fetch_add(1, std::memory_order_relaxed);
+  struct done {
+    impl& s;
+    ~done() {
+      process_refusing.fetch_sub(1, std::memory_order_relaxed);
+      s.connection_done();
+    }
+  } guard{*self};
+  beast::tcp_stream stream(std::move(s));
+  error_code ec;
+  const auto remote = stream.socket().remote_endpoint(ec);
+  const auto start = detail::now_ns();
+  refused r;
+  r.request_id = detail::accept_request_id({});
+  const auto n = co_await send_error(stream, http::status::service_unavailable, "too many connections", r.request_id);
+  record(nullptr, &r, 503, 0, n, start, 0, remote);
+  co_await linger_close(stream);
+}
+
+}  // namespace loupe

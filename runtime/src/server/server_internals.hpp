@@ -1,0 +1,197 @@
+// Private: the server's parts — a connection, the server's state
+// (server::impl) and what its files share. The files, by concept:
+//   listener.cpp         listen, accept, refusals past the limits, shutdown
+//   connection.cpp       a connection's life: requests in order, request checks, bodies
+//   deadlines.cpp        the sweeper that enforces every connection deadline
+//   response_writer.cpp  writing a response (one gather write), closing politely
+//   error_page.cpp       the error responses the server itself sends
+//   access_log.cpp       the metrics and the access-log record of each request
+//   body_budget.hpp      request bodies and the process-wide bound on them
+#pragma once
+
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/log.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/server.hpp>
+
+#include "core/loop_internals.hpp"
+#include "observe/http_metrics.hpp"
+#include "server/body_budget.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+// LOUPE_HTTP_METRICS=OFF (a benchmark baseline) compiles the per-request
+// metric updates out.
+#ifdef LOUPE_NO_HTTP_METRICS
+#define LOUPE_HTTP_METRIC(statement) ((void)0)
+#else
+#define LOUPE_HTTP_METRIC(statement) statement
+#endif
+
+namespace loupe {
+
+namespace detail {
+
+inline constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
+using request_parser = boost::beast::http::request_parser<counted_body>;
+
+/// What is known of a request refused before it reached the application.
+struct refused {
+  std::string method;  // empty when unknown
+  std::string path;
+  std::string user_agent;
+  std::string request_id;  // the client's X-Request-ID if sane, else generated
+};
+
+// Connections open in the whole process (every server, every loop), each
+// holding a descriptor; and those of them being refused.
+extern std::atomic<std::size_t> process_connections;
+extern std::atomic<std::size_t> process_refusing;
+
+// What the descriptor limit (RLIMIT_NOFILE) leaves for connections: the limit
+// less a reserve for files, the console, the log and refusing connections
+// past the limit with a 503. Past it, accept() would fail with EMFILE and
+// clients would wait in the backlog, unanswered.
+struct descriptor_room {
+  std::size_t limit = 0;  // 0: unlimited
+  std::size_t reserve = 0;
+  std::size_t connections = std::numeric_limits<std::size_t>::max();
+};
+
+descriptor_room read_descriptor_room();
+
+// RFC 9110 IMF-fixdate, recomputed at most once a second per thread.
+std::string_view http_date();
+
+// The sweeper's tick: a tenth of the shortest timeout, between 10 ms and 1 s.
+std::chrono::milliseconds sweep_tick(const server_options& o);
+
+}  // namespace detail
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+/// One client connection. Lives in the frame of its connection task.
+struct connection {
+  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  bool idle = true;        // between requests: waiting for the next one's first bytes
+  bool in_handler = false; // a request task is running
+  std::uint64_t request_task = 0;  // its id, for cancellation at shutdown
+  websocket* ws = nullptr;         // set while the connection is a WebSocket
+  // When the current read or write phase must be over (now_ns clock; 0: no
+  // limit). The server's sweeper closes the socket once it has passed.
+  std::int64_t deadline_ns = 0;
+  std::string head;  // the response header being sent (its storage reused)
+  // While a body waits for room in the budget: its timer (cancelled to stop
+  // the wait at shutdown).
+  asio::steady_timer* body_wait = nullptr;
+};
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+  impl(loop& l, application& a, server_options o)
+      : lp(l), app(a), opts(std::move(o)), metrics(a.metrics_internals()), series(metrics->server),
+        active_gauge(metrics->server.active.Add({{"loop", l.name()}})),
+        open_gauge(metrics->server.open_connections.Add({{"loop", l.name()}})),
+        accepted_counter(metrics->server.accepted.Add({{"loop", l.name()}})) {}
+
+  loop& lp;
+  application& app;
+  server_options opts;
+  // Kept alive by connections that outlive the application (their frames
+  // are destroyed with the loop).
+  std::shared_ptr<detail::app_metrics> metrics;
+  detail::http_server_series series;  // this loop's resolved series
+  prometheus::Gauge& active_gauge;
+  prometheus::Gauge& open_gauge;
+  prometheus::Counter& accepted_counter;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::unordered_set<connection*> conns;
+  std::size_t open = 0;  // connections counted from accept, including ones not yet started
+  std::size_t in_flight = 0;
+  std::atomic<std::uint64_t> served{0};
+  bool stopping = false;
+  asio::steady_timer* drain_waiter = nullptr;
+  asio::steady_timer sweeper{lp.context()};
+  const std::chrono::milliseconds tick = detail::sweep_tick(opts);
+  bool sweeping = false;
+  std::uint64_t sweep_gen = 0;
+  const detail::descriptor_room room = detail::read_descriptor_room();
+  log::throttled_warning accept_warning;
+
+  /// The connection's current phase must end within `t`, or it is closed.
+  void arm(connection& c, std::chrono::milliseconds t) { arm_until(c, due_in(t)); }
+  /// ... or by `due_ns` (now_ns clock).
+  void arm_until(connection& c, std::int64_t due_ns) {
+    c.deadline_ns = due_ns;
+    if (!sweeping) start_sweeping();
+  }
+  static std::int64_t due_in(std::chrono::milliseconds t) {
+    return detail::now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(t).count();
+  }
+  static void disarm(connection& c) noexcept { c.deadline_ns = 0; }
+  // The sweeper (deadlines.cpp): one timer per server closes the connections
+  // whose deadline has passed.
+  void start_sweeping();
+  void stop_sweeping();
+  void sweep(error_code ec, std::uint64_t gen);
+
+  awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
+  awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
+  enum class admission { admitted, no_room, closed };
+  /// Admits a body of `n` declared bytes into the process-wide budget,
+  /// waiting (up to the body timeout) for room.
+  awaitable<admission> admit_body(connection& c, detail::body_charge& charge, std::size_t n, std::int64_t due_ns);
+  /// What the connection does after a request.
+  enum class after { next, close, done };  // read the next one; close; already closed (or upgraded)
+  awaitable<after> serve_request(connection& c, beast::flat_buffer& buf, std::int64_t header_due, std::int64_t start,
+                                 const tcp::endpoint& remote, const tcp::endpoint& local);
+  awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s);
+  struct written {
+    bool ok = false;
+    std::size_t body_bytes = 0;
+    unsigned status_sent = 0;  // when it differs from the response's (a file that failed to open)
+  };
+  awaitable<written> write_response(connection& c, const request& req, response& res, bool keep);
+  /// Metrics and the access log record of one answered request. `req` is
+  /// null when the request could not be parsed (then `method` may be empty).
+  void record(const request* req, const detail::refused* r, unsigned status, std::size_t request_bytes,
+              std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
+              const tcp::endpoint& remote);
+  awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
+  /// Answers a request refused before it reached the application, records it, closes.
+  awaitable<void> refuse_request(connection& c, detail::refused r, http::status status, std::string detail,
+                                 std::int64_t start, tcp::endpoint remote);
+  /// Sends an error response (the caller then closes); returns the body size.
+  awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail,
+                                    std::string_view request_id);
+  awaitable<void> linger_close(beast::tcp_stream& s);
+  void connection_done() {
+    --open;
+    detail::process_connections.fetch_sub(1, std::memory_order_relaxed);
+    LOUPE_HTTP_METRIC(open_gauge.Decrement());
+    if (open == 0 && drain_waiter) drain_waiter->cancel();
+    if (open == 0) stop_sweeping();
+  }
+};
+
+}  // namespace loupe
