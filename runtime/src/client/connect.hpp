@@ -26,6 +26,9 @@ struct url_origin {
 /// Checks the scheme and host; throws client_error(invalid_url) naming the URL.
 url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme);
 
+/// client_errc's name for metrics labels ("timeout", …; "other").
+std::string_view client_errc_name(int e);
+
 /// Resolves (or takes the loop's map_host entry) and connects (TCP_NODELAY
 /// on) before `deadline`; throws client_error(connection_failed or timeout).
 awaitable<boost::beast::tcp_stream> connect_tcp(loop& l, const url_origin& to,

@@ -1,11 +1,12 @@
-// The HTTP client session: a keep-alive pool per host, timeouts, redirects.
+// The HTTP client session (aiohttp's ClientSession): a keep-alive pool per
+// host, timeouts, redirects, cookies, streamed bodies.
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/loop.hpp>
 
 #include "client/connect.hpp"
 #include "core/exceptions.hpp"
 #include "observe/http_metrics.hpp"
-#include "core/loop_internals.hpp"
+#include "client/cookie_jar.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -36,23 +37,6 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-class client_category_impl : public std::error_category {
- public:
-  const char* name() const noexcept override { return "loupe.client"; }
-  std::string message(int ev) const override {
-    switch (static_cast<client_errc>(ev)) {
-      case client_errc::invalid_url: return "invalid URL";
-      case client_errc::connection_failed: return "connection failed";
-      case client_errc::timeout: return "timed out";
-      case client_errc::bad_response: return "bad response";
-      case client_errc::too_many_redirects: return "too many redirects";
-      case client_errc::response_too_large: return "response too large";
-      case client_errc::session_closed: return "session closed";
-    }
-    return "unknown client error";
-  }
-};
-
 void append_form_encoded(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789ABCDEF";
   for (unsigned char c : s) {
@@ -72,175 +56,9 @@ struct pooled {
 };
 
 
-// The session's cookie jar: RFC 6265's storage and matching rules, for a
-// client that speaks plain HTTP (Secure cookies go to loopback hosts only, as
-// browsers treat localhost as a secure context).
-class cookie_jar {
- public:
-  void store(std::string_view set_cookie, const boost::urls::url& from) {
-    const std::string host = lower(from.host());
-    auto parts = split(set_cookie, ';');
-    if (parts.empty()) return;
-    const auto eq = parts[0].find('=');
-    if (eq == std::string_view::npos) return;
-    client_cookie c;
-    c.name = std::string(trim(parts[0].substr(0, eq)));
-    c.value = std::string(trim(parts[0].substr(eq + 1)));
-    if (c.name.empty()) return;
-    if (c.value.size() >= 2 && c.value.front() == '"' && c.value.back() == '"') c.value = c.value.substr(1, c.value.size() - 2);
-    c.domain = host;
-    c.path = default_path(from.path());
-    std::optional<std::int64_t> max_age;
-    for (std::size_t i = 1; i < parts.size(); ++i) {
-      const auto attr = trim(parts[i]);
-      const auto aeq = attr.find('=');
-      const std::string key = lower(trim(attr.substr(0, aeq)));
-      const std::string_view val = aeq == std::string_view::npos ? std::string_view{} : trim(attr.substr(aeq + 1));
-      if (key == "domain" && !val.empty()) {
-        std::string d = lower(val.front() == '.' ? val.substr(1) : val);
-        if (!domain_match(host, d)) return;  // a cookie for another site: rejected
-        c.domain = std::move(d);
-        c.host_only = false;
-      } else if (key == "path" && !val.empty() && val.front() == '/') {
-        c.path = std::string(val);
-      } else if (key == "secure") {
-        c.secure = true;
-      } else if (key == "max-age" && !val.empty()) {
-        std::int64_t n = 0;
-        const auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-        if (ec == std::errc{} && p == val.data() + val.size()) max_age = n;
-      } else if (key == "expires" && !max_age) {
-        std::tm tm{};
-        std::istringstream in{std::string(val)};
-        in >> std::get_time(&tm, "%a, %d %b %Y %H:%M:%S");
-        if (!in.fail()) c.expires = std::chrono::system_clock::from_time_t(timegm(&tm));
-      }
-    }
-    if (max_age) c.expires = std::chrono::system_clock::now() + std::chrono::seconds(std::max<std::int64_t>(*max_age, -1));
-    put(std::move(c));
-  }
-
-  void put(client_cookie c) {
-    std::erase_if(cookies_, [&](const client_cookie& o) {
-      return o.name == c.name && o.domain == c.domain && o.path == c.path;
-    });
-    if (c.expires && *c.expires <= std::chrono::system_clock::now()) return;  // deleted
-    cookies_.push_back(std::move(c));
-  }
-
-  /// The Cookie header for a request to `to`, or "" for none.
-  std::string header_for(const boost::urls::url& to) {
-    drop_expired();
-    const std::string host = lower(to.host());
-    const std::string path = to.path().empty() ? "/" : std::string(to.path());
-    const bool loopback = host == "localhost" || host == "127.0.0.1" || host == "[::1]";
-    std::string out;
-    for (const auto& c : cookies_) {
-      if (c.host_only ? host != c.domain : !domain_match(host, c.domain)) continue;
-      if (!path_match(path, c.path) || (c.secure && !loopback)) continue;
-      if (!out.empty()) out += "; ";
-      out += c.name;
-      out += '=';
-      out += c.value;
-    }
-    return out;
-  }
-
-  std::vector<client_cookie> all() {
-    drop_expired();
-    return cookies_;
-  }
-  void clear() { cookies_.clear(); }
-
- private:
-  void drop_expired() {
-    const auto now = std::chrono::system_clock::now();
-    std::erase_if(cookies_, [&](const client_cookie& c) { return c.expires && *c.expires <= now; });
-  }
-  static std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return out;
-  }
-  static std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  }
-  static std::vector<std::string_view> split(std::string_view s, char sep) {
-    std::vector<std::string_view> out;
-    for (std::size_t start = 0;;) {
-      const auto at = s.find(sep, start);
-      out.push_back(s.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
-      if (at == std::string_view::npos) return out;
-      start = at + 1;
-    }
-  }
-  static bool domain_match(const std::string& host, const std::string& domain) {
-    return host == domain ||
-           (host.size() > domain.size() && host.ends_with(domain) && host[host.size() - domain.size() - 1] == '.');
-  }
-  static bool path_match(const std::string& path, const std::string& cookie_path) {
-    if (path == cookie_path) return true;
-    return path.starts_with(cookie_path) && (cookie_path.back() == '/' || path[cookie_path.size()] == '/');
-  }
-  static std::string default_path(std::string_view request_path) {
-    if (request_path.empty() || request_path.front() != '/') return "/";
-    const auto last = request_path.rfind('/');
-    return last == 0 ? "/" : std::string(request_path.substr(0, last));
-  }
-  std::vector<client_cookie> cookies_;
-};
-
 }  // namespace
 
-namespace detail {
-
-url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme) {
-  if (u.scheme() != scheme || u.host().empty())
-    throw client_error(client_errc::invalid_url, "invalid URL '" + std::string(u.buffer()) + "' (" +
-                                                     std::string(scheme) + ":// with a host only)");
-  url_origin o;
-  o.host = u.host();
-  o.port = u.has_port() ? u.port_number() : 80;
-  o.key = o.host + ":" + std::to_string(o.port);
-  o.host_header = u.has_port() ? o.key : o.host;
-  o.target = std::string(u.encoded_target());
-  if (o.target.empty()) o.target = "/";
-  return o;
-}
-
-awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_type::time_point deadline) {
-  asio::any_io_executor ex = l.get_executor();
-  beast::tcp_stream stream(ex);
-  stream.expires_at(deadline);
-  boost::system::error_code cec;
-  const auto& hosts = l.internals().hosts;
-  std::string name = to.host;
-  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (auto mapped = hosts.find(name); mapped != hosts.end()) {
-    std::tie(cec) = co_await stream.async_connect(mapped->second, nothrow);
-  } else {
-    tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
-    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
-    std::tie(cec, std::ignore) = co_await stream.async_connect(results, nothrow);
-  }
-  if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + to.key + " timed out");
-  if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + cec.message());
-  stream.expires_never();
-  boost::system::error_code ignored;
-  stream.socket().set_option(tcp::no_delay(true), ignored);
-  co_return stream;
-}
-
-}  // namespace detail
-
-const std::error_category& client_category() noexcept {
-  static const client_category_impl c;
-  return c;
-}
-std::error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
+using detail::cookie_jar;
 
 std::optional<std::string_view> client_response::header(std::string_view name) const {
   auto it = headers_.find(name);
@@ -255,20 +73,6 @@ boost::json::value client_response::json() const {
   return v;
 }
 
-namespace {
-std::string_view errc_name(int e) {
-  switch (static_cast<client_errc>(e)) {
-    case client_errc::invalid_url: return "invalid_url";
-    case client_errc::connection_failed: return "connection_failed";
-    case client_errc::timeout: return "timeout";
-    case client_errc::bad_response: return "bad_response";
-    case client_errc::too_many_redirects: return "too_many_redirects";
-    case client_errc::response_too_large: return "response_too_large";
-    case client_errc::session_closed: return "session_closed";
-  }
-  return "other";
-}
-}  // namespace
 
 struct client_stream::impl {
   std::shared_ptr<client_session::impl> session;
@@ -399,7 +203,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         break;
       }
       } catch (const client_error& e) {
-        observe(0, errc_name(e.code().value()));
+        observe(0, detail::client_errc_name(e.code().value()));
         throw;
       } catch (...) {
         observe(0, detail::is_cancellation(std::current_exception()) ? "cancelled" : "other");
@@ -543,17 +347,6 @@ awaitable<void> client_session::close() {
 std::vector<client_cookie> client_session::cookies() const { return impl_->jar.all(); }
 void client_session::set_cookie(client_cookie c) { impl_->jar.put(std::move(c)); }
 void client_session::clear_cookies() { impl_->jar.clear(); }
-
-void map_host(loop& l, std::string host, tcp::endpoint to) {
-  for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  l.internals().hosts.insert_or_assign(std::move(host), to);
-}
-void unmap_host(loop& l, std::string_view host) {
-  std::string name(host);
-  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  auto& hosts = l.internals().hosts;
-  if (auto it = hosts.find(name); it != hosts.end()) hosts.erase(it);
-}
 
 std::size_t client_session::connections_opened() const noexcept { return impl_->opened; }
 std::size_t client_session::idle_connections() const noexcept { return impl_->idle_count(); }

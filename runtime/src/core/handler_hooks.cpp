@@ -98,7 +98,7 @@ void handler_creation(tracked_handler& h, const void* context, const char* objec
   task_record* t = current_task();
   if (!t) return;
   // Only the task's own loop may complete (and count references of) its handlers.
-  if (context != static_cast<const boost::asio::execution_context*>(&t->owner->internals().ctx)) return;
+  if (context != static_cast<const boost::asio::execution_context*>(&access::of(*t->owner).ctx)) return;
   ++t->refs;
   h.task_ = t;
   h.op_ = op_name;

@@ -7,6 +7,8 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <array>
+#include <stdexcept>
 #include <atomic>
 #include <mutex>
 #include <utility>
@@ -16,6 +18,7 @@ namespace loupe {
 namespace {
 
 thread_local loop::impl* current_loop = nullptr;
+std::array<std::atomic<void (*)()>, 8> run_exit_hooks{};
 
 
 // Makes `l` this thread's current loop while in scope.
@@ -23,9 +26,10 @@ class current_loop_scope {
  public:
   explicit current_loop_scope(loop::impl* l) noexcept : saved_(current_loop) { current_loop = l; }
   ~current_loop_scope() {
-    // Log records staged by this loop's callbacks go to the writer before the
-    // loop stops running (a posted hand-over might never run).
-    log::detail::hand_over_staged();
+    // Whoever staged work for this loop's callbacks (the log) hands it over
+    // before the loop stops running (a posted hand-over might never run).
+    for (auto& h : run_exit_hooks)
+      if (auto* hook = h.load(std::memory_order_acquire)) hook();
     current_loop = saved_;
   }
   current_loop_scope(const current_loop_scope&) = delete;
@@ -206,5 +210,13 @@ cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
 }
 
 loop::impl* detail::current_loop_impl() noexcept { return current_loop; }
+
+void loop::add_run_exit_hook(void (*hook)()) {
+  for (auto& h : run_exit_hooks) {
+    void (*empty)() = nullptr;
+    if (h.compare_exchange_strong(empty, hook, std::memory_order_acq_rel)) return;
+  }
+  throw std::logic_error("loop::add_run_exit_hook: all 8 hooks are taken");
+}
 
 }  // namespace loupe

@@ -47,6 +47,13 @@ const char* to_string(task_outcome o) noexcept {
   return "?";
 }
 
+task_context current_task_context() noexcept {
+  const detail::task_record* t = current_task_ptr;
+  if (!t) return {};
+  // Written only by this (the task's loop) thread: read without the lock.
+  return {t->id, t->name, t->request.request_id};
+}
+
 namespace detail {
 
 task_record* current_task() noexcept { return current_task_ptr; }
@@ -111,12 +118,12 @@ bool inline_task::end(std::exception_ptr error) noexcept {
   return itself;
 }
 
-boost::asio::io_context& loop_context(loop& l) noexcept { return l.internals().ctx; }
+boost::asio::io_context& loop_context(loop& l) noexcept { return access::of(l).ctx; }
 boost::asio::cancellation_slot task_slot(task_record* r) noexcept { return r->signal.slot(); }
 std::uint64_t task_id(const task_record* r) noexcept { return r->id; }
 
 task_record* create_task(loop& l, std::string name, std::source_location site, bool detached) {
-  auto& i = l.internals();
+  auto& i = access::of(l);
   auto* r = new task_record;
   r->owner = &l;
   r->id = task_ids.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -143,7 +150,7 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
 }
 
 void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexcept {
-  auto& i = r->owner->internals();
+  auto& i = access::of(*r->owner);
   task_outcome outcome = task_outcome::ok;
   cancel_source by = cancel_source::none;
   if (abandoned) {
@@ -232,7 +239,7 @@ void log_task_exception(std::uint64_t id, const std::string& name, std::exceptio
 void set_request_info(request_info info) {
   task_record* r = current_task_ptr;
   if (!r) return;
-  auto& i = r->owner->internals();
+  auto& i = access::of(*r->owner);
   std::lock_guard lock(i.mutex);
   r->request = std::move(info);
 }

@@ -5,7 +5,8 @@
 
 #include "core/exceptions.hpp"
 #include "observe/http_metrics.hpp"
-#include "core/loop_internals.hpp"
+#include "core/access.hpp"
+#include "core/task_record.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
@@ -131,7 +132,7 @@ const std::shared_ptr<detail::app_metrics>& application::metrics_internals() {
 
 prometheus::Registry& application::metrics() { return *metrics_internals()->registry; }
 
-std::string metrics::exposition(application& app) { return detail::exposition(*app.metrics_internals()); }
+std::string metrics::exposition(application& app) { return detail::exposition(*detail::access::metrics(app)); }
 
 route& application::add_metrics_route(std::string_view path) {
   auto registry = metrics_internals();
@@ -263,10 +264,10 @@ awaitable<response> application::handle(request& req) {
   const handler* final = &not_found_handler;
   handler method_not_allowed;
   if (owner) {
-    req.set_match(owner, &m.route->path_template, &m.route->name, std::move(m.params));
+    detail::access::set_match(req, owner, &m.route->path_template, &m.route->name, std::move(m.params));
     final = &m.route->handler;
   } else {
-    req.set_match(this, nullptr, nullptr, {});
+    detail::access::set_match(req, this, nullptr, nullptr, {});
     if (!allowed.empty()) {
       method_not_allowed = [list = normalize_allowed(allowed)](request&) -> awaitable<response> {
         throw http_method_not_allowed(list);

@@ -2,6 +2,8 @@
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/request.hpp>
 
+#include "http/text.hpp"
+
 #include <boost/json/parse.hpp>
 
 #include <algorithm>
@@ -38,12 +40,6 @@ bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
     out += c;
   }
   return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -138,14 +134,14 @@ const string_pairs& request::cookies() const {
       std::string_view rest = it->value();
       while (!rest.empty()) {
         const auto semi = rest.find(';');
-        std::string_view part = trim(rest.substr(0, semi));
+        std::string_view part = detail::trim(rest.substr(0, semi));
         rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
         const auto eq = part.find('=');
         if (eq == std::string_view::npos || eq == 0) continue;
-        std::string_view value = trim(part.substr(eq + 1));
+        std::string_view value = detail::trim(part.substr(eq + 1));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
           value = value.substr(1, value.size() - 2);
-        cookies_->add(std::string(trim(part.substr(0, eq))), std::string(value));
+        cookies_->add(std::string(detail::trim(part.substr(0, eq))), std::string(value));
       }
     }
   }

@@ -1,6 +1,8 @@
 // application::add_static: files from a directory, never outside it.
 #include <loupe/runtime/application.hpp>
 
+#include "http/text.hpp"
+
 #include <algorithm>
 #include <system_error>
 
@@ -25,8 +27,7 @@ std::string_view content_type_for(const fs::path& p) {
       {".woff", "font/woff"},                {".woff2", "font/woff2"},
       {".gz", "application/gzip"},           {".zip", "application/zip"},
   };
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = detail::to_lower(p.extension().string());
   for (const auto& [e, t] : types)
     if (e == ext) return t;
   return "application/octet-stream";

@@ -14,7 +14,8 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
 
-#include "core/loop_internals.hpp"
+#include "core/access.hpp"
+#include "core/clock.hpp"
 #include "observe/http_metrics.hpp"
 #include "server/body_budget.hpp"
 
@@ -109,7 +110,7 @@ struct connection {
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(loop& l, application& a, server_options o)
-      : lp(l), app(a), opts(std::move(o)), metrics(a.metrics_internals()), series(metrics->server),
+      : lp(l), app(a), opts(std::move(o)), metrics(detail::access::metrics(a)), series(metrics->server),
         active_gauge(metrics->server.active.Add({{"loop", l.name()}})),
         open_gauge(metrics->server.open_connections.Add({{"loop", l.name()}})),
         accepted_counter(metrics->server.accepted.Add({{"loop", l.name()}})) {}

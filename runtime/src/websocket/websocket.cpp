@@ -5,6 +5,7 @@
 #include <loupe/runtime/websocket.hpp>
 
 #include "client/connect.hpp"
+#include "core/access.hpp"
 #include "websocket/websocket_internals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -111,7 +112,7 @@ route& application::websocket(std::string_view path, websocket_handler h, websoc
       throw e;
     }
     response r(boost::beast::http::status::switching_protocols);
-    r.set_upgrade(up);
+    detail::access::set_upgrade(r, up);
     co_return r;
   }, std::move(name));
 }

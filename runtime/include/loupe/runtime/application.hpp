@@ -50,6 +50,7 @@ class Registry;
 namespace loupe {
 
 namespace detail {
+struct access;
 struct app_metrics;
 }
 
@@ -148,9 +149,6 @@ class application {
   /// Adds `GET path` serving the text exposition of `metrics()` and the
   /// process-wide series (what Prometheus scrapes).
   route& add_metrics_route(std::string_view path = "/metrics");
-  /// The server's families (internal; shared so that connections outliving
-  /// the application can still update them).
-  const std::shared_ptr<detail::app_metrics>& metrics_internals();
 
   // -- lifecycle (called by the server / run_app / the test kit) ---------------
   /// Validates and makes the route table and middlewares read-only. Idempotent.
@@ -170,6 +168,10 @@ class application {
 
  private:
   friend std::any* detail::find_state(const application*, const void*) noexcept;
+  friend struct detail::access;
+  /// The server's families (shared so that connections outliving the
+  /// application can still update them).
+  const std::shared_ptr<detail::app_metrics>& metrics_internals();
   using hook_entry = std::variant<app_hook, application*>;
   awaitable<void> run_hooks(std::vector<hook_entry>& hooks, const char* phase);
   void resolve(const request& req, router::match_result& found, application*& owner,

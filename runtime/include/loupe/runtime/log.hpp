@@ -175,9 +175,4 @@ class throttled_warning {
   std::size_t suppressed_ = 0;
 };
 
-namespace detail {
-/// Queues the records this thread has staged (called when a loop stops running).
-void hand_over_staged() noexcept;
-}  // namespace detail
-
 }  // namespace loupe::log

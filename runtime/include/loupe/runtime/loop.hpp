@@ -24,6 +24,10 @@
 
 namespace loupe {
 
+namespace detail {
+struct access;  // the runtime's own way in (runtime/src/core/access.hpp)
+}
+
 /// A callback that ran past the slow-callback threshold, or a watchdog stall.
 struct slow_event {
   enum class kind : std::uint8_t { slow_callback, stall } type = kind::slow_callback;
@@ -154,6 +158,10 @@ class loop {
   /// profiler registers loop threads with gperftools this way). Set it
   /// before loops run; nullptr removes it.
   static void set_thread_start_hook(void (*hook)());
+  /// `hook` runs on a loop's thread each time run(), run_for() or
+  /// run_one_for() returns (the log hands over what it staged for the loop).
+  /// At most 8 hooks, added before loops run; thread-safe.
+  static void add_run_exit_hook(void (*hook)());
 
   /// Calls `f(const loop&)` for every loop alive in the process, while
   /// holding the list's lock (a loop being destroyed waits). For metrics.
@@ -163,9 +171,9 @@ class loop {
   }
 
   struct impl;
-  impl& internals() noexcept { return *impl_; }
 
  private:
+  friend struct detail::access;
   static void visit_all(void (*fn)(const loop&, void*), void* ctx);
   std::unique_ptr<impl> impl_;
 };

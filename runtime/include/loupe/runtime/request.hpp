@@ -31,6 +31,10 @@
 
 namespace loupe {
 
+namespace detail {
+struct access;
+}
+
 class application;
 namespace detail {
 std::any* find_state(const application* app, const void* key) noexcept;
@@ -146,12 +150,13 @@ class request {
   message_type& native() noexcept { return msg_; }
   const message_type& native() const noexcept { return msg_; }
 
-  /// Used by the router when a route matches.
-  /// `route` and `route_name` must outlive the request (they are the route's own).
+ private:
+  friend struct detail::access;
+  /// Set by the application when a route matches. `route` and `route_name`
+  /// must outlive the request (they are the route's own).
   void set_match(application* app, const std::string* route, const std::string* route_name,
                  loupe::match_info m);
 
- private:
   message_type msg_;
   endpoint_type remote_;
   endpoint_type local_;

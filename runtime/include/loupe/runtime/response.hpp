@@ -27,6 +27,10 @@
 
 namespace loupe {
 
+namespace detail {
+struct access;
+}
+
 struct websocket_upgrade;
 
 /// Attributes of a Set-Cookie header.
@@ -84,12 +88,9 @@ class response {
 
   /// Set by a WebSocket route: the server accepts the upgrade and runs it.
   const std::shared_ptr<const websocket_upgrade>& upgrade() const noexcept { return upgrade_; }
-  response& set_upgrade(std::shared_ptr<const websocket_upgrade> u) noexcept {
-    upgrade_ = std::move(u);
-    return *this;
-  }
 
  private:
+  friend struct detail::access;
   message_type msg_;
   std::shared_ptr<const websocket_upgrade> upgrade_;
   std::optional<std::filesystem::path> file_;

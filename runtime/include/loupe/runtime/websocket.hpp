@@ -30,6 +30,10 @@
 
 namespace loupe {
 
+namespace detail {
+struct access;
+}
+
 class loop;
 class request;
 
@@ -68,9 +72,8 @@ class websocket {
   /// Pongs received so far.
   std::size_t pongs() const noexcept;
 
-  impl& internals() noexcept { return *impl_; }
-
  private:
+  friend struct detail::access;
   std::unique_ptr<impl> impl_;
 };
 

@@ -1,0 +1,64 @@
+// Where a URL points, and opening a TCP connection to it (map_host first,
+// then DNS) under a deadline: shared by the client session and the
+// WebSocket client.
+#include <loupe/runtime/client.hpp>
+#include <loupe/runtime/loop.hpp>
+
+#include "client/connect.hpp"
+#include "client/host_map.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace loupe {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace detail {
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme) {
+  if (u.scheme() != scheme || u.host().empty())
+    throw client_error(client_errc::invalid_url, "invalid URL '" + std::string(u.buffer()) + "' (" +
+                                                     std::string(scheme) + ":// with a host only)");
+  url_origin o;
+  o.host = u.host();
+  o.port = u.has_port() ? u.port_number() : 80;
+  o.key = o.host + ":" + std::to_string(o.port);
+  o.host_header = u.has_port() ? o.key : o.host;
+  o.target = std::string(u.encoded_target());
+  if (o.target.empty()) o.target = "/";
+  return o;
+}
+
+awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_type::time_point deadline) {
+  asio::any_io_executor ex = l.get_executor();
+  beast::tcp_stream stream(ex);
+  stream.expires_at(deadline);
+  boost::system::error_code cec;
+  if (auto mapped = boost::asio::use_service<host_map>(l.context()).find(to.host)) {
+    std::tie(cec) = co_await stream.async_connect(*mapped, nothrow);
+  } else {
+    tcp::resolver resolver(ex);
+    auto [rec, results] = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
+    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
+    std::tie(cec, std::ignore) = co_await stream.async_connect(results, nothrow);
+  }
+  if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + to.key + " timed out");
+  if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + cec.message());
+  stream.expires_never();
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+  co_return stream;
+}
+
+}  // namespace detail
+
+}  // namespace loupe
