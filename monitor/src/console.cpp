@@ -130,7 +130,7 @@ struct console::impl {
     for (;;) {
       auto [ec, s] = co_await acceptor->async_accept(nothrow);
       if (ec) {
-        if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+        if (is_cancellation(ec) || !acceptor->is_open()) co_return;
         // E.g. EMFILE: the pending connection stays in the backlog, so the
         // next accept would fail at once; back off instead of spinning.
         accept_warning("monitor: accept failed: " + ec.message() + "; the console keeps serving its sessions");

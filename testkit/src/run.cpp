@@ -20,20 +20,8 @@ std::string ms(std::chrono::nanoseconds d) {
   return out.str();
 }
 
-std::string describe_wait(const wait_info& w) {
-  std::string out;
-  if (w.operation) out += w.operation;
-  if (w.object) out.append(out.empty() ? "" : " on ").append(w.object);
-  if (w.file) out.append(" at ").append(w.file).append(":").append(std::to_string(w.line));
-  return out;
-}
-
-std::string describe_request(const request_info& r) {
-  if (r.method.empty() && r.target.empty()) return {};
-  std::string out = r.method + " " + r.target;
-  if (!r.route.empty()) out += " (route " + r.route + ")";
-  if (!r.request_id.empty()) out += " request_id=" + r.request_id;
-  return out;
+std::string request_id_text(const request_info& r) {
+  return r.request_id.empty() ? std::string() : " request_id=" + r.request_id;
 }
 
 }  // namespace detail
@@ -48,9 +36,9 @@ std::string describe_live_tasks(const loop& l) {
     out << "  #" << t.id << " '" << t.name << "' " << to_string(t.state) << ", age " << ms(now - t.created);
     if (t.state == task_state::suspended) {
       out << ", waiting " << ms(now - t.suspended_since);
-      if (auto w = describe_wait(t.wait); !w.empty()) out << " for " << w;
+      if (auto w = to_string(t.wait); !w.empty()) out << " for " << w;
     }
-    if (auto r = describe_request(t.request); !r.empty()) out << ", serving " << r;
+    if (auto r = to_string(t.request); !r.empty()) out << ", serving " << r << request_id_text(t.request);
     out << ", spawned at " << t.spawn_site.file_name() << ":" << t.spawn_site.line();
     if (t.parent_id) out << " by #" << t.parent_id;
     out << "\n";

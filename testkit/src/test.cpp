@@ -12,8 +12,6 @@ namespace loupe::testkit {
 
 using namespace std::chrono_literals;
 
-using detail::describe_request;
-using detail::describe_wait;
 using detail::ms;
 
 namespace {
@@ -190,8 +188,8 @@ void test::check_slow_callbacks() {
     if (e.type != slow_event::kind::slow_callback || e.duration < *slow_limit_) continue;
     std::string what = "a callback ran " + ms(e.duration) + " (limit " + std::to_string(slow_limit_->count()) + " ms)";
     if (e.task_id) what += " in task #" + std::to_string(e.task_id) + " '" + e.task_name + "'";
-    if (auto r = describe_request(e.request); !r.empty()) what += ", serving " + r;
-    if (auto w = describe_wait(e.resumed_from); !w.empty()) what += ", resumed from " + w;
+    if (auto r = to_string(e.request); !r.empty()) what += ", serving " + r + detail::request_id_text(e.request);
+    if (auto w = to_string(e.resumed_from); !w.empty()) what += ", resumed from " + w;
     fail("slow callback: " + what);
   }
 }

@@ -3,10 +3,10 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/testkit/run.hpp>
 
+#include "support/handle.hpp"
+
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 
 namespace http = boost::beast::http;
 using loupe::application;
@@ -14,21 +14,10 @@ using loupe::awaitable;
 using loupe::next_handler;
 using loupe::request;
 using loupe::response;
+using loupe::test_support::call;
+using loupe::test_support::make_request;
 
 namespace {
-
-request make_request(http::verb method, std::string target, std::string body = {}) {
-  request::message_type msg{method, target, 11};
-  msg.body() = std::move(body);
-  return request(std::move(msg));
-}
-
-// Runs app.handle() for one request on a fresh loop.
-response call(application& app, http::verb method, std::string target, std::string body = {}) {
-  loupe::loop loop;
-  auto req = make_request(method, std::move(target), std::move(body));
-  return loupe::testkit::run(loop, [&]() { return app.handle(req); }, std::chrono::seconds(5));
-}
 
 loupe::handler text(std::string s) {
   return [s](request&) -> awaitable<response> { co_return response::text(s); };
@@ -237,91 +226,4 @@ TEST(Application, TypedStateIsSharedWithSubApplications) {
   EXPECT_EQ(app.get(counter_key).hits, 2);
   EXPECT_EQ(app.find(missing_key), nullptr);
   EXPECT_EQ(call(app, http::verb::get, "/sub/missing").status(), http::status::internal_server_error);
-}
-
-TEST(Application, RequestAccessors) {
-  application app;
-  app.post("/inspect/{name}", [](request& req) -> awaitable<response> {
-    const auto body = req.json();
-    boost::json::object o;
-    o["name"] = std::string(req.match_info().at("name"));
-    o["path"] = req.path();
-    o["q"] = std::string(req.query().get("q").value_or(""));
-    o["tags"] = req.query().get_all("tag").size();
-    o["session"] = std::string(req.cookie("session").value_or(""));
-    o["theme"] = std::string(req.cookie("theme").value_or(""));
-    o["agent"] = std::string(req.header("user-agent").value_or(""));
-    o["n"] = body.at("n");
-    co_return response::json(o);
-  });
-  auto req = make_request(http::verb::post, "/inspect/a%20b?q=x+y%21&tag=1&tag=2", R"({"n": 3})");
-  req.native().set(http::field::cookie, "session=abc123; theme=\"dark\"");
-  req.native().set(http::field::user_agent, "tests/1.0");
-  loupe::loop loop;
-  auto res = loupe::testkit::run(loop, [&]() { return app.handle(req); });
-  ASSERT_EQ(res.status(), http::status::ok) << res.body();
-  auto v = boost::json::parse(res.body()).as_object();
-  EXPECT_EQ(v["name"], "a b");
-  EXPECT_EQ(v["path"], "/inspect/a b");
-  EXPECT_EQ(v["q"], "x y!");
-  EXPECT_EQ(v["tags"], 2);
-  EXPECT_EQ(v["session"], "abc123");
-  EXPECT_EQ(v["theme"], "dark");
-  EXPECT_EQ(v["agent"], "tests/1.0");
-  EXPECT_EQ(v["n"], 3);
-  EXPECT_EQ(res.header("Content-Type").value_or(""), "application/json");
-}
-
-TEST(Application, InvalidJsonBodyIs400) {
-  application app;
-  app.post("/j", [](request& req) -> awaitable<response> { co_return response::json(req.json()); });
-  auto res = call(app, http::verb::post, "/j", "{not json");
-  EXPECT_EQ(res.status(), http::status::bad_request);
-  EXPECT_NE(res.body().find("invalid JSON"), std::string::npos);
-}
-
-TEST(Application, ResponseCookiesAndHeaderInjectionGuard) {
-  response res = response::text("x");
-  res.set_cookie("session", "abc", {.max_age = std::chrono::seconds(60), .http_only = true, .same_site = "Lax"});
-  res.del_cookie("old");
-  std::vector<std::string> cookies;
-  for (auto& f : res.native())
-    if (f.name() == http::field::set_cookie) cookies.emplace_back(f.value());
-  ASSERT_EQ(cookies.size(), 2u);
-  EXPECT_EQ(cookies[0], "session=abc; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
-  EXPECT_NE(cookies[1].find("old=\"\"; expires=Thu, 01 Jan 1970"), std::string::npos);
-  EXPECT_THROW(res.set_header("X-A", "evil\r\nSet-Cookie: x=1"), std::invalid_argument);
-  EXPECT_THROW(response::redirect("/x\r\nSet-Cookie: pwned=1"), std::invalid_argument);
-  EXPECT_THROW(loupe::http_found("/x\r\nSet-Cookie: pwned=1"), std::invalid_argument);
-  EXPECT_THROW(res.set_content_type("text/plain\r\nX-Injected: 1"), std::invalid_argument);
-  EXPECT_THROW(res.set_cookie("s", "v", {.path = "/; Domain=evil"}), std::invalid_argument);
-  EXPECT_THROW(res.set_cookie("s", "a;b"), std::invalid_argument);
-  EXPECT_THROW(res.set_cookie("bad name", "v"), std::invalid_argument);
-}
-
-TEST(Application, StaticFilesNeverEscapeTheDirectory) {
-  namespace fs = std::filesystem;
-  const fs::path root = fs::temp_directory_path() / ("loupe-static-" + std::to_string(::getpid()));
-  fs::remove_all(root);
-  fs::create_directories(root / "public" / "css");
-  std::ofstream(root / "public" / "index.html") << "<h1>hi</h1>";
-  std::ofstream(root / "public" / "css" / "site.css") << "body{}";
-  std::ofstream(root / "secret.txt") << "top secret";
-  fs::create_symlink(root / "secret.txt", root / "public" / "link.txt");
-
-  application app;
-  app.add_static("/static", root / "public", {.name = "static"});
-  auto file = call(app, http::verb::get, "/static/css/site.css");
-  EXPECT_EQ(file.status(), http::status::ok);
-  ASSERT_TRUE(file.file_path().has_value());
-  EXPECT_EQ(file.file_size(), 6u);
-  EXPECT_EQ(file.header("Content-Type").value_or(""), "text/css; charset=utf-8");
-  for (const char* bad : {"/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/css/../../secret.txt",
-                          "/static/..%2fsecret.txt", "/static//etc/passwd", "/static/link.txt",
-                          "/static/nope.txt"})
-    EXPECT_EQ(call(app, http::verb::get, bad).status(), http::status::not_found) << bad;
-  EXPECT_EQ(call(app, http::verb::get, "/static/css").status(), http::status::forbidden);
-  EXPECT_EQ(app.url_for("static", {{"filename", "css/site.css"}}), "/static/css/site.css");
-  EXPECT_THROW(app.add_static("/x", root / "missing"), std::invalid_argument);
-  fs::remove_all(root);
 }

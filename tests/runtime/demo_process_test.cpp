@@ -404,7 +404,7 @@ TEST(DemoProcess, BlockingHandlerGivesOneSlowCallbackWarning) {
   const std::string& w = warnings[0];
   EXPECT_THAT(w, HasSubstr(R"("level":"warning")"));
   EXPECT_THAT(w, HasSubstr("'http.request'"));
-  EXPECT_THAT(w, HasSubstr("route '/block'"));
+  EXPECT_THAT(w, HasSubstr("(route /block)"));
   const auto ran = w.find(" ran ");
   ASSERT_NE(ran, std::string::npos);
   EXPECT_GE(std::stod(w.substr(ran + 5)), 300.0) << w;
@@ -431,7 +431,7 @@ TEST(DemoProcess, WatchdogReportsTheStallBeforeTheResponse) {
   for (const auto& line : lines_of(demo.stderr_text()))
     if (line.find("watchdog") != std::string::npos) record = line;
   EXPECT_THAT(record, HasSubstr(R"("level":"error")"));
-  EXPECT_THAT(record, HasSubstr("route '/block'"));
+  EXPECT_THAT(record, HasSubstr("(route /block)"));
   EXPECT_THAT(record, HasSubstr("demo_block_loop"));
   EXPECT_THAT(demo.stderr_text(), HasSubstr("stall ended"));
 }

@@ -84,10 +84,10 @@ TEST(Router, WrongMethodGives405WithAllowedMethods) {
   r.add(http::verb::delete_, "/items/{id}", ok());
   auto m = r.match(http::verb::put, "PUT", "/items");
   EXPECT_EQ(m.outcome, kind::method_not_allowed);
-  EXPECT_EQ(m.allowed, "GET, HEAD, POST");
+  EXPECT_EQ(m.allow_header(), "GET, HEAD, POST");
   auto d = r.match(http::verb::get, "GET", "/items/3");
   EXPECT_EQ(d.outcome, kind::method_not_allowed);
-  EXPECT_EQ(d.allowed, "DELETE");
+  EXPECT_EQ(d.allow_header(), "DELETE");
   EXPECT_EQ(r.match(http::verb::put, "PUT", "/nothing").outcome, kind::not_found);
 }
 
@@ -111,7 +111,7 @@ TEST(Router, AllStandardMethodsAndExtensionMethods) {
   EXPECT_EQ(r.match(http::verb::purge, "PURGE", "/m").route->name, "purge");
   auto other = r.match(http::verb::unknown, "BREW", "/m");
   EXPECT_EQ(other.outcome, kind::method_not_allowed);
-  EXPECT_NE(other.allowed.find("PURGE"), std::string::npos);
+  EXPECT_NE(other.allow_header().find("PURGE"), std::string::npos);
 }
 
 TEST(Router, UrlForFillsAndEncodesParameters) {

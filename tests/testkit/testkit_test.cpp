@@ -7,6 +7,7 @@
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/timer.hpp>
 #include <loupe/testkit/process.hpp>
+#include <loupe/testkit/run.hpp>
 #include <loupe/testkit/test.hpp>
 
 #include <gtest/gtest.h>
@@ -414,4 +415,17 @@ TEST(TestkitChecks, CoAssertEndsTheCoroutineBody) {
 TEST(TestkitChecks, APassingTestPassesInAChildToo) {
   const auto r = run_failing("Testkit.PingAndPongInOneLoopThroughTheHostMap");
   EXPECT_EQ(r.code, 0) << r.out;
+}
+
+TEST(TestkitRun, DeadlineThrowsNamingTheLiveTasksAndDoesNotHang) {
+  loupe::loop loop;
+  try {
+    loupe::testkit::run(loop, []() -> awaitable<void> { co_await loupe::sleep_for(60s); }, 100ms);
+    ADD_FAILURE() << "no deadline_exceeded";
+  } catch (const loupe::testkit::deadline_exceeded& e) {
+    EXPECT_NE(std::string(e.what()).find("#"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("'test' suspended"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("async_wait on deadline_timer at "), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(loop.live_task_count(), 0u);  // the test's task was cancelled and unwound
 }

@@ -7,6 +7,7 @@
 #include "core/exceptions.hpp"
 #include "observe/http_metrics.hpp"
 #include "client/cookie_jar.hpp"
+#include "client/request_builder.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -36,19 +37,6 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-void append_form_encoded(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') out += static_cast<char>(c);
-    else if (c == ' ') out += '+';
-    else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-}
 
 struct pooled {
   std::unique_ptr<beast::tcp_stream> stream;
@@ -126,27 +114,8 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
   awaitable<client_response> run([[maybe_unused]] std::shared_ptr<impl> self, http::verb method, std::string url_text,
                                  request_options o) {
     if (closed) throw client_error(client_errc::session_closed, "the client session is closed");
-    auto parsed = boost::urls::parse_uri(url_text);
-    if (!parsed) throw client_error(client_errc::invalid_url, "invalid URL '" + url_text + "'");
-    boost::urls::url u = *parsed;
-    for (const auto& [k, v] : o.query) u.params().append({k, v});
-
-    std::string body;
-    std::string content_type;
-    if (o.json) {
-      body = boost::json::serialize(*o.json);
-      content_type = "application/json";
-    } else if (!o.form.empty()) {
-      for (const auto& [k, v] : o.form) {
-        if (!body.empty()) body += '&';
-        append_form_encoded(body, k);
-        body += '=';
-        append_form_encoded(body, v);
-      }
-      content_type = "application/x-www-form-urlencoded";
-    } else if (o.body) {
-      body = *o.body;
-    }
+    boost::urls::url u = detail::request_url(url_text, o);
+    detail::request_body body = detail::encode_body(o);
     const auto deadline = clock_type::now() + o.timeout.value_or(opts.request_timeout);
     client_response out;
 
@@ -154,17 +123,8 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
       const auto to = detail::origin_of(u, "http");
       const std::string& key = to.key;
 
-      http::request<http::string_body> req{method, to.target, 11};
-      req.set(http::field::host, to.host_header);
-      req.set(http::field::user_agent, opts.user_agent);
-      if (!content_type.empty()) req.set(http::field::content_type, content_type);
-      if (opts.cookies)
-        if (auto cookie = jar.header_for(u); !cookie.empty()) req.set(http::field::cookie, cookie);
-      for (const auto& [k, v] : o.headers) req.set(k, v);
-      req.body() = body;
-      if (!body.empty() || method == http::verb::post || method == http::verb::put || method == http::verb::patch)
-        req.prepare_payload();
-      req.keep_alive(true);
+      const std::string cookie = opts.cookies ? jar.header_for(u) : std::string();
+      const auto req = detail::build_request(method, to, body, o, opts.user_agent, cookie);
 
       http::response<http::string_body> res;
       const auto started = clock_type::now();
@@ -206,7 +166,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         observe(0, detail::client_errc_name(e.code().value()));
         throw;
       } catch (...) {
-        observe(0, detail::is_cancellation(std::current_exception()) ? "cancelled" : "other");
+        observe(0, is_cancellation(std::current_exception()) ? "cancelled" : "other");
         throw;
       }
       observe(res.result_int(), {});
@@ -228,8 +188,8 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         // 303, and 301/302 after a POST, continue as GET without a body (as browsers and aiohttp do).
         if (code == 303 || ((code == 301 || code == 302) && method == http::verb::post)) {
           method = http::verb::get;
-          body.clear();
-          content_type.clear();
+          body = {};
+          o.body.reset();
         }
         continue;
       }
@@ -297,24 +257,13 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
   auto start = [](std::shared_ptr<impl> s, http::verb m, std::string u, request_options o)
       -> awaitable<std::unique_ptr<client_stream>> {
     if (s->closed) throw client_error(client_errc::session_closed, "the client session is closed");
-    auto parsed = boost::urls::parse_uri(u);
-    if (!parsed) throw client_error(client_errc::invalid_url, "invalid URL '" + u + "'");
-    boost::urls::url url_ = *parsed;
-    for (const auto& [k, v] : o.query) url_.params().append({k, v});
+    const boost::urls::url url_ = detail::request_url(u, o);
     const auto to = detail::origin_of(url_, "http");
     const std::string& key = to.key;
     const auto timeout = o.timeout.value_or(s->opts.request_timeout);
     auto [stream, reused] = co_await s->acquire(to, clock_type::now() + timeout);
-    http::request<http::string_body> req{m, to.target, 11};
-    req.set(http::field::host, to.host_header);
-    req.set(http::field::user_agent, s->opts.user_agent);
-    if (s->opts.cookies)
-      if (auto cookie = s->jar.header_for(url_); !cookie.empty()) req.set(http::field::cookie, cookie);
-    for (const auto& [k, v] : o.headers) req.set(k, v);
-    if (o.body) {
-      req.body() = *o.body;
-      req.prepare_payload();
-    }
+    const std::string cookie = s->opts.cookies ? s->jar.header_for(url_) : std::string();
+    const auto req = detail::build_request(m, to, detail::encode_body(o), o, s->opts.user_agent, cookie);
     auto i = std::make_unique<client_stream::impl>();
     i->session = s;
     i->key = key;

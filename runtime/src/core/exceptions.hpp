@@ -1,9 +1,6 @@
 // Private: describing exceptions captured as std::exception_ptr.
 #pragma once
 
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
-
 #include <exception>
 #include <string>
 
@@ -18,17 +15,6 @@ inline std::string describe(const std::exception_ptr& e) {
   } catch (...) {
     return "a non-standard exception";
   }
-}
-
-/// True for the operation_aborted error that cancellation makes an await throw.
-inline bool is_cancellation(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& se) {
-    return se.code() == boost::asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
 }
 
 }  // namespace loupe::detail

@@ -34,15 +34,6 @@ thread_local std::int64_t segment_start_ns = 0;
 thread_local std::uint64_t longest_task_id = 0;
 thread_local std::int64_t longest_segment_ns = -1;
 
-std::string describe_wait(const wait_info& w) {
-  if (w.operation && !w.object && !w.file) return w.operation;
-  std::string s;
-  s += w.operation ? w.operation : "?";
-  if (w.object) s.append(" on ").append(w.object);
-  if (w.file) s.append(" at ").append(w.file).append(":").append(std::to_string(w.line));
-  return s;
-}
-
 }  // namespace
 
 std::atomic<std::int64_t> detail::slow_threshold_ns{100'000'000};
@@ -236,10 +227,8 @@ void tracked_completion::invocation_end() noexcept {
     else ev.resumed_from = wait_info{"task start", nullptr, nullptr, 0};
     describe_task(*l, ev.task_id, ev.task_name, ev.request);
     l->slow_callbacks.fetch_add(1, std::memory_order_relaxed);
-    std::string req;
-    if (!ev.request.method.empty())
-      req = fmt::format(" serving {} {} (route '{}')", ev.request.method, ev.request.target, ev.request.route);
-    const std::string where = describe_wait(ev.resumed_from);
+    const std::string req = ev.request.method.empty() ? std::string() : " serving " + to_string(ev.request);
+    const std::string where = to_string(ev.resumed_from);
     const std::string msg = fmt::format("slow callback: task {} '{}'{} ran {:.1f} ms on loop '{}'; it resumed from {}",
                                         ev.task_id, ev.task_name, req, static_cast<double>(took) / 1e6, l->name, where);
     // The record is the slow task's, wherever the report is written from.

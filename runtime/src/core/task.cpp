@@ -47,6 +47,35 @@ const char* to_string(task_outcome o) noexcept {
   return "?";
 }
 
+bool is_cancellation(const boost::system::error_code& ec) noexcept { return ec == boost::asio::error::operation_aborted; }
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    return is_cancellation(se.code());
+  } catch (...) {
+  }
+  return false;
+}
+
+std::string to_string(const wait_info& w) {
+  std::string out;
+  if (!w.operation && !w.object && !w.file) return out;
+  out += w.operation ? w.operation : "?";
+  if (w.object) out.append(" on ").append(w.object);
+  if (w.file) out.append(" at ").append(w.file).append(":").append(std::to_string(w.line));
+  return out;
+}
+
+std::string to_string(const request_info& r) {
+  if (r.method.empty() && r.target.empty()) return {};
+  std::string out = r.method + " " + r.target;
+  if (!r.route.empty()) out.append(" (route ").append(r.route).append(")");
+  return out;
+}
+
 task_context current_task_context() noexcept {
   const detail::task_record* t = current_task_ptr;
   if (!t) return {};

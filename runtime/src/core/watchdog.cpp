@@ -186,9 +186,7 @@ class watchdog {
     ev.task_id = l.callback_task.load(std::memory_order_relaxed);
     ev.stack = stack;
     describe_task(l, ev.task_id, ev.task_name, ev.request);
-    std::string req;
-    if (!ev.request.method.empty())
-      req = fmt::format(" serving {} {} (route '{}')", ev.request.method, ev.request.target, ev.request.route);
+    const std::string req = ev.request.method.empty() ? std::string() : " serving " + to_string(ev.request);
     const std::string msg =
         fmt::format("watchdog: loop '{}' has been blocked for {} ms by a callback of task {} '{}'{}; loop thread stack:\n{}",
                     l.name, blocked / 1'000'000, ev.task_id, ev.task_name, req, stack);

@@ -200,31 +200,10 @@ const handler not_found_handler = [](request&) -> awaitable<response> {
   co_return response{};
 };
 
-// Merges "GET, HEAD" lists from several routers into one sorted, unique list.
-std::string normalize_allowed(const std::string& list) {
-  std::vector<std::string> items;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto comma = list.find(", ", pos);
-    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (!item.empty()) items.push_back(std::move(item));
-    if (comma == std::string::npos) break;
-    pos = comma + 2;
-  }
-  std::sort(items.begin(), items.end());
-  items.erase(std::unique(items.begin(), items.end()), items.end());
-  std::string out;
-  for (auto& i : items) {
-    if (!out.empty()) out += ", ";
-    out += i;
-  }
-  return out;
-}
-
 }  // namespace
 
 void application::resolve(const request& req, router::match_result& found, application*& owner,
-                          std::string& allowed) {
+                          router::match_result& not_allowed) {
   auto m = router_.match(req.method(), req.method_name(), req.path());
   if (m.outcome == router::match_result::kind::found) {
     found = std::move(m);
@@ -232,15 +211,18 @@ void application::resolve(const request& req, router::match_result& found, appli
     return;
   }
   if (m.outcome == router::match_result::kind::method_not_allowed) {
-    if (!allowed.empty()) allowed += ", ";
-    allowed += m.allowed;
+    // Merged over the routers of sub-applications: sorted and unique.
+    auto& all = not_allowed.allowed;
+    const auto mid = all.insert(all.end(), m.allowed.begin(), m.allowed.end());
+    std::inplace_merge(all.begin(), mid, all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
   }
   const std::string& path = req.path();
   for (auto& s : subapps_) {
     const std::string& p = s->prefix_;
     if (path.size() >= p.size() && path.compare(0, p.size(), p) == 0 &&
         (path.size() == p.size() || path[p.size()] == '/')) {
-      s->resolve(req, found, owner, allowed);
+      s->resolve(req, found, owner, not_allowed);
       if (owner) return;
     }
   }
@@ -251,10 +233,10 @@ awaitable<response> application::handle(request& req) {
   const auto cs = co_await boost::asio::this_coro::cancellation_state;
   router::match_result m;
   application* owner = nullptr;
-  std::string allowed;
+  router::match_result not_allowed;
   std::exception_ptr error;
   try {
-    resolve(req, m, owner, allowed);
+    resolve(req, m, owner, not_allowed);
   } catch (...) {
     error = std::current_exception();  // e.g. a route regex past Boost.Regex's complexity limit
   }
@@ -268,8 +250,8 @@ awaitable<response> application::handle(request& req) {
     final = &m.route->handler;
   } else {
     detail::access::set_match(req, this, nullptr, nullptr, {});
-    if (!allowed.empty()) {
-      method_not_allowed = [list = normalize_allowed(allowed)](request&) -> awaitable<response> {
+    if (!not_allowed.allowed.empty()) {
+      method_not_allowed = [list = not_allowed.allow_header()](request&) -> awaitable<response> {
         throw http_method_not_allowed(list);
         co_return response{};
       };

@@ -1,7 +1,7 @@
-// HTTP errors and string pairs.
+// HTTP errors: http_error and its subclasses, and the one text of an error page.
 #include <loupe/runtime/errors.hpp>
-#include <loupe/runtime/request.hpp>
 
+#include "http/error_page.hpp"
 #include "http/headers.hpp"
 
 #include <boost/beast/http/status.hpp>
@@ -10,8 +10,7 @@ namespace loupe {
 
 namespace http = boost::beast::http;
 
-namespace {
-std::string default_what(http::status s, const std::string& message) {
+std::string detail::error_text(http::status s, std::string_view message) {
   std::string w = std::to_string(static_cast<unsigned>(s));
   w += ": ";
   if (message.empty()) {
@@ -22,10 +21,9 @@ std::string default_what(http::status s, const std::string& message) {
   }
   return w;
 }
-}  // namespace
 
 http_error::http_error(http::status status, std::string message)
-    : std::runtime_error(default_what(status, message)), status_(status), message_(std::move(message)) {}
+    : std::runtime_error(detail::error_text(status, message)), status_(status), message_(std::move(message)) {}
 
 http_error& http_error::with_header(std::string name, std::string value) {
   // Checked where the error is made, so a bad value fails in the handler (a 500).
@@ -41,24 +39,6 @@ http_method_not_allowed::http_method_not_allowed(std::string allowed, std::strin
 
 http_redirect::http_redirect(http::status status, std::string location) : http_error(status) {
   with_header("Location", std::move(location));
-}
-
-std::optional<std::string_view> string_pairs::get(std::string_view name) const noexcept {
-  for (const auto& [k, v] : items_)
-    if (k == name) return std::string_view(v);
-  return std::nullopt;
-}
-
-std::string_view string_pairs::at(std::string_view name) const {
-  if (auto v = get(name)) return *v;
-  throw std::out_of_range("no value named '" + std::string(name) + "'");
-}
-
-std::vector<std::string_view> string_pairs::get_all(std::string_view name) const {
-  std::vector<std::string_view> out;
-  for (const auto& [k, v] : items_)
-    if (k == name) out.emplace_back(v);
-  return out;
 }
 
 }  // namespace loupe

@@ -3,6 +3,7 @@
 #include <loupe/runtime/request.hpp>
 
 #include "http/text.hpp"
+#include "http/url_codec.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -16,31 +17,6 @@ namespace http = boost::beast::http;
 namespace {
 
 const std::string empty_string;
-
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-// Percent-decodes `in` into `out`; false for a malformed escape or a NUL.
-bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
-  out.clear();
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      if (!is_hex(in[i + 1]) || !is_hex(in[i + 2])) return false;
-      auto v = [](char h) { return h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10; };
-      c = static_cast<char>(v(in[i + 1]) * 16 + v(in[i + 2]));
-      if (c == '\0') return false;
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      c = ' ';
-    }
-    out += c;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -96,7 +72,7 @@ request::request(message_type msg, endpoint_type remote, endpoint_type local)
   if (t.find('#') != std::string_view::npos) throw http_bad_request("a request target may not contain '#'");
   const auto q = t.find('?');
   path_end_ = q == std::string_view::npos ? t.size() : q;
-  if (!percent_decode(t.substr(0, path_end_), path_, false))
+  if (!detail::url_codec::decode(t.substr(0, path_end_), path_, false))
     throw http_bad_request("invalid percent-encoding in path");
 }
 
@@ -113,7 +89,7 @@ const query_params& request::query() const {
       const auto eq = part.find('=');
       const std::string_view k = part.substr(0, eq);
       const std::string_view v = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
-      if (!percent_decode(k, key, true) || !percent_decode(v, value, true))
+      if (!detail::url_codec::decode(k, key, true) || !detail::url_codec::decode(v, value, true))
         throw http_bad_request("invalid percent-encoding in query string");
       query_->add(key, value);
     }

@@ -1,6 +1,8 @@
 // Route templates, matching and URL building.
 #include <loupe/runtime/router.hpp>
 
+#include "http/url_codec.hpp"
+
 #include <boost/regex.hpp>
 
 #include <algorithm>
@@ -94,38 +96,6 @@ std::vector<part> parse_template(std::string_view tpl) {
   }
   if (!literal.empty()) parts.push_back(literal_part(std::move(literal)));
   return parts;
-}
-
-bool is_unreserved(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-// Percent-encodes for a path segment (RFC 3986 pchar); '/' kept when allowed.
-void encode_path(std::string& out, std::string_view s, bool keep_slash) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (is_unreserved(c) || std::string_view("!$&'()*+,;=:@").find(static_cast<char>(c)) != std::string_view::npos ||
-        (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-}
-
-void encode_query(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (is_unreserved(c)) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
 }
 
 std::string method_label(const route& r) { return r.method_name; }
@@ -272,20 +242,25 @@ router::match_result router::match(http::verb method, std::string_view method_na
     return res;
   }
   if (!path_matches.empty()) {
-    std::vector<std::string> methods;
+    auto& methods = res.allowed;
     for (const route* r : path_matches) {
       methods.push_back(method_label(*r));
       if (r->method == http::verb::get) methods.emplace_back("HEAD");
     }
     std::sort(methods.begin(), methods.end());
     methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
-    for (const auto& mname : methods) {
-      if (!res.allowed.empty()) res.allowed += ", ";
-      res.allowed += mname;
-    }
     res.outcome = match_result::kind::method_not_allowed;
   }
   return res;
+}
+
+std::string router::match_result::allow_header() const {
+  std::string out;
+  for (const auto& m : allowed) {
+    if (!out.empty()) out += ", ";
+    out += m;
+  }
+  return out;
 }
 
 std::string router::url_for(std::string_view name, const url_params& params, const url_params& query) const {
@@ -304,7 +279,7 @@ std::string router::url_for(std::string_view name, const url_params& params, con
     if (!boost::regex_match(v->second, p.anchored))
       throw std::invalid_argument("url_for('" + std::string(name) + "'): '" + v->second +
                                   "' does not match {" + p.text + ":" + p.pattern + "}");
-    encode_path(url, v->second, p.custom);
+    detail::url_codec::append_path(url, v->second, p.custom);
   }
   for (const auto& p : params) {
     const bool known = std::any_of(c.parts.begin(), c.parts.end(),
@@ -316,9 +291,9 @@ std::string router::url_for(std::string_view name, const url_params& params, con
   for (const auto& [k, v] : query) {
     url += sep;
     sep = '&';
-    encode_query(url, k);
+    detail::url_codec::append_query(url, k);
     url += '=';
-    encode_query(url, v);
+    detail::url_codec::append_query(url, v);
   }
   return url;
 }

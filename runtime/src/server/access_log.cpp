@@ -39,6 +39,7 @@ void server::impl::record(const request* req, const refused* r, unsigned status,
   msg.append(path.empty() ? "-" : path).append(1, ' ');
   char code[8];
   msg.append(code, std::to_chars(code, code + sizeof code, status).ptr);
+  if (r) msg.append(" (").append(to_string(r->reason)).append(")");
   log::write(log::access(), spdlog::level::info, msg,
              {{"method", method},
               {"path", path},

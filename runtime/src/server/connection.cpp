@@ -112,10 +112,12 @@ refused describe_refused(const request_parser& parser) {
 
 }  // namespace
 
-awaitable<void> server::impl::refuse_request(connection& c, refused r, http::status status, std::string detail,
-                                             std::int64_t start, tcp::endpoint remote) {
-  const std::size_t n = co_await send_error(c.stream, status, detail, r.request_id);
-  record(nullptr, &r, static_cast<unsigned>(status), 0, n, start, 0, remote);
+awaitable<void> server::impl::refuse_request(connection& c, refused r, std::string detail, std::int64_t start,
+                                             tcp::endpoint remote) {
+  const unsigned status = status_code(r.reason);
+  if (detail.empty()) detail = make_error_code(r.reason).message();
+  const std::size_t n = co_await send_error(c.stream, static_cast<http::status>(status), detail, r.request_id);
+  record(nullptr, &r, status, 0, n, start, 0, remote);
   co_await linger_close(c.stream);
 }
 
@@ -187,10 +189,9 @@ awaitable<void> server::impl::run_websocket(connection& c, request& req, const w
   } catch (...) {
     error = std::current_exception();
   }
-  if (error && !detail::is_cancellation(error))
+  if (error && !is_cancellation(error))
     log::runtime().error("WebSocket handler for {} failed: {}", req.target(), detail::describe(error));
-  // 1001 (going away) when the server is shutting down, 1011 after a handler error.
-  const std::uint16_t code = stopping ? 1001 : error ? 1011 : 1000;
+  const ws_close code = stopping ? ws_close::going_away : error ? ws_close::internal_error : ws_close::normal;
   if (session.close_code() == 0) co_await session.close(code);
 }
 
@@ -220,11 +221,13 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     hec = rec;
   }
   // A request refused before it reached the application is answered and counted.
-  const auto refuse = [&](http::status status, std::string detail) {
-    return refuse_request(c, describe_refused(parser), status, std::move(detail), start, remote);
+  const auto refuse = [&](server_errc why, std::string detail) {
+    refused r = describe_refused(parser);
+    r.reason = why;
+    return refuse_request(c, std::move(r), std::move(detail), start, remote);
   };
   const auto refuse_too_large = [&] {
-    return refuse(http::status::payload_too_large, "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
+    return refuse(server_errc::body_too_large, "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
   };
   if (hec) {
     // A passed deadline has already closed the socket (the sweeper):
@@ -232,16 +235,16 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     if (hec == http::error::body_limit)  // Content-Length already says too much
       co_await refuse_too_large();
     else if (hec == http::error::header_limit)
-      co_await refuse(http::status::request_header_fields_too_large, {});
+      co_await refuse(server_errc::headers_too_large, {});
     else if (is_bad_request(hec))
-      co_await refuse(http::status::bad_request, hec.message());
+      co_await refuse(server_errc::malformed_request, hec.message());
     co_return after::close;
   }
 
   // RFC 9112 3.2: an HTTP/1.1 request without Host, any request with more
   // than one, or with an invalid one, is answered 400 (as nginx does).
   if (const char* why = host_problem(parser.get())) {
-    co_await refuse(http::status::bad_request, why);
+    co_await refuse(server_errc::invalid_host, why);
     co_return after::close;
   }
   // Transfer-Encoding must be exactly "chunked": any other coding, or
@@ -249,11 +252,11 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   // vector), so it is refused.
   if (const auto te = parser.get()[http::field::transfer_encoding]; !te.empty()) {
     if (!parser.chunked()) {
-      co_await refuse(http::status::bad_request, "Transfer-Encoding must end with chunked");
+      co_await refuse(server_errc::bad_transfer_encoding, {});
       co_return after::close;
     }
     if (!beast::iequals(te, "chunked")) {
-      co_await refuse(http::status::not_implemented, "unsupported transfer coding");
+      co_await refuse(server_errc::unsupported_transfer_coding, {});
       co_return after::close;
     }
   }
@@ -272,7 +275,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     const std::int64_t body_due = due_in(opts.body_timeout);
     if (length) {
       if (*length > opts.max_body_bytes_in_flight) {
-        co_await refuse(http::status::payload_too_large,
+        co_await refuse(server_errc::body_too_large,
                         "body of " + std::to_string(*length) + " bytes exceeds max_body_bytes_in_flight (" +
                             std::to_string(opts.max_body_bytes_in_flight) + ")");
         co_return after::close;
@@ -281,7 +284,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
         case admission::admitted: break;
         case admission::closed: co_return after::close;
         case admission::no_room:
-          co_await refuse(http::status::service_unavailable,
+          co_await refuse(server_errc::no_room_for_body,
                           "no room for the body within " + std::to_string(opts.body_timeout.count()) +
                               " ms: request bodies in flight reached " +
                               std::to_string(opts.max_body_bytes_in_flight) + " bytes");
@@ -303,10 +306,10 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
       if (bec == http::error::body_limit)
         co_await refuse_too_large();
       else if (bec == detail::over_budget())
-        co_await refuse(http::status::service_unavailable,
+        co_await refuse(server_errc::no_room_for_body,
                         "request bodies in flight reached " + std::to_string(opts.max_body_bytes_in_flight) + " bytes");
       else if (is_bad_request(bec))
-        co_await refuse(http::status::bad_request, bec.message());
+        co_await refuse(server_errc::malformed_request, bec.message());
       co_return after::close;
     }
   }
@@ -322,7 +325,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     bad_target = e;
   }
   if (bad_target) {
-    co_await refuse(bad_target->status(), bad_target->message());
+    co_await refuse(server_errc::invalid_target, bad_target->message());
     co_return after::close;
   }
   ++in_flight;
@@ -348,7 +351,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   if (ep) {
     // app.handle turns handler errors into responses; what arrives here is
     // normally a cancellation (503). Anything else is a bug worth a record.
-    if (detail::is_cancellation(ep)) {
+    if (is_cancellation(ep)) {
       res = response(http_service_unavailable("request cancelled"));
     } else {
       log::runtime().error("request {} {} failed outside its handler: {}", req->method_name(), req->target(),

@@ -1,5 +1,6 @@
 // The error responses the server sends itself (400, 413, 431, 503 …), before
 // or outside the application.
+#include "http/error_page.hpp"
 #include "server/server_internals.hpp"
 
 #include <boost/beast/http/write.hpp>
@@ -9,19 +10,14 @@ namespace loupe {
 using detail::nothrow;
 using detail::http_date;
 
-awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view detail,
+awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view message,
                                                std::string_view request_id) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.set("X-Request-ID", request_id);
   if (!opts.server_header.empty()) res.set(http::field::server, opts.server_header);
   res.set(http::field::date, http_date());
-  std::string body = std::to_string(static_cast<unsigned>(status));
-  body += ": ";
-  const auto reason = http::obsolete_reason(status);
-  body.append(reason.data(), reason.size());
-  if (!detail.empty()) body.append(" (").append(detail).append(")");
-  res.body() = std::move(body);
+  res.body() = detail::error_text(status, message);
   res.keep_alive(false);
   res.prepare_payload();
   const std::size_t size = res.body().size();

@@ -156,7 +156,7 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
 awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a) {
   for (;;) {
     auto [ec, sock] = co_await a.async_accept(nothrow);
-    if (stopping || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+    if (stopping || is_cancellation(ec) || ec == asio::error::bad_descriptor) co_return;
     if (ec) {
       accept_warning("accept failed: " + ec.message());
       // Out of descriptors or memory: back off instead of spinning.
@@ -200,8 +200,11 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
   const auto start = detail::now_ns();
   refused r;
   r.request_id = detail::accept_request_id({});
-  const auto n = co_await send_error(stream, http::status::service_unavailable, "too many connections", r.request_id);
-  record(nullptr, &r, 503, 0, n, start, 0, remote);
+  r.reason = server_errc::too_many_connections;
+  const unsigned status = status_code(r.reason);
+  const auto n = co_await send_error(stream, static_cast<http::status>(status),
+                                     make_error_code(r.reason).message(), r.request_id);
+  record(nullptr, &r, status, 0, n, start, 0, remote);
   co_await linger_close(stream);
 }
 

@@ -58,6 +58,7 @@ struct refused {
   std::string path;
   std::string user_agent;
   std::string request_id;  // the client's X-Request-ID if sane, else generated
+  server_errc reason = server_errc::malformed_request;
 };
 
 // Connections open in the whole process (every server, every loop), each
@@ -180,7 +181,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
               const tcp::endpoint& remote);
   awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
   /// Answers a request refused before it reached the application, records it, closes.
-  awaitable<void> refuse_request(connection& c, detail::refused r, http::status status, std::string detail,
+  awaitable<void> refuse_request(connection& c, detail::refused r, std::string detail,
                                  std::int64_t start, tcp::endpoint remote);
   /// Sends an error response (the caller then closes); returns the body size.
   awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail,

@@ -52,9 +52,9 @@ awaitable<std::optional<ws_message>> websocket::receive() {
       i.code = i.stream.reason().code;
       i.reason = std::string(i.stream.reason().reason.c_str());
     } else if (ec == ws::error::message_too_big || ec == ws::error::buffer_overflow) {
-      i.code = static_cast<std::uint16_t>(ws::close_code::too_big);  // Beast has sent 1009
+      i.code = static_cast<std::uint16_t>(ws_close::too_big);  // Beast has sent 1009
     } else {
-      i.code = static_cast<std::uint16_t>(ws::close_code::abnormal);
+      i.code = static_cast<std::uint16_t>(ws_close::abnormal);
     }
     co_return std::nullopt;
   }

@@ -175,7 +175,7 @@ class application {
   using hook_entry = std::variant<app_hook, application*>;
   awaitable<void> run_hooks(std::vector<hook_entry>& hooks, const char* phase);
   void resolve(const request& req, router::match_result& found, application*& owner,
-               std::string& allowed);
+               router::match_result& not_allowed);
   void reprefix_children();
 
   loupe::router router_;

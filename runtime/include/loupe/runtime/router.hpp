@@ -76,7 +76,9 @@ class router {
     kind outcome = kind::not_found;
     const loupe::route* route = nullptr;  ///< when found
     loupe::match_info params;             ///< when found
-    std::string allowed;                  ///< "GET, HEAD" when method_not_allowed
+    std::vector<std::string> allowed;     ///< {"GET", "HEAD"}, sorted, when method_not_allowed
+    /// The `Allow` header's value: "GET, HEAD".
+    std::string allow_header() const;
   };
 
   /// Matches a decoded path. Read-only: safe from any number of threads.

@@ -42,12 +42,34 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace loupe {
 
 class application;
 class loop;
+
+/// Why the server refused a request before it reached the application. The
+/// answer's status follows from it (status_code()); the access-log record
+/// of a refusal ends with its name, e.g. "... 400 (invalid_host)".
+enum class server_errc {
+  malformed_request = 1,        ///< 400: not valid HTTP/1.x
+  invalid_host,                 ///< 400: no Host (HTTP/1.1), two, or an invalid one
+  bad_transfer_encoding,        ///< 400: Transfer-Encoding not ending with chunked
+  invalid_target,               ///< 400: e.g. invalid percent-encoding in the path
+  headers_too_large,            ///< 431: past max_header_bytes
+  body_too_large,               ///< 413: past client_max_size or max_body_bytes_in_flight
+  unsupported_transfer_coding,  ///< 501: a coding other than chunked
+  no_room_for_body,             ///< 503: the bodies in flight left no room in time
+  too_many_connections,         ///< 503: past max_connections or the descriptor cap
+};
+const std::error_category& server_category() noexcept;  ///< "loupe.server"
+std::error_code make_error_code(server_errc e) noexcept;
+/// The HTTP status a refusal is answered with (400, 413, 431, 501, 503).
+unsigned status_code(server_errc e) noexcept;
+/// "invalid_host", …: the name in logs.
+std::string_view to_string(server_errc e) noexcept;
 
 struct server_options {
   /// Connections served at once; past it new ones get 503 and are closed.
@@ -129,3 +151,6 @@ class server {
 };
 
 }  // namespace loupe
+
+template <>
+struct std::is_error_code_enum<loupe::server_errc> : std::true_type {};

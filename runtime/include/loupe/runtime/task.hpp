@@ -70,6 +70,18 @@ struct request_info {
   std::string request_id;
 };
 
+/// True for what an await throws (or an operation completes with) when its
+/// task is cancelled: Asio's operation_aborted. The one test for it in loupe.
+bool is_cancellation(const std::exception_ptr& e) noexcept;
+bool is_cancellation(const boost::system::error_code& ec) noexcept;
+
+/// How a wait reads everywhere (console, logs, test failures):
+/// "async_wait on deadline_timer at app.cpp:12"; empty when nothing is known.
+std::string to_string(const wait_info& w);
+/// How a request reads everywhere: "GET /users/7 (route /users/{id})";
+/// empty when the task serves none. The request id is a field of its own.
+std::string to_string(const request_info& r);
+
 /// A snapshot of one task (copyable; safe to keep).
 struct task_info {
   std::uint64_t id = 0;          ///< unique in the process, never reused

@@ -48,6 +48,22 @@ struct ws_message {
   bool binary = false;
 };
 
+/// The close codes of RFC 6455 7.4.1. Applications may use 4000–4999 too
+/// (close() takes a number; close_code() returns one).
+enum class ws_close : std::uint16_t {
+  normal = 1000,
+  going_away = 1001,        ///< the server is shutting down
+  protocol_error = 1002,
+  unsupported_data = 1003,
+  no_status = 1005,         ///< never sent: the close frame had no code
+  abnormal = 1006,          ///< never sent: the connection dropped without a close frame
+  invalid_payload = 1007,
+  policy_violation = 1008,
+  too_big = 1009,           ///< a message over max_message_bytes
+  mandatory_extension = 1010,
+  internal_error = 1011,    ///< the handler failed
+};
+
 class websocket {
  public:
   struct impl;
@@ -64,7 +80,10 @@ class websocket {
   awaitable<void> send(std::string_view data, bool binary = false);
   awaitable<void> ping(std::string_view payload = {});
   /// Starts the close handshake with `code` (1000: normal) and `reason`.
-  awaitable<void> close(std::uint16_t code = 1000, std::string_view reason = {});
+  awaitable<void> close(std::uint16_t code = static_cast<std::uint16_t>(ws_close::normal), std::string_view reason = {});
+  awaitable<void> close(ws_close code, std::string_view reason = {}) {
+    return close(static_cast<std::uint16_t>(code), reason);
+  }
 
   /// The close code the peer sent (or 1006 if the connection just dropped); 0 while open.
   std::uint16_t close_code() const noexcept;

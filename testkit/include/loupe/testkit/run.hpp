@@ -61,8 +61,8 @@ std::string describe_live_tasks(const loop& l);
 
 namespace detail {
 std::string ms(std::chrono::nanoseconds d);
-std::string describe_wait(const wait_info& w);
-std::string describe_request(const request_info& r);
+/// " request_id=ID" after a request's to_string(), or nothing.
+std::string request_id_text(const request_info& r);
 
 /// Runs `l` until `done` is set or the deadline passes; then cancels the
 /// live tasks named "test" and throws deadline_exceeded. `limit` is read
