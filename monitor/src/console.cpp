@@ -2,11 +2,10 @@
 // coroutine per session speaking a telnet-tolerant line protocol.
 #include <loupe/monitor/console.hpp>
 
-#include "commands.hpp"
+#include "commands/table.hpp"
 #include "session.hpp"
 
 #include <loupe/runtime/log.hpp>
-#include <loupe/runtime/loop.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,7 +22,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <unistd.h>
 
 namespace loupe::monitor {
 
@@ -116,7 +114,7 @@ struct console::impl {
   const console_options& opts;
   // Declared before the context: destroying it destroys the sessions'
   // suspended coroutines, which still use these.
-  detail::commands cmds;
+  detail::command_table cmds;
   std::vector<http_endpoint> endpoints;
   log::throttled_warning accept_warning;
   std::mutex sessions_m;  // guards `sessions` (console::stop reads it after the thread)
@@ -225,9 +223,12 @@ struct console::impl {
         co_return "error: " + std::string(e.what()) + "\n";
       }
     }
-    std::string out = cmds.run(line, quit);
+    const detail::reply r = cmds.run(line);
+    quit = std::holds_alternative<detail::end_session>(r);
+    std::string out = detail::text(r);
     // After `cancel ID`: wait (bounded) for the task to end and say how.
-    if (const auto id = detail::commands::pending_cancel(out)) {
+    const auto* cancelled = std::get_if<detail::cancel_reply>(&r);
+    if (cancelled && cancelled->status == detail::cancel_reply::requested) {
       const std::string first = crlf(out);
       if (!co_await send(c, first)) {
         quit = true;
@@ -235,25 +236,17 @@ struct console::impl {
       }
       asio::steady_timer t(ctx);
       std::optional<std::string> outcome;
-      for (int k = 0; k < detail::commands::cancel_polls && !(outcome = cmds.cancel_outcome(*id)); ++k) {
-        t.expires_after(detail::commands::cancel_poll_interval);
+      for (int k = 0; k < detail::cancel_polls && !(outcome = detail::cancel_outcome(cancelled->id)); ++k) {
+        t.expires_after(detail::cancel_poll_interval);
         co_await t.async_wait(nothrow);
       }
-      out = outcome ? *outcome : detail::commands::still_alive(*id);
+      out = outcome ? *outcome : detail::still_alive(cancelled->id);
     }
     co_return out;
   }
 
   awaitable<void> session(detail::connection_state& c) {
-    std::size_t loops = 0, tasks = 0;
-    loop::for_each([&](const loop& l) {
-      ++loops;
-      tasks += l.live_task_count();
-    });
-    const std::string banner = crlf(
-        "loupe monitor: pid " + std::to_string(::getpid()) + ", " + std::to_string(loops) + " loop(s), " +
-        std::to_string(tasks) + " live task(s)" + (opts.read_only ? " (read-only)" : "") +
-        "\ntype help for commands, quit to leave\n");
+    const std::string banner = crlf(detail::banner(cmds));
     // GCC 12 destroys temporaries built inside a co_await expression twice:
     // every text sent below is a named variable.
     const std::string hello = banner + std::string(prompt);
@@ -395,14 +388,13 @@ void console::stop() {
 unsigned short console::port() const noexcept { return port_; }
 
 std::string console::execute(std::string_view line) {
-  std::unique_ptr<detail::commands> local;
-  detail::commands* cmds = impl_ ? &impl_->cmds : nullptr;
+  std::unique_ptr<detail::command_table> local;
+  detail::command_table* cmds = impl_ ? &impl_->cmds : nullptr;
   if (!cmds) {
-    local = std::make_unique<detail::commands>(opts_, nullptr);
+    local = std::make_unique<detail::command_table>(opts_, nullptr);
     for (auto& c : extra_) local->add(c);
     cmds = local.get();
   }
-  bool quit = false;
   if (auto job = cmds->async_command(line)) {
     // On a context of its own, on this thread.
     asio::io_context io;
@@ -422,13 +414,15 @@ std::string console::execute(std::string_view line) {
     io.run();
     return out;
   }
-  std::string out = cmds->run(line, quit);
-  if (const auto id = detail::commands::pending_cancel(out)) {
-    for (int k = 0; k < detail::commands::cancel_polls; ++k) {
-      if (auto outcome = cmds->cancel_outcome(*id)) return out + *outcome;
-      std::this_thread::sleep_for(detail::commands::cancel_poll_interval);
+  const detail::reply r = cmds->run(line);
+  std::string out = detail::text(r);
+  const auto* cancelled = std::get_if<detail::cancel_reply>(&r);
+  if (cancelled && cancelled->status == detail::cancel_reply::requested) {
+    for (int k = 0; k < detail::cancel_polls; ++k) {
+      if (auto outcome = detail::cancel_outcome(cancelled->id)) return out + *outcome;
+      std::this_thread::sleep_for(detail::cancel_poll_interval);
     }
-    out += detail::commands::still_alive(*id);
+    out += detail::still_alive(cancelled->id);
   }
   return out;
 }

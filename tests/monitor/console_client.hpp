@@ -1,7 +1,21 @@
-// A console client for tests, on the test's loop: reads up to each prompt.
+// What the console's tests share: a console client on the test's loop that
+// reads up to each prompt, the `Console` fixture (a console on port 0,
+// stopped at the end) and tasks that wait for an hour.
+//
+//   LOUPE_TEST_F(Console, Something) {
+//     console.start();
+//     loupe::spawn(loop, "napper", nap());
+//     console_client c(loop.get_executor());
+//     co_await c.connect(console.port());
+//     EXPECT_NE((co_await c.command("ps napper")).find("napper"), std::string::npos);
+//   }
 #pragma once
 
+#include <loupe/monitor/console.hpp>
+#include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/timer.hpp>
+#include <loupe/testkit/test.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -10,6 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace loupe::test_support {
@@ -66,4 +81,23 @@ class console_client {
   std::string buf_;
 };
 
+/// A task that waits for an hour: suspended in `async_wait on deadline_timer`
+/// at this file's line.
+inline awaitable<void> nap() { co_await loupe::sleep_for(std::chrono::hours(1)); }
+
+/// A task that spawns a napper ("napper-child") and awaits it.
+inline awaitable<void> parent_of_nappers(loupe::loop& l) {
+  co_await loupe::spawn(l, "napper-child", nap(), boost::asio::use_awaitable);
+}
+
 }  // namespace loupe::test_support
+
+/// A console on a port the kernel picks, stopped before the test's loop ends.
+class Console : public loupe::testkit::test {
+ protected:
+  void TearDown() override {
+    console.stop();
+    test::TearDown();
+  }
+  loupe::monitor::console console{{.port = 0}};
+};

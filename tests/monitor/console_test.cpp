@@ -1,48 +1,27 @@
-// The monitor console: its line protocol (telnet bytes, several consoles,
-// unknown commands, long lines), its commands over a live loop, read-only
-// mode, the loopback rule, and answering while the loop is blocked.
+// The monitor console's listener and sessions: its line protocol (telnet
+// bytes, several consoles, unknown commands, long lines), its options
+// (read-only, the loopback rule, flags) and its limits (sessions, idle time,
+// commands that take time, descriptors, pacing). The commands have a test
+// file each: tasks_test.cpp, cancel_test.cpp, slow_test.cpp, stacktrace_test.cpp.
 #include <loupe/monitor/console.hpp>
-#include <loupe/runtime/log.hpp>
 #include <loupe/runtime/timer.hpp>
-#include <loupe/runtime/tracking.hpp>
 #include <loupe/testkit/test.hpp>
 
 #include "console_client.hpp"
 
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/json/parse.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <thread>
 #include <unistd.h>
 
 using loupe::awaitable;
+using loupe::test_support::console_client;
+using loupe::test_support::nap;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-
-namespace {
-
-using loupe::test_support::console_client;
-
-class Console : public loupe::testkit::test {
- protected:
-  void TearDown() override {
-    console.stop();
-    test::TearDown();
-  }
-  loupe::monitor::console console{{.port = 0}};
-};
-
-awaitable<void> nap() { co_await loupe::sleep_for(1h); }
-awaitable<void> parent_of_nappers(loupe::loop& l) {
-  co_await loupe::spawn(l, "napper-child", nap(), asio::use_awaitable);
-}
-
-}  // namespace
 
 LOUPE_TEST_F(Console, TelnetNegotiationIsIgnoredAndLinesEndInCrLf) {
   console.start();
@@ -83,93 +62,6 @@ LOUPE_TEST_F(Console, SeveralConsolesAtOnce) {
     if (t.name == "visible-task") loop.cancel(t.id);
 }
 
-LOUPE_TEST_F(Console, PsWherePstreeAndSites) {
-  console.start();
-  const auto parent = loupe::spawn(loop, "napper-parent", parent_of_nappers(loop));
-  for (int i = 0; i < 3; ++i) loupe::spawn(loop, "napper", nap());
-  // All five (parent, child, three nappers) suspended on what they wait for.
-  co_await loupe::testkit::wait_until([&] {
-    std::size_t n = 0;
-    for (const auto& t : loop.tasks())
-      n += t.name.starts_with("napper") && t.state == loupe::task_state::suspended && t.wait.operation;
-    return n == 5;
-  });
-  console_client c(loop.get_executor());
-  co_await c.connect(console.port());
-
-  const auto ps = co_await c.command("ps napper");
-  EXPECT_NE(ps.find("5 task(s)"), std::string::npos) << ps;
-  EXPECT_NE(ps.find("async_wait on deadline_timer"), std::string::npos) << ps;
-  EXPECT_NE(ps.find("console_test.cpp:"), std::string::npos) << ps;  // the co_await's location
-  EXPECT_NE((co_await c.command("ps napper-child --state running")).find("0 task(s)"), std::string::npos);
-  EXPECT_NE((co_await c.command("ps napper-child --state suspended")).find("1 task(s)"), std::string::npos);
-
-  const auto json = boost::json::parse(co_await c.command("ps napper-child --json")).as_array();
-  CO_ASSERT_EQ(json.size(), 1u);
-  const auto child = json[0].as_object();
-  EXPECT_EQ(child.at("parent_id").to_number<std::uint64_t>(), parent);
-  EXPECT_EQ(child.at("wait").at("operation"), "async_wait");
-
-  const auto where = co_await c.command("where " + std::to_string(child.at("id").to_number<std::uint64_t>()));
-  EXPECT_NE(where.find("waiting for:  async_wait on deadline_timer"), std::string::npos) << where;
-  EXPECT_NE(where.find("console_test.cpp:"), std::string::npos) << where;
-  EXPECT_NE(where.find("#" + std::to_string(parent) + " 'napper-parent' suspended"), std::string::npos) << where;
-  // The parent awaits its child: suspended on it, at the line that spawned it.
-  const auto parent_where = co_await c.command("where " + std::to_string(parent));
-  EXPECT_NE(parent_where.find("waiting for:  await on task"), std::string::npos) << parent_where;
-  EXPECT_NE(parent_where.find("console_test.cpp:"), std::string::npos) << parent_where;
-
-  const auto tree = co_await c.command("pstree");
-  EXPECT_NE(tree.find("#" + std::to_string(parent) + " napper-parent"), std::string::npos) << tree;
-  EXPECT_NE(tree.find("└─ #"), std::string::npos) << tree;
-
-  const auto sites = co_await c.command("ps napper --sites");
-  EXPECT_NE(sites.find("     3  console_test.cpp:"), std::string::npos) << sites;  // the three alike, one row
-
-  for (const auto& t : loop.tasks())
-    if (t.name.starts_with("napper")) loop.cancel(t.id);
-}
-
-LOUPE_TEST_F(Console, CancelReportsTheOutcomeAndTheRingKeepsIt) {
-  console.start();
-  const auto id = loupe::spawn(loop, "to-cancel", nap());
-  co_await loupe::testkit::wait_until([&] {
-    const auto t = loop.find_task(id);
-    return t && t->state == loupe::task_state::suspended;
-  });
-  console_client c(loop.get_executor());
-  co_await c.connect(console.port());
-  const auto out = co_await c.command("cancel " + std::to_string(id));
-  EXPECT_NE(out.find("task #" + std::to_string(id) + " 'to-cancel' ended: cancelled by console"), std::string::npos) << out;
-  const auto done = co_await c.command("ps-terminated to-cancel");
-  EXPECT_NE(done.find("cancelled by console"), std::string::npos) << done;
-  const auto one = co_await c.command("where-terminated " + std::to_string(id));
-  EXPECT_NE(one.find("last wait:    async_wait on deadline_timer"), std::string::npos) << one;
-  EXPECT_NE((co_await c.command("cancel " + std::to_string(id))).find("no live task"), std::string::npos);
-}
-
-LOUPE_TEST_F(Console, SlowCallbacksAndLogLevel) {
-  const auto saved = loupe::get_tracking_options();
-  loupe::set_tracking_options({.slow_callback = 20ms, .watchdog = 0ms});
-  console.start();
-  co_await loupe::spawn(loop, "sluggish", []() -> awaitable<void> {
-    std::this_thread::sleep_for(30ms);
-    co_return;
-  }(), asio::use_awaitable);
-  loupe::set_tracking_options(saved);
-  console_client c(loop.get_executor());
-  co_await c.connect(console.port());
-  const auto slow = co_await c.command("slow");
-  EXPECT_NE(slow.find("slow callback"), std::string::npos) << slow;
-  EXPECT_NE(slow.find("'sluggish'"), std::string::npos) << slow;
-  const auto before = loupe::log::level();
-  EXPECT_NE((co_await c.command("log-level")).find("log level: info"), std::string::npos);
-  EXPECT_NE((co_await c.command("log-level debug")).find("log level set to debug"), std::string::npos);
-  EXPECT_EQ(loupe::log::level(), spdlog::level::debug);
-  EXPECT_NE((co_await c.command("log-level loud")).find("error: unknown log level 'loud'"), std::string::npos);
-  loupe::log::set_level(before);
-}
-
 TEST(ConsoleOptions, ReadOnlyRefusesCancelAndLogLevel) {
   loupe::monitor::console ro({.port = 0, .read_only = true});
   EXPECT_NE(ro.execute("cancel 1").find("refused: the console is read-only"), std::string::npos);
@@ -205,41 +97,6 @@ TEST(ConsoleFlags, FlagsFillTheOptions) {
   c.start();
   EXPECT_EQ(c.port(), 0u);  // off: nothing listens
 }
-
-// The console has its own thread: it answers while the loop's thread is
-// stuck in a callback, and its stack trace names the function.
-[[gnu::noinline]] void blocking_function_for_test(std::chrono::milliseconds d) {
-  std::this_thread::sleep_for(d);
-  asm volatile("" ::: "memory");  // keep the frame
-}
-
-LOUPE_TEST_F(Console, AnswersWhileTheLoopIsBlocked) {
-  expect_log({.level = spdlog::level::err, .message = "watchdog: loop 'main' has been blocked"});
-  console.start();
-  const unsigned short port = console.port();
-  std::string transcript;
-  std::thread client([&] {
-    // Until the loop is inside the blocking call (its callback has run 50 ms).
-    for (;;) {
-      const auto cb = loop.current_callback();
-      if (cb && cb->running_for >= 50ms) break;
-      std::this_thread::sleep_for(1ms);
-    }
-    asio::io_context ctx;
-    tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), port});
-    asio::write(s, asio::buffer(std::string("ps\nstacktrace\nquit\n")));
-    boost::system::error_code ec;
-    asio::read(s, asio::dynamic_buffer(transcript), ec);  // until the console closes (quit)
-  });
-  blocking_function_for_test(1500ms);  // on the loop's thread, inside the test's callback
-  client.join();
-  EXPECT_NE(transcript.find("'test'"), std::string::npos) << transcript;
-  EXPECT_NE(transcript.find("running a callback of task #"), std::string::npos) << transcript;
-  EXPECT_NE(transcript.find("blocking_function_for_test"), std::string::npos) << transcript;
-  co_return;
-}
-
 
 // Past max_sessions one more connection is told so in one line and closed;
 // a place freed is a place for the next one.
@@ -319,22 +176,6 @@ LOUPE_TEST(ConsoleLimits, ACommandThatTakesTimeSuspendsOnlyItsSession) {
   EXPECT_NE(out.find("waited"), std::string::npos);
   EXPECT_NE(console.execute("wait-a-bit").find("waited"), std::string::npos);  // execute() runs it too
   console.stop();
-}
-
-// `ps` prints one page unless asked for more.
-LOUPE_TEST_F(Console, PsPrintsOnePageUnlessAskedForMore) {
-  console.start();
-  std::vector<std::uint64_t> ids;
-  for (int i = 0; i < 150; ++i) ids.push_back(loupe::spawn(loop, "paged", nap()));
-  co_await loupe::sleep_for(10ms);
-  console_client c(loop.get_executor());
-  co_await c.connect(console.port());
-  EXPECT_NE((co_await c.command("ps paged")).find("100 of 150 task(s), the longest-suspended first"), std::string::npos);
-  EXPECT_NE((co_await c.command("ps paged --limit 7")).find("7 of 150 task(s)"), std::string::npos);
-  EXPECT_NE((co_await c.command("ps paged --all")).find("150 task(s)"), std::string::npos);
-  EXPECT_EQ(boost::json::parse(co_await c.command("ps paged --json --limit 3")).as_array().size(), 3u);
-  EXPECT_NE((co_await c.command("ps --limit x")).find("--limit takes a positive number"), std::string::npos);
-  for (auto id : ids) loop.cancel(id);
 }
 
 // Out of descriptors, the console's accept fails with EMFILE and the
