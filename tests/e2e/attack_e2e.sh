@@ -19,31 +19,14 @@ set -u
 
 DEMO="${1:?usage: attack_e2e.sh /path/to/loupe-demo [seconds-per-attack]}"
 LEN="${2:-10}"
-for tool in curl slowhttptest python3 timeout; do
-  command -v "$tool" >/dev/null || { echo "attack_e2e: required tool missing: $tool" >&2; exit 2; }
-done
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/attack_e2e.XXXXXX")"
-PIDS=()
-PASSED=0
-FAILED=0
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1 ($2)"; FAILED=$((FAILED + 1)); }
+source "$(dirname "$0")/lib.sh"
+e2e_init attack_e2e curl slowhttptest python3 timeout
 
 HEADER_S=2 BODY_S=3 WRITE_S=3
-"$DEMO" --port 0 --monitor-port 0 --log-level warn --access-log off \
+demo_start attack --log-level warn --access-log off \
   --header-timeout-ms $((HEADER_S * 1000)) --body-timeout-ms $((BODY_S * 1000)) \
-  --write-timeout-ms $((WRITE_S * 1000)) --keepalive-timeout-ms 5000 >"$TMP/demo.out" 2>"$TMP/demo.err" &
-DEMO_PID=$!
-PIDS+=($DEMO_PID)
-for _ in $(seq 100); do grep -q "Running on" "$TMP/demo.out" 2>/dev/null && break; sleep 0.1; done
-PORT=$(grep -o 'Running on http://127.0.0.1:[0-9]*' "$TMP/demo.out" | grep -o '[0-9]*$')
-[[ -n "$PORT" ]] || { echo "attack_e2e: the demo did not start"; cat "$TMP/demo.out" "$TMP/demo.err"; exit 1; }
-URL="http://127.0.0.1:$PORT"
+  --write-timeout-ms $((WRITE_S * 1000)) --keepalive-timeout-ms 5000 || die "the demo did not start: $DEMO_START_ERROR"
+URL="$BASE"
 echo "loupe-demo on $URL (header timeout ${HEADER_S}s, body ${BODY_S}s, write ${WRITE_S}s); ${LEN}s per attack"
 
 # ---- the probe ------------------------------------------------------------------
@@ -55,7 +38,6 @@ echo "loupe-demo on $URL (header timeout ${HEADER_S}s, body ${BODY_S}s, write ${
   done
 ) &
 PROBE_PID=$!
-PIDS+=($PROBE_PID)
 PROBE_START=$SECONDS
 
 # The server's view of an attack: its established connections on PORT, every
@@ -126,7 +108,7 @@ attack slow-read "$WRITE_S" 200 100 -X -k 10 -n 1 -z 32 -w 512 -y 1024 -u "$URL/
 
 # ---- blank-line slowloris ----------------------------------------------------------
 echo "+ blank-line slowloris: 300 connections sending CRLF twice a second for ${LEN}s"
-python3 - 127.0.0.1 "$PORT" "$LEN" <<'EOF' >"$TMP/blank.txt"
+timeout $((LEN + 30)) python3 - 127.0.0.1 "$PORT" "$LEN" <<'EOF' >"$TMP/blank.txt"
 import socket, sys, time, selectors
 host, port, length = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 sel = selectors.DefaultSelector()
@@ -176,7 +158,7 @@ else
 fi
 
 # ---- the probe's view ------------------------------------------------------------------
-kill "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null
+kill_tree "$PROBE_PID"
 TOTAL=$(wc -l <"$TMP/probe.txt")
 BAD=$(grep -cv '^200$' "$TMP/probe.txt")
 echo "probe: $TOTAL requests of GET / during the attacks, $BAD failed ($(sort "$TMP/probe.txt" | uniq -c | tr '\n' ' '))"
@@ -186,15 +168,12 @@ else
   fail "the probe was served throughout" "$BAD of $TOTAL failed"
 fi
 
-kill -TERM "$DEMO_PID"
-EXIT=0
-timeout 20 tail --pid="$DEMO_PID" -f /dev/null
-wait "$DEMO_PID" || EXIT=$?
-if [[ $EXIT -eq 0 ]] && ! grep -q '"level":"error"' "$TMP/demo.err"; then
+demo_stop 20
+EXIT=$EXIT_CODE
+if [[ $EXIT == 0 ]] && ! grep -q '"level":"error"' "$DEMO_ERR"; then
   pass "the demo exits 0 on SIGTERM, with no ERROR record"
 else
-  fail "clean exit" "exit $EXIT; $(grep '"level":"error"' "$TMP/demo.err" | head -2)"
+  fail "clean exit" "exit $EXIT; $(grep '"level":"error"' "$DEMO_ERR" | head -2)"
 fi
 
-echo "attack_e2e: $PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+summary

@@ -12,161 +12,13 @@
 set -u
 
 DEMO="${1:?usage: demo_curl.sh /path/to/loupe-demo}"
-if [[ ! -x "$DEMO" ]]; then
-  echo "demo_curl: $DEMO is not an executable" >&2
-  exit 2
-fi
-for tool in curl nc timeout; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "demo_curl: '$tool' is required" >&2
-    exit 2
-  fi
-done
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/demo_curl.XXXXXX")"
-DEMO_PID=""
-BG_PIDS=()
-PASSED=0
-FAILED=0
-
-cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}" $DEMO_PID; do
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-      kill -KILL "$pid" 2>/dev/null
-      wait "$pid" 2>/dev/null
-    fi
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---- reporting ---------------------------------------------------------------
-
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1 ($2)"; }
-
-section() { printf '\n==== %s ====\n' "$*"; }
-
-# Shell-quotes an argument only when it needs it, for a readable transcript.
-quote() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:@%+=,-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
-}
-show_cmd() {
-  local out="\$" a
-  for a in "$@"; do out+=" $(quote "$a")"; done
-  echo "$out"
-}
-
-# expect_eq NAME ACTUAL EXPECTED
-expect_eq() {
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1" "expected '$3', got '$2'"; fi
-}
-# expect_contains NAME HAYSTACK NEEDLE
-expect_contains() {
-  if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1" "expected to contain '$3', got '${2:0:300}'"; fi
-}
-
-# ---- the demo process ----------------------------------------------------------
-
-# start_demo TAG [flags...]: starts the demo on port 0; sets DEMO_PID, PORT,
-# DEMO_OUT, DEMO_ERR. Waits at most 10 s for the Running line.
-start_demo() {
-  local tag="$1"; shift
-  DEMO_OUT="$TMP/$tag.stdout"
-  DEMO_ERR="$TMP/$tag.stderr"
-  : >"$DEMO_OUT"; : >"$DEMO_ERR"
-  show_cmd "$DEMO" --port 0 --monitor-port 0 "$@"
-  "$DEMO" --port 0 --monitor-port 0 "$@" >"$DEMO_OUT" 2>"$DEMO_ERR" &
-  DEMO_PID=$!
-  PORT=""
-  local i
-  for ((i = 0; i < 100; i++)); do
-    PORT="$(sed -n 's|.*Running on http://.*:\([0-9][0-9]*\).*|\1|p' "$DEMO_OUT" | head -n 1)"
-    [[ -n "$PORT" ]] && break
-    kill -0 "$DEMO_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -z "$PORT" ]]; then
-    fail "start-$tag" "no 'Running on' line (exited, or 10 s passed); stdout: $(head -c 500 "$DEMO_OUT"); stderr: $(head -c 500 "$DEMO_ERR")"
-    return 1
-  fi
-  echo "$(head -n 1 "$DEMO_OUT")"
-  pass "start-$tag"
-}
-
-# wait_exit PID SECONDS: waits (bounded) for a background process; sets EXIT_CODE
-# (or "timeout").
-wait_exit() {
-  local pid="$1" secs="$2" i
-  for ((i = 0; i < secs * 20; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    EXIT_CODE="timeout"
-  else
-    wait "$pid"
-    EXIT_CODE=$?
-  fi
-}
-
-# ---- curl ------------------------------------------------------------------------
-
-REQ=0
-# do_curl [curl args...]: runs curl (bounded) and prints the exchange. Sets
-# STATUS, HDRS (header file), BODYF (body file), BODY (body text), CURL_RC.
-do_curl() {
-  REQ=$((REQ + 1))
-  HDRS="$TMP/req$REQ.headers"
-  BODYF="$TMP/req$REQ.body"
-  : >"$HDRS"; : >"$BODYF"
-  echo
-  show_cmd curl "$@"
-  STATUS="$(timeout 15 curl -sS --max-time 10 -D "$HDRS" -o "$BODYF" -w '%{http_code}' "$@" 2>"$TMP/req$REQ.err")"
-  CURL_RC=$?
-  # With -I (HEAD) curl writes the headers where the body would go.
-  IS_HEAD=no
-  local a
-  for a in "$@"; do [[ "$a" == -I || "$a" == --head ]] && IS_HEAD=yes; done
-  if [[ $IS_HEAD == yes ]]; then : >"$BODYF"; fi
-  BODY="$(cat "$BODYF")"
-  print_exchange
-}
-
-print_exchange() {
-  if [[ $CURL_RC -ne 0 ]]; then
-    echo "  (curl exit code $CURL_RC: $(tr '\n' ' ' <"$TMP/req$REQ.err"))"
-  fi
-  tr -d '\r' <"$HDRS" | sed -e '/^$/d' -e 's/^/< /'
-  local size
-  size=$(wc -c <"$BODYF")
-  if ((size == 0)); then
-    echo "< [no body]"
-  elif ((size <= 400)); then
-    echo "< $(cat "$BODYF")"
-  else
-    echo "< [$size bytes of body]"
-  fi
-}
-
-# header NAME: the value of response header NAME from the last do_curl.
-header() {
-  tr -d '\r' <"$HDRS" | awk -v name="$1" '
-    tolower(substr($0, 1, length(name) + 1)) == tolower(name) ":" { sub(/^[^:]*:[ \t]*/, ""); v = $0 }
-    END { print v }'
-}
+source "$(dirname "$0")/lib.sh"
+e2e_init demo_curl curl nc timeout
 
 # =======================================================================================
 
 section "start-up"
-if ! start_demo main; then
-  echo "demo_curl: $PASSED passed, $FAILED failed"
-  exit 1
-fi
-BASE="http://127.0.0.1:$PORT"
+start_checked main || die
 
 section "GET /"
 do_curl "$BASE/"
@@ -290,12 +142,8 @@ echo "\$ curl -v $BASE/sleep?ms=1500 &"
 timeout 15 curl -sS -v --max-time 10 -o "$TMP/inflight.body" -w '%{http_code}' "$BASE/sleep?ms=1500" \
   >"$TMP/inflight.code" 2>"$TMP/inflight.err" &
 CURL_PID=$!
-BG_PIDS+=("$CURL_PID")
 sent=no
-for ((i = 0; i < 100; i++)); do
-  if grep -q '^> GET /sleep' "$TMP/inflight.err" 2>/dev/null; then sent=yes; break; fi
-  sleep 0.05
-done
+wait_until 5 grep -qs '^> GET /sleep' "$TMP/inflight.err" && sent=yes
 expect_eq "in-flight request sent" "$sent" yes
 # A request on a second connection that completes shows the server (one loop)
 # has been through its accept queue, so the sleeping request is being served.
@@ -320,8 +168,6 @@ echo "  demo stderr:"
 sed 's/^/    /' "$DEMO_ERR"
 expect_eq "demo exits 0 after SIGTERM" "$demo_rc" 0
 expect_contains "demo logs shutting down" "$(cat "$DEMO_ERR")" "shutting down"
-if [[ "$demo_rc" != timeout ]]; then DEMO_PID=""; fi
 
 echo
-echo "demo_curl: $PASSED passed, $FAILED failed"
-((FAILED == 0))
+summary

@@ -18,66 +18,9 @@
 set -u
 
 DEMO="${1:?usage: metrics_e2e.sh /path/to/loupe-demo}"
-if [[ ! -x "$DEMO" ]]; then
-  echo "metrics_e2e: $DEMO is not an executable" >&2
-  exit 2
-fi
-missing=()
-for tool in curl promtool prometheus wrk python3 timeout; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if ((${#missing[@]} > 0)); then
-  echo "metrics_e2e: required tool(s) missing: ${missing[*]}" >&2
-  exit 2
-fi
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/metrics_e2e.XXXXXX")"
-DEMO_PID=""
-PROM_PID=""
-BG_PIDS=()
-PASSED=0
-FAILED=0
+source "$(dirname "$0")/lib.sh"
+e2e_init metrics_e2e curl promtool prometheus wrk python3 timeout
 START_SECONDS=$SECONDS
-
-cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}" $PROM_PID $DEMO_PID; do
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-      kill -KILL "$pid" 2>/dev/null
-      wait "$pid" 2>/dev/null
-    fi
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---- reporting ---------------------------------------------------------------
-
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1 ($2)"; }
-
-section() { printf '\n==== %s ====\n' "$*"; }
-
-# Shell-quotes an argument only when it needs it, for a readable transcript.
-quote() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:@%+=,-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
-}
-show_cmd() {
-  local out="\$" a
-  for a in "$@"; do out+=" $(quote "$a")"; done
-  echo "$out"
-}
-
-# expect_eq NAME ACTUAL EXPECTED
-expect_eq() {
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1" "expected '$3', got '$2'"; fi
-}
-# expect_match NAME ACTUAL ERE
-expect_match() {
-  if [[ "$2" =~ $3 ]]; then pass "$1"; else fail "$1" "expected to match /$3/, got '${2:0:300}'"; fi
-}
 
 # free_port: prints a TCP port on 127.0.0.1 that was free a moment ago.
 free_port() {
@@ -88,109 +31,18 @@ print(s.getsockname()[1])
 s.close()'
 }
 
-# ---- the demo process ----------------------------------------------------------
-
-# start_demo TAG [flags...]: starts the demo on port 0; sets DEMO_PID, PORT,
-# BASE, DEMO_OUT, DEMO_ERR. Waits at most 10 s for the Running line.
-# --monitor-port 0 keeps demos from contending for the fixed console port when
-# tests run in parallel.
-start_demo() {
-  local tag="$1"; shift
-  DEMO_OUT="$TMP/$tag.stdout"
-  DEMO_ERR="$TMP/$tag.stderr"
-  : >"$DEMO_OUT"; : >"$DEMO_ERR"
-  local i
-  for ((i = 0; i < 50; i++)); do [[ -x "$DEMO" ]] && break; sleep 0.2; done  # mid-rebuild?
-  show_cmd "$DEMO" --port 0 --monitor-port 0 "$@"
-  "$DEMO" --port 0 --monitor-port 0 "$@" >"$DEMO_OUT" 2>"$DEMO_ERR" &
-  DEMO_PID=$!
-  PORT=""
-  for ((i = 0; i < 100; i++)); do
-    PORT="$(sed -n 's|.*Running on http://.*:\([0-9][0-9]*\).*|\1|p' "$DEMO_OUT" | head -n 1)"
-    [[ -n "$PORT" ]] && break
-    kill -0 "$DEMO_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -z "$PORT" ]]; then
-    fail "start-$tag" "no 'Running on' line (exited, or 10 s passed); stdout: $(head -c 500 "$DEMO_OUT"); stderr: $(head -c 500 "$DEMO_ERR")"
-    return 1
-  fi
-  BASE="http://127.0.0.1:$PORT"
-  head -n 1 "$DEMO_OUT"
-  pass "start-$tag"
-}
-
-# wait_exit PID SECONDS: waits (bounded) for a background process; sets EXIT_CODE
-# (or "timeout").
-wait_exit() {
-  local pid="$1" secs="$2" i
-  for ((i = 0; i < secs * 20; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    EXIT_CODE="timeout"
-  else
-    wait "$pid"
-    EXIT_CODE=$?
-  fi
-}
+# The demos run with --monitor-port 0 (demo_start's default), which keeps them
+# from contending for the fixed console port when tests run in parallel.
 
 # stop_demo TAG: SIGTERM, then requires exit code 0 within 10 s.
 stop_demo() {
-  local tag="$1"
-  echo
-  echo "\$ kill -TERM $DEMO_PID   # the $tag demo"
-  kill -TERM "$DEMO_PID" 2>/dev/null
-  wait_exit "$DEMO_PID" 10
-  echo "  demo exit code: $EXIT_CODE"
-  expect_eq "$tag demo exits 0 after SIGTERM" "$EXIT_CODE" 0
+  term_wait "$DEMO_PID" 10 "the $1 demo"
+  DEMO_PID=""
+  expect_eq "$1 demo exits 0 after SIGTERM" "$EXIT_CODE" 0
   if [[ "$EXIT_CODE" != 0 ]]; then
     echo "  demo stderr (last 15 lines):"
     tail -n 15 "$DEMO_ERR" | cut -c 1-600 | sed 's/^/    /'
   fi
-  if [[ "$EXIT_CODE" == timeout ]]; then
-    kill -KILL "$DEMO_PID" 2>/dev/null
-    wait "$DEMO_PID" 2>/dev/null
-  fi
-  DEMO_PID=""
-}
-
-# ---- curl ------------------------------------------------------------------------
-
-REQ=0
-# do_curl [curl args...]: runs curl (bounded) and prints the exchange. Sets
-# STATUS, HDRS (header file), BODYF (body file), BODY (body text), CURL_RC.
-do_curl() {
-  REQ=$((REQ + 1))
-  HDRS="$TMP/req$REQ.headers"
-  BODYF="$TMP/req$REQ.body"
-  : >"$HDRS"; : >"$BODYF"
-  echo
-  show_cmd curl "$@"
-  STATUS="$(timeout 15 curl -sS --max-time 10 -D "$HDRS" -o "$BODYF" -w '%{http_code}' "$@" 2>"$TMP/req$REQ.err")"
-  CURL_RC=$?
-  BODY="$(cat "$BODYF")"
-  if [[ $CURL_RC -ne 0 ]]; then
-    echo "  (curl exit code $CURL_RC: $(tr '\n' ' ' <"$TMP/req$REQ.err"))"
-  fi
-  tr -d '\r' <"$HDRS" | sed -e '/^$/d' -e 's/^/< /'
-  local size
-  size=$(wc -c <"$BODYF")
-  if ((size == 0)); then
-    echo "< [no body]"
-  elif ((size <= 400)); then
-    echo "< $BODY"
-  else
-    echo "< [$size bytes of body]"
-  fi
-}
-
-# header NAME: the value of response header NAME from the last do_curl.
-header() {
-  tr -d '\r' <"$HDRS" | awk -v name="$1" '
-    tolower(substr($0, 1, length(name) + 1)) == tolower(name) ":" { sub(/^[^:]*:[ \t]*/, ""); v = $0 }
-    END { print v }'
 }
 
 # metric FILE NAME [LABEL=VALUE...]: sums the samples of metric NAME in the
@@ -233,10 +85,7 @@ fetch_metrics() {
 # =======================================================================================
 
 section "start-up"
-if ! start_demo metrics; then
-  echo "metrics_e2e: $PASSED passed, $FAILED failed"
-  exit 1
-fi
+start_checked metrics || die
 
 section "1. /metrics content type"
 do_curl "$BASE/metrics"
@@ -369,20 +218,12 @@ except Exception as e:
   echo "  prometheus log (last 40 lines):"
   tail -n 40 "$TMP/prometheus.log" | sed 's/^/    /'
 fi
-echo
-echo "\$ kill -TERM $PROM_PID   # prometheus"
-kill -TERM "$PROM_PID" 2>/dev/null
-wait_exit "$PROM_PID" 10
-echo "  prometheus exit code: $EXIT_CODE"
-if [[ "$EXIT_CODE" == timeout ]]; then
-  kill -KILL "$PROM_PID" 2>/dev/null
-  wait "$PROM_PID" 2>/dev/null
-fi
+term_wait "$PROM_PID" 10 prometheus
 PROM_PID=""
 stop_demo metrics
 
 section "4. exact request count under load (wrk)"
-if start_demo wrk --access-log off; then
+if start_checked wrk --access-log off; then
   # Why -c equal to -t, and a Lua stop: when wrk's -d timer fires it stops each
   # thread wherever it is, so a request it has sent may still be in flight; the
   # server answers (and counts) it, but wrk never reads the response and leaves
@@ -435,7 +276,7 @@ EOF
 fi
 
 section "5. request_id / task_id join across log records"
-if start_demo join --slow-callback-ms 100 --watchdog-ms 0 --log-format json; then
+if start_checked join --slow-callback-ms 100 --watchdog-ms 0 --log-format json; then
   do_curl -H 'X-Request-ID: e2e-join-1' "$BASE/block?ms=250"
   expect_eq "GET /block?ms=250 status" "$STATUS" 200
   expect_eq "X-Request-ID echoed" "$(header X-Request-ID)" "e2e-join-1"
@@ -529,5 +370,4 @@ fi
 
 echo
 echo "(ran for $((SECONDS - START_SECONDS)) s)"
-echo "metrics_e2e: $PASSED passed, $FAILED failed"
-((FAILED == 0))
+summary

@@ -18,26 +18,9 @@ set -u
 
 DEMO="${1:?usage: monitor_e2e.sh /path/to/loupe-demo}"
 DEMO_SRC="$(cd "$(dirname "$0")/../.." && pwd)/examples/demo/main.cpp"
-for tool in curl nc telnet python3 timeout; do
-  command -v "$tool" >/dev/null || { echo "monitor_e2e: required tool missing: $tool" >&2; exit 2; }
-done
+source "$(dirname "$0")/lib.sh"
+e2e_init monitor_e2e curl nc telnet python3 timeout
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/monitor_e2e.XXXXXX")"
-DEMO_PID=""
-PASSED=0
-FAILED=0
-cleanup() {
-  [[ -n "$DEMO_PID" ]] && kill "$DEMO_PID" 2>/dev/null && wait "$DEMO_PID" 2>/dev/null
-  jobs -p | xargs -r kill 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1 ($2)"; FAILED=$((FAILED + 1)); }
-check() {  # check NAME FILE PATTERN: the file contains the (extended) regex
-  if grep -Eq -- "$3" "$2"; then pass "$1"; else fail "$1" "no match for /$3/"; fi
-}
 now() { date +%s.%N; }
 
 # One console session through nc: the commands, one per line; the transcript on stdout.
@@ -45,21 +28,10 @@ console() {
   printf '%s\n' "$@" quit | timeout 10 nc -q 3 127.0.0.1 "$MPORT"
 }
 
-"$DEMO" --port 0 --monitor-port 0 --log-format text >"$TMP/demo.out" 2>"$TMP/demo.err" &
-DEMO_PID=$!
-for _ in $(seq 100); do
-  grep -q "Monitor console on" "$TMP/demo.out" 2>/dev/null && break
-  sleep 0.1
-done
-HPORT=$(grep -o 'Running on http://127.0.0.1:[0-9]*' "$TMP/demo.out" | grep -o '[0-9]*$')
-MPORT=$(grep -o 'Monitor console on 127.0.0.1:[0-9]*' "$TMP/demo.out" | grep -o '[0-9]*$')
-if [[ -z "$HPORT" || -z "$MPORT" ]]; then
-  echo "monitor_e2e: the demo did not start:"; cat "$TMP/demo.out" "$TMP/demo.err"; exit 1
-fi
-echo "demo: http 127.0.0.1:$HPORT, console 127.0.0.1:$MPORT"
+demo_start demo --log-format text || die "the demo did not start: $DEMO_START_ERROR"
 
 # ---- a stuck request --------------------------------------------------------
-( curl -s -o "$TMP/sleep.body" -w '%{http_code}' "http://127.0.0.1:$HPORT/sleep?ms=60000" >"$TMP/sleep.code"
+( curl -s -m 70 -o "$TMP/sleep.body" -w '%{http_code}' "http://127.0.0.1:$PORT/sleep?ms=60000" >"$TMP/sleep.code"
   now >"$TMP/sleep.ended" ) &
 ID=""
 for _ in $(seq 50); do
@@ -67,7 +39,7 @@ for _ in $(seq 50); do
   [[ -n "$ID" ]] && break
   sleep 0.1
 done
-[[ -n "$ID" ]] || { echo "monitor_e2e: the /sleep request never showed up in ps"; exit 1; }
+[[ -n "$ID" ]] || die "the /sleep request never showed up in ps"
 
 # A real telnet client: ps and where.
 { sleep 0.5; echo "ps"; sleep 0.5; echo "where $ID"; sleep 0.5; echo "quit"; sleep 0.5; } |
@@ -84,7 +56,7 @@ check "where shows the request" "$TMP/telnet.txt" "request: +GET /sleep\?ms=6000
 BEFORE=$(now)
 console "cancel $ID" "ps-terminated" "where-terminated $ID" >"$TMP/cancel.txt"
 echo "---- nc session ----"; cat "$TMP/cancel.txt"
-for _ in $(seq 30); do [[ -s "$TMP/sleep.ended" ]] && break; sleep 0.1; done
+wait_until 3 test -s "$TMP/sleep.ended"
 check "cancel reports the outcome" "$TMP/cancel.txt" "task #$ID 'http\.request' ended: cancelled by console"
 check "ps-terminated shows it cancelled by the console" "$TMP/cancel.txt" "^ +$ID +main +http\.request .* cancelled by console +GET /sleep"
 check "where-terminated shows the last wait" "$TMP/cancel.txt" "last wait: +async_wait on deadline_timer at .*main\.cpp:$SLEEP_LINE"
@@ -99,7 +71,7 @@ else
 fi
 
 # ---- a blocked loop -----------------------------------------------------------
-( curl -s -o /dev/null "http://127.0.0.1:$HPORT/block?ms=2000"; now >"$TMP/block.ended" ) &
+( curl -s -m 15 -o /dev/null "http://127.0.0.1:$PORT/block?ms=2000"; now >"$TMP/block.ended" ) &
 BLOCK_PID=$!
 sleep 0.3
 console "ps" "stacktrace" >"$TMP/block.txt"
@@ -115,7 +87,7 @@ fi
 check "ps answered during the block" "$TMP/block.txt" "http\.request .*GET /block\?ms=2000 \(route /block\)"
 check "stacktrace says which task's callback runs" "$TMP/block.txt" "loop 'main': running a callback of task #[0-9]+ 'http\.request' for"
 check "stacktrace names the blocking handler" "$TMP/block.txt" "demo_block_loop"
-wait "$BLOCK_PID"
+wait_exit "$BLOCK_PID" 15
 
 # ---- JSON for scripts ---------------------------------------------------------
 console "ps --json" "loops --json" | grep '^loupe> \[' | sed 's/^loupe> //' >"$TMP/json.txt"
@@ -134,5 +106,4 @@ if [[ $CODE -eq 2 ]] && grep -q "not a loopback address" "$TMP/remote.err" &&
    ! grep -q "Running on" "$TMP/remote.out"; then pass "a non-loopback console is refused before anything binds (exit 2)"
 else fail "a non-loopback console is refused at start-up" "exit $CODE: $(tail -2 "$TMP/remote.err")"; fi
 
-echo "monitor_e2e: $PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+summary

@@ -16,62 +16,32 @@
 # Prints `PASS`/`FAIL` lines and `shutdown_load: N passed, M failed`.
 set -u
 DEMO="${1:?usage: shutdown_load_e2e.sh /path/to/loupe-demo}"
-for tool in wrk curl timeout; do
-  command -v "$tool" >/dev/null || { echo "shutdown_load: '$tool' is required" >&2; exit 2; }
-done
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/shutdown_load.XXXXXX")"
-DEMO_PID="" WRK_PID=""
-PASSED=0 FAILED=0
-cleanup() {
-  for pid in $WRK_PID $DEMO_PID; do kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1 ($2)"; }
+source "$(dirname "$0")/lib.sh"
+e2e_init shutdown_load wrk curl timeout
 
 GRACE_MS=5000
-"$DEMO" --port 0 --monitor off --access-log on --grace-ms "$GRACE_MS" >"$TMP/out" 2>"$TMP/err" &
-DEMO_PID=$!
-PORT=""
-for _ in $(seq 100); do
-  PORT="$(sed -n 's|.*Running on http://.*:\([0-9][0-9]*\).*|\1|p' "$TMP/out" | head -n 1)"
-  [[ -n "$PORT" ]] && break
-  sleep 0.1
-done
-[[ -n "$PORT" ]] || { fail start "no 'Running on' line: $(head -c 300 "$TMP/err")"; exit 1; }
+if ! demo_start main --monitor off --access-log on --grace-ms "$GRACE_MS"; then
+  fail start "$DEMO_START_ERROR"
+  die
+fi
 pass "start on port $PORT"
 
 wrk -t1 -c64 -d6s --timeout 5s "http://127.0.0.1:$PORT/sleep?ms=20" >"$TMP/wrk" 2>&1 &
 WRK_PID=$!
 # SIGTERM once the load is well under way: 2,000 requests answered (bounded wait).
-for _ in $(seq 200); do
-  (( $(grep -c '"path":"/sleep"' "$TMP/err") >= 2000 )) && break
-  sleep 0.05
-done
-kill -TERM "$DEMO_PID"
-T0=$(date +%s%N)
-EXIT_CODE=timeout
-for _ in $(seq 300); do
-  if ! kill -0 "$DEMO_PID" 2>/dev/null; then
-    wait "$DEMO_PID"; EXIT_CODE=$?; break
-  fi
-  sleep 0.05
-done
-T1=$(date +%s%N)
-DEMO_PID=""
-TOOK_MS=$(( (T1 - T0) / 1000000 ))
-timeout 20 tail --pid="$WRK_PID" -f /dev/null
-wait "$WRK_PID" 2>/dev/null
-WRK_PID=""
+answered_2000() { (( $(grep -c '"path":"/sleep"' "$DEMO_ERR") >= 2000 )); }
+wait_until 10 answered_2000
+demo_stop 15
+DEMO_EXIT=$EXIT_CODE TOOK_MS=$STOP_MS
+wait_exit "$WRK_PID" 20
 echo "---- wrk ----"; cat "$TMP/wrk"
 
-[[ "$EXIT_CODE" == 0 ]] && pass "exit code 0" || fail "exit code 0" "got $EXIT_CODE"
+[[ "$DEMO_EXIT" == 0 ]] && pass "exit code 0" || fail "exit code 0" "got $DEMO_EXIT"
 (( TOOK_MS < GRACE_MS )) && pass "exited ${TOOK_MS} ms after SIGTERM (grace ${GRACE_MS} ms)" ||
   fail "exit within the grace period" "${TOOK_MS} ms"
 
 RESPONSES=$(awk '/requests in/ {print $1}' "$TMP/wrk")
-ANSWERED=$(grep -c '"logger":"loupe.access".*"path":"/sleep"' "$TMP/err")
+ANSWERED=$(grep -c '"logger":"loupe.access".*"path":"/sleep"' "$DEMO_ERR")
 read -r CONNECT READ WRITE TIMEOUTS < <(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' "$TMP/wrk")
 NON2XX=$(awk '/Non-2xx or 3xx responses/ {print $NF}' "$TMP/wrk")
 echo "responses received by wrk: ${RESPONSES:-?}; requests answered by the server: $ANSWERED;" \
@@ -89,7 +59,6 @@ echo "responses received by wrk: ${RESPONSES:-?}; requests answered by the serve
   pass "no request left without its response (timeouts ${TIMEOUTS:-0}; read errors ${READ:-0}, close races, at most one per connection)" ||
   fail "no lost requests" "read errors ${READ:-0}, timeouts ${TIMEOUTS:-0}"
 [[ -z "$NON2XX" || "$NON2XX" == 0 ]] && pass "every response was 200" || fail "every response 200" "$NON2XX non-2xx"
-grep -q 'shutting down' "$TMP/err" && grep -q '"msg":"stopped"' "$TMP/err" && pass "shutdown logged (received, shutting down ... stopped)" || fail "shutdown logged" "no 'shutting down' and 'stopped' records"
+grep -q 'shutting down' "$DEMO_ERR" && grep -q '"msg":"stopped"' "$DEMO_ERR" && pass "shutdown logged (received, shutting down ... stopped)" || fail "shutdown logged" "no 'shutting down' and 'stopped' records"
 
-echo "shutdown_load: $PASSED passed, $FAILED failed"
-[[ $FAILED == 0 ]]
+summary
