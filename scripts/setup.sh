@@ -10,6 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
   libgtest-dev libgmock-dev libgoogle-perftools-dev
   curl netcat-openbsd telnet wrk prometheus python3 google-perftools slowhttptest
+  clang-format-16
   "$@"
 )
 

@@ -22,16 +22,17 @@ using clock_type = std::chrono::steady_clock;
 
 // ---- text --------------------------------------------------------------------
 
-/// "async_wait on deadline_timer"; "-" when the task waits on nothing.
+/// "async_wait on deadline_timer"; "-" when the task waits on nothing. Reads
+/// as everywhere else (loupe::to_string), without the file:line: its column.
 inline std::string wait_text(const wait_info& w) {
   if (!w.operation && !w.object) return "-";
-  return std::string(w.operation ? w.operation : "?") + (w.object ? std::string(" on ") + w.object : "");
+  return to_string(wait_info{w.operation, w.object, nullptr, 0});
 }
 
-/// "GET /sleep?ms=5 (route /sleep)"; "-" when the task serves no request.
+/// "GET /sleep?ms=5 (route /sleep)" (loupe::to_string); "-" when it serves none.
 inline std::string request_text(const request_info& r) {
   if (r.method.empty()) return "-";
-  return r.method + " " + r.target + (r.route.empty() ? "" : " (route " + r.route + ")");
+  return to_string(r);
 }
 
 /// A duration for people: 0.42ms, 12ms, 3.4s, 5m07s, 2h03m.
