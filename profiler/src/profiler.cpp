@@ -1,7 +1,12 @@
-// The profiler: gperftools' CPU profiler and tcmalloc's heap sampler behind
-// HTTP routes, a console command, a whole-run switch and a stall hook. Without
-// gperftools (LOUPE_HAVE_GPERFTOOLS undefined) everything answers "unavailable".
+// The profiler: CPU and heap profiles behind HTTP routes on the console, a
+// console command, a whole-run switch and a stall hook. The same with and
+// without gperftools: what calls gperftools is in the backend (backend.hpp),
+// built from backend_gperftools.cpp or backend_stub.cpp, and this file asks
+// cpu_available() / heap_available() before it uses it, answering
+// "unavailable" otherwise.
 #include <loupe/profiler/profiler.hpp>
+
+#include "backend.hpp"
 
 #include <loupe/monitor/console.hpp>
 #include <loupe/runtime/application.hpp>
@@ -12,13 +17,6 @@
 #include <loupe/runtime/response.hpp>
 #include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/tracking.hpp>
-
-#ifdef LOUPE_HAVE_GPERFTOOLS
-#include <gperftools/profiler.h>
-#endif
-#ifdef LOUPE_HAVE_TCMALLOC
-#include <gperftools/malloc_extension.h>
-#endif
 
 #include <atomic>
 #include <charconv>
@@ -53,10 +51,6 @@ struct busy_guard {
     if (owned) busy.store(false);
   }
 };
-
-#ifdef LOUPE_HAVE_GPERFTOOLS
-void register_loop_thread() { ProfilerRegisterThread(); }
-#endif
 
 std::string stamp() {
   const std::time_t t = std::time(nullptr);
@@ -126,23 +120,22 @@ void create_profile_file(profile_file& f, const std::string& dir, const char* ki
   throw std::runtime_error("cannot create a profile file in " + dir + ": every name tried exists");
 }
 
-#ifdef LOUPE_HAVE_GPERFTOOLS
 // Stops the CPU profiler and frees the one-at-a-time slot when it goes out of
 // scope (also when the coroutine recording is destroyed or cancelled).
 struct cpu_recording {
   busy_guard slot;
   bool started = false;
   ~cpu_recording() {
-    if (started) ProfilerStop();
+    if (started) detail::stop_cpu_profiler();
   }
   /// Starts writing into `f`; throws if a profile is already being recorded.
   void start(const profile_file& f) {
-    if (!slot.owned) throw std::runtime_error("a CPU profile is already being recorded");
-    if (!ProfilerStart(f.proc_path().c_str())) throw std::runtime_error("cannot start the CPU profiler");
+    if (!slot.owned) throw std::system_error(make_error_code(profiler_errc::busy));
+    if (!detail::start_cpu_profiler(f.proc_path())) throw std::runtime_error("cannot start the CPU profiler");
     started = true;
   }
   void stop() {
-    if (started) ProfilerStop();
+    if (started) detail::stop_cpu_profiler();
     started = false;
   }
 };
@@ -155,7 +148,6 @@ awaitable<void> record_async(const profile_file& f, std::chrono::milliseconds d)
   co_await t.async_wait(boost::asio::use_awaitable);
   rec.stop();
 }
-#endif
 
 // Stall profiles: at most one a minute, recorded on a thread of their own.
 std::string stall_dir;
@@ -163,7 +155,7 @@ std::int64_t stall_ms = 0;
 std::atomic<std::int64_t> last_stall_profile_s{0};
 
 void on_stall(const std::string& loop_name, std::uint64_t task_id) {
-#ifdef LOUPE_HAVE_GPERFTOOLS
+  if (!cpu_available()) return;  // nothing to record with
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::steady_clock::now().time_since_epoch()).count();
   auto last = last_stall_profile_s.load();
@@ -182,10 +174,6 @@ void on_stall(const std::string& loop_name, std::uint64_t task_id) {
       log::runtime().warn("no CPU profile of the stall: {}", e.what());
     }
   }).detach();
-#else
-  (void)loop_name;
-  (void)task_id;
-#endif
 }
 
 std::int64_t seconds_param(const request& req, std::int64_t max) {
@@ -206,46 +194,20 @@ response unavailable(const char* what) {
 
 }  // namespace
 
-bool cpu_available() noexcept {
-#ifdef LOUPE_HAVE_GPERFTOOLS
-  return true;
-#else
-  return false;
-#endif
-}
-
-bool heap_available() noexcept {
-#ifdef LOUPE_HAVE_TCMALLOC
-  return true;
-#else
-  return false;
-#endif
-}
-
 const char* clock_name() noexcept { return std::getenv("CPUPROFILE_REALTIME") ? "wall" : "cpu"; }
 
 void record_cpu_profile(const std::string& path, std::chrono::milliseconds duration) {
-#ifdef LOUPE_HAVE_GPERFTOOLS
+  if (!cpu_available()) throw std::system_error(make_error_code(profiler_errc::cpu_unavailable));
   busy_guard guard;
-  if (!guard.owned) throw std::runtime_error("a CPU profile is already being recorded");
-  if (!ProfilerStart(path.c_str())) throw std::runtime_error("cannot start the CPU profiler writing " + path);
+  if (!guard.owned) throw std::system_error(make_error_code(profiler_errc::busy));
+  if (!detail::start_cpu_profiler(path)) throw std::runtime_error("cannot start the CPU profiler writing " + path);
   std::this_thread::sleep_for(duration);
-  ProfilerStop();
-#else
-  (void)path;
-  (void)duration;
-  throw std::runtime_error("CPU profiling is unavailable: loupe was built without gperftools");
-#endif
+  detail::stop_cpu_profiler();
 }
 
 std::string heap_profile() {
-#ifdef LOUPE_HAVE_TCMALLOC
-  std::string out;
-  MallocExtension::instance()->GetHeapSample(&out);
-  return out;
-#else
-  throw std::runtime_error("heap profiling is unavailable: loupe was built without tcmalloc");
-#endif
+  if (!heap_available()) throw std::system_error(make_error_code(profiler_errc::heap_unavailable));
+  return detail::heap_sample();
 }
 
 void profiler::add_flags(flag_set& flags) {
@@ -271,16 +233,12 @@ void profiler::add_to(monitor::console& console) {
                              std::from_chars(args[0].data(), args[0].data() + args[0].size(), s).ec != std::errc{} ||
                              s < 1 || s > 60)
                            co_return "usage: profile SECONDS (1 to 60)\n";
-#ifdef LOUPE_HAVE_GPERFTOOLS
                          if (busy.load()) co_return "error: a CPU profile is already being recorded\n";
                          profile_file f;
                          create_profile_file(f, opts_.directory, "cpu");
                          co_await record_async(f, std::chrono::seconds(s));
                          co_return "CPU profile (" + std::string(clock_name()) + " time, " + std::to_string(s) +
                              " s) written to " + f.path + "\n";
-#else
-                         co_return "error: CPU profiling is unavailable (built without gperftools)\n";
-#endif
                        }});
 }
 
@@ -297,7 +255,6 @@ void profiler::add_endpoints(monitor::console& console) {
   console.add_http_endpoint({"/debug/pprof/profile", [max](request& req) -> awaitable<response> {
     if (!cpu_available()) co_return unavailable("CPU");
     const auto seconds = seconds_param(req, max);
-#ifdef LOUPE_HAVE_GPERFTOOLS
     if (busy.load())
       co_return response::text("a CPU profile is already being recorded; try again when it is done",
                                response::status_type::conflict);
@@ -320,9 +277,6 @@ void profiler::add_endpoints(monitor::console& console) {
     res.set_header("Content-Disposition", "attachment; filename=\"profile\"");
     res.set_header("X-Profile-Clock", clock_name());
     co_return res;
-#else
-    co_return unavailable("CPU");
-#endif
   }, /*changes_state=*/true});
   console.add_http_endpoint({"/debug/pprof/heap", [](request&) -> awaitable<response> {
     if (!heap_available()) co_return unavailable("heap");
@@ -336,23 +290,21 @@ void profiler::add_endpoints(monitor::console& console) {
 
 void profiler::prepare(application&) {
   check();
-#ifdef LOUPE_HAVE_GPERFTOOLS
-  loop::set_thread_start_hook(&register_loop_thread);
-  if (const char* path = std::getenv("LOUPE_CPUPROFILE"); path && *path) {
+  if (cpu_available()) loop::set_thread_start_hook(&detail::register_thread);
+  if (const char* path = std::getenv("LOUPE_CPUPROFILE"); cpu_available() && path && *path) {
     // The path is the operator's; still, a link there is not followed:
     // opened by us (O_NOFOLLOW, mode 0600), written through the descriptor.
     whole_run_fd_ = ::open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (whole_run_fd_ < 0)
       throw std::runtime_error(std::string("LOUPE_CPUPROFILE: cannot create ") + path + ": " + std::strerror(errno));
     busy.store(true);  // the endpoint answers 409 meanwhile
-    if (!ProfilerStart(("/proc/self/fd/" + std::to_string(whole_run_fd_)).c_str())) {
+    if (!detail::start_cpu_profiler("/proc/self/fd/" + std::to_string(whole_run_fd_))) {
       busy.store(false);
       throw std::runtime_error(std::string("LOUPE_CPUPROFILE: cannot write a CPU profile to ") + path);
     }
     whole_run_ = true;
     log::runtime().info("recording a CPU profile of the whole run into {} (written at exit)", path);
   }
-#endif
   if (opts_.stall_profile_ms > 0) {
     stall_dir = opts_.directory;
     stall_ms = opts_.stall_profile_ms;
@@ -363,16 +315,14 @@ void profiler::prepare(application&) {
 
 void profiler::stop() {
   if (opts_.stall_profile_ms > 0) set_stall_observer(nullptr);
-#ifdef LOUPE_HAVE_GPERFTOOLS
-  if (whole_run_) {
-    ProfilerStop();
+  if (whole_run_) {  // only with gperftools (prepare)
+    detail::stop_cpu_profiler();
     ::close(whole_run_fd_);
     whole_run_fd_ = -1;
     busy.store(false);
     whole_run_ = false;
     log::runtime().info("whole-run CPU profile written to {}", std::getenv("LOUPE_CPUPROFILE"));
   }
-#endif
 }
 
 }  // namespace loupe::profiler

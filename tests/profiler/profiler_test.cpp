@@ -4,8 +4,8 @@
 // on; `profile N` suspends its own console session only; profile files are
 // created by loupe (a planted link is never followed) in a directory others
 // cannot swap files in; and (built against the stub, without gperftools) 501
-// saying profiling is unavailable. The google-pprof checks are in
-// tests/e2e/profiler_e2e.sh.
+// saying profiling is unavailable (profiler_errc for the functions). The
+// google-pprof checks are in tests/e2e/profiler_e2e.sh.
 #include <loupe/monitor/console.hpp>
 #include <loupe/profiler/profiler.hpp>
 #include <loupe/testkit/test.hpp>
@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <system_error>
 
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -284,6 +285,37 @@ LOUPE_TEST_F(Profiler, WithoutGperftoolsTheEndpointsSayUnavailable) {
   EXPECT_EQ((co_await http.get("/debug/pprof/heap")).status_code(), 501u);
   EXPECT_THROW(loupe::profiler::record_cpu_profile("/tmp/never.prof", 10ms), std::runtime_error);
   EXPECT_NE(console.execute("profile 1").find("unavailable"), std::string::npos);
+}
+
+// "Unavailable" is an error code of the profiler's category, thrown as
+// std::system_error (a std::runtime_error, as before), whose what() is the
+// code's message.
+TEST(ProfilerErrors, UnavailableIsAProfilerErrorCode) {
+  using loupe::profiler::profiler_errc;
+  const std::error_code cpu = profiler_errc::cpu_unavailable;
+  EXPECT_EQ(&cpu.category(), &loupe::profiler::profiler_category());
+  EXPECT_STREQ(cpu.category().name(), "loupe.profiler");
+  EXPECT_EQ(cpu.message(), "CPU profiling is unavailable: loupe was built without gperftools");
+  EXPECT_EQ(std::error_code(profiler_errc::heap_unavailable).message(),
+            "heap profiling is unavailable: loupe was built without tcmalloc");
+  EXPECT_EQ(std::error_code(profiler_errc::busy).message(), "a CPU profile is already being recorded");
+  if (!loupe::profiler::cpu_available()) {
+    try {
+      loupe::profiler::record_cpu_profile("/tmp/never.prof", 10ms);
+      ADD_FAILURE() << "recorded without gperftools";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), profiler_errc::cpu_unavailable);
+      EXPECT_EQ(std::string(e.what()), cpu.message());
+    }
+  }
+  if (!loupe::profiler::heap_available()) {
+    try {
+      (void)loupe::profiler::heap_profile();
+      ADD_FAILURE() << "a heap profile without tcmalloc";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), profiler_errc::heap_unavailable);
+    }
+  }
 }
 
 // Loopback is not enough: a browser on this machine is on loopback too. A

@@ -10,6 +10,12 @@
 //   $ curl -o heap.prof localhost:20101/debug/pprof/heap
 //   $ LOUPE_CPUPROFILE=/tmp/run.prof loupe-demo ...   # the whole run, written at SIGTERM
 //
+//   try {
+//     loupe::profiler::record_cpu_profile("/tmp/cpu.prof", std::chrono::seconds(5));
+//   } catch (const std::system_error& e) {
+//     if (e.code() == loupe::profiler::profiler_errc::cpu_unavailable) ...  // built without gperftools
+//   }
+//
 // gperftools' CPU profiler (libprofiler) and, when tcmalloc is linked, its
 // sampled heap profile — Go's net/http/pprof paths, but not on the
 // application's port: they are served by the console's thread on its
@@ -38,7 +44,10 @@
 // The debug endpoints are off unless `--debug-endpoints` is given (which
 // needs the console): a profile costs CPU and shows code addresses. Built
 // without gperftools, every entry point still exists and answers 501
-// "profiling is unavailable".
+// "profiling is unavailable"; the functions below throw std::system_error
+// with profiler_errc::cpu_unavailable or ::heap_unavailable (a
+// std::runtime_error, like every profiler error). The build picks the
+// implementation, with gperftools or without (profiler/src/backend.hpp).
 //
 // With `--profile-stalls-ms N`, a watchdog stall (see tracking.hpp) starts an
 // N ms CPU profile of the stalled process, at most one a minute, written to
@@ -51,6 +60,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <system_error>
 
 namespace loupe::monitor {
 class console;
@@ -65,6 +75,16 @@ struct profiler_options {
   std::int64_t stall_profile_ms = 0;  ///< on a stall, profile this long (0: off)
 };
 
+/// Why a profile cannot be had. Thrown as std::system_error, whose what() is
+/// the code's message (category "loupe.profiler").
+enum class profiler_errc {
+  cpu_unavailable = 1,  ///< built without gperftools' CPU profiler
+  heap_unavailable,     ///< built without tcmalloc's heap sampler
+  busy,                 ///< a CPU profile is already being recorded (one at a time, process-wide)
+};
+const std::error_category& profiler_category() noexcept;
+std::error_code make_error_code(profiler_errc e) noexcept;
+
 /// Built with gperftools' CPU profiler / with tcmalloc's heap sampler.
 bool cpu_available() noexcept;
 bool heap_available() noexcept;
@@ -72,12 +92,15 @@ bool heap_available() noexcept;
 const char* clock_name() noexcept;
 
 /// Records a CPU profile for `duration` into `path`, blocking the calling
-/// thread (not a loop). Throws std::runtime_error if profiling is unavailable
-/// or a profile is already being recorded.
+/// thread (not a loop). Throws std::system_error with
+/// profiler_errc::cpu_unavailable if profiling is unavailable, or
+/// profiler_errc::busy if a profile is already being recorded;
+/// std::runtime_error if gperftools cannot start writing `path`.
 void record_cpu_profile(const std::string& path, std::chrono::milliseconds duration);
 
 /// The sampled heap profile in the format google-pprof reads. Throws
-/// std::runtime_error if tcmalloc is not linked.
+/// std::system_error with profiler_errc::heap_unavailable if tcmalloc is not
+/// linked.
 std::string heap_profile();
 
 /// Owns nothing but configuration; one per program.
@@ -115,3 +138,6 @@ class profiler : public run_extension {
 };
 
 }  // namespace loupe::profiler
+
+template <>
+struct std::is_error_code_enum<loupe::profiler::profiler_errc> : std::true_type {};
