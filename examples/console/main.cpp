@@ -23,12 +23,13 @@ using loupe::awaitable, loupe::request, loupe::response;
 int main(int argc, char** argv) {
   std::mutex m;
   std::string greeting = "Hello";  // read by the loop, written by the console: under `m`
-  auto current = [&] { std::lock_guard lock(m); return greeting; };
+  auto current = [&] {
+    std::lock_guard lock(m);
+    return greeting;
+  };
 
   loupe::application app;
-  app.get("/", [&](request&) -> awaitable<response> {
-    co_return response::text(current() + ", world!\n");
-  });
+  app.get("/", [&](request&) -> awaitable<response> { co_return response::text(current() + ", world!\n"); });
   app.get("/wait", [](request&) -> awaitable<response> {
     co_await loupe::sleep_for(std::chrono::seconds(60));  // `ps` shows this line
     co_return response::text("waited a minute\n");

@@ -45,9 +45,7 @@ static std::int64_t ms_param(const request& req) {
 }
 
 // Blocks the calling (loop) thread: what a handler must never do.
-[[gnu::noinline]] void demo_block_loop(std::int64_t ms) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-}
+[[gnu::noinline]] void demo_block_loop(std::int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 // Burns CPU on the calling thread for `ms` milliseconds; a profiler target.
 [[gnu::noinline]] double demo_burn_cpu(std::int64_t ms) {
@@ -68,70 +66,95 @@ int main(int argc, char** argv) {
                      .Register(app.metrics())
                      .Add({});
 
-  app.get("/", [](request&) -> awaitable<response> {
-    co_return response::text("Hello, world!");
-  }, "index");
+  app.get(
+      "/", [](request&) -> awaitable<response> { co_return response::text("Hello, world!"); }, "index");
 
-  app.get("/json", [](request&) -> awaitable<response> {
-    co_return response::json({{"data", "Hello, world!"}});
-  }, "json");
+  app.get(
+      "/json",
+      [](request&) -> awaitable<response> {
+        co_return response::json({{"data", "Hello, world!"}});
+      },
+      "json");
 
-  app.get(R"(/users/{id:\d+})", [](request& req) -> awaitable<response> {
-    const auto id = req.match_info().at("id");
-    std::uint64_t n = 0;
-    auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
-    if (ec != std::errc{} || end != id.data() + id.size())
-      throw loupe::http_not_found("no user " + std::string(id));  // too large to be an id
-    co_return response::json({{"id", n}});
-  }, "user");
+  app.get(R"(/users/{id:\d+})",
+          [](request& req) -> awaitable<response> {
+            const auto id = req.match_info().at("id");
+            std::uint64_t n = 0;
+            auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
+            if (ec != std::errc{} || end != id.data() + id.size())
+              throw loupe::http_not_found("no user " + std::string(id));  // too large to be an id
+            co_return response::json({{"id", n}});
+          },
+          "user");
 
-  app.post("/echo", [&echoed](request& req) -> awaitable<response> {
-    echoed.Increment(static_cast<double>(req.bytes().size()));
-    const auto type = req.header("Content-Type").value_or("application/octet-stream");
-    co_return response::bytes(req.text(), type);
-  }, "echo");
+  app.post(
+      "/echo",
+      [&echoed](request& req) -> awaitable<response> {
+        echoed.Increment(static_cast<double>(req.bytes().size()));
+        const auto type = req.header("Content-Type").value_or("application/octet-stream");
+        co_return response::bytes(req.text(), type);
+      },
+      "echo");
 
-  app.get("/sleep", [](request& req) -> awaitable<response> {
-    const auto ms = ms_param(req);
-    co_await loupe::sleep_for(std::chrono::milliseconds(ms));  // a suspended task: `ps` shows this line
-    co_return response::text("slept " + std::to_string(ms) + " ms");
-  }, "sleep");
+  app.get(
+      "/sleep",
+      [](request& req) -> awaitable<response> {
+        const auto ms = ms_param(req);
+        co_await loupe::sleep_for(std::chrono::milliseconds(ms));  // a suspended task: `ps` shows this line
+        co_return response::text("slept " + std::to_string(ms) + " ms");
+      },
+      "sleep");
 
-  app.get("/block", [](request& req) -> awaitable<response> {
-    const auto ms = ms_param(req);
-    loupe::log::info(loupe::log::app(), "blocking the loop on purpose", {{"ms", ms}});
-    demo_block_loop(ms);
-    co_return response::text("blocked the loop for " + std::to_string(ms) + " ms");
-  }, "block");
+  app.get(
+      "/block",
+      [](request& req) -> awaitable<response> {
+        const auto ms = ms_param(req);
+        loupe::log::info(loupe::log::app(), "blocking the loop on purpose", {{"ms", ms}});
+        demo_block_loop(ms);
+        co_return response::text("blocked the loop for " + std::to_string(ms) + " ms");
+      },
+      "block");
 
-  app.get("/cpu", [](request& req) -> awaitable<response> {
-    const auto ms = ms_param(req);
-    demo_burn_cpu(ms);
-    co_return response::text("burned " + std::to_string(ms) + " ms of CPU");
-  }, "cpu");
+  app.get(
+      "/cpu",
+      [](request& req) -> awaitable<response> {
+        const auto ms = ms_param(req);
+        demo_burn_cpu(ms);
+        co_return response::text("burned " + std::to_string(ms) + " ms of CPU");
+      },
+      "cpu");
 
-  app.get("/bytes", [](request& req) -> awaitable<response> {
-    const auto text = req.query().get("n");
-    std::size_t n = 0;
-    if (!text || std::from_chars(text->data(), text->data() + text->size(), n).ptr != text->data() + text->size() ||
-        n > 16 * 1024 * 1024)
-      throw loupe::http_bad_request("query parameter 'n' must be an integer from 0 to 16777216");
-    co_return response::bytes(std::string(n, 'x'), "application/octet-stream");
-  }, "bytes");
+  app.get(
+      "/bytes",
+      [](request& req) -> awaitable<response> {
+        const auto text = req.query().get("n");
+        std::size_t n = 0;
+        if (!text || std::from_chars(text->data(), text->data() + text->size(), n).ptr != text->data() + text->size() ||
+            n > 16 * 1024 * 1024)
+          throw loupe::http_bad_request("query parameter 'n' must be an integer from 0 to 16777216");
+        co_return response::bytes(std::string(n, 'x'), "application/octet-stream");
+      },
+      "bytes");
 
-  app.get("/fanout", [](request& req) -> awaitable<response> {
-    loupe::loop& here = *loupe::loop::current();      // the loop serving this request
-    loupe::client_session session(here);               // a session belongs to one loop
-    const auto self = "http://" + req.local().address().to_string() + ":" + std::to_string(req.local().port());
-    auto [json, slept] = co_await loupe::gather(here, "fanout", session.get(self + "/json"),
-                                                session.get(self + "/sleep?ms=10"));
-    co_return response::json({{"json", json.json()},
-                              {"sleep", {{"status", slept.status_code()}, {"body", slept.text()}}}});
-  }, "fanout");
+  app.get(
+      "/fanout",
+      [](request& req) -> awaitable<response> {
+        loupe::loop& here = *loupe::loop::current();      // the loop serving this request
+        loupe::client_session session(here);               // a session belongs to one loop
+        const auto self = "http://" + req.local().address().to_string() + ":" + std::to_string(req.local().port());
+        auto [json, slept] = co_await loupe::gather(here, "fanout", session.get(self + "/json"),
+                                                    session.get(self + "/sleep?ms=10"));
+        co_return response::json({{"json", json.json()},
+                                  {"sleep", {{"status", slept.status_code()}, {"body", slept.text()}}}});
+      },
+      "fanout");
 
-  app.websocket("/ws", [](loupe::websocket& ws, request&) -> awaitable<void> {
-    while (auto msg = co_await ws.receive()) co_await ws.send(msg->data, msg->binary);
-  }, {}, "ws");
+  app.websocket(
+      "/ws",
+      [](loupe::websocket& ws, request&) -> awaitable<void> {
+        while (auto msg = co_await ws.receive()) co_await ws.send(msg->data, msg->binary);
+      },
+      {}, "ws");
 
   loupe::flag_set flags("loupe-demo", "The loupe reference application.");
   loupe::run_options opts;

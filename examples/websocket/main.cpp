@@ -18,20 +18,22 @@ using loupe::awaitable, loupe::request;
 
 int main(int argc, char** argv) {
   loupe::application app;
-  app.websocket("/ws", [](loupe::websocket& ws, request& req) -> awaitable<void> {
+  app.websocket("/ws",
+                [](loupe::websocket& ws, request& req) -> awaitable<void> {
     // Name what you send: GCC 12 can destroy a temporary std::string in a
     // co_await expression twice (`co_await ws.send(a ? b : "x" + b)` crashes).
-    const std::string hello = "hello " + req.remote_address() + ", say something (bye to leave)";
-    co_await ws.send(hello);
-    while (auto msg = co_await ws.receive()) {
-      if (!msg->binary && msg->data == "bye") {
-        co_await ws.close(1000, "bye");  // both halves of the close handshake
-        break;
-      }
-      const std::string reply = msg->binary ? msg->data : "echo: " + msg->data;
-      co_await ws.send(reply, msg->binary);
-    }
-    loupe::log::info(loupe::log::app(), "websocket closed", {{"code", ws.close_code()}});
-  }, {.max_message_bytes = 64 * 1024});
+                  const std::string hello = "hello " + req.remote_address() + ", say something (bye to leave)";
+                  co_await ws.send(hello);
+                  while (auto msg = co_await ws.receive()) {
+                    if (!msg->binary && msg->data == "bye") {
+                      co_await ws.close(1000, "bye");  // both halves of the close handshake
+                      break;
+                    }
+                    const std::string reply = msg->binary ? msg->data : "echo: " + msg->data;
+                    co_await ws.send(reply, msg->binary);
+                  }
+                  loupe::log::info(loupe::log::app(), "websocket closed", {{"code", ws.close_code()}});
+                },
+                {.max_message_bytes = 64 * 1024});
   return loupe::run_main(app, argc, argv);
 }

@@ -54,15 +54,11 @@ class telnet_filter {
         else if (c == 250) state_ = state::sub;
         else state_ = state::data;  // a two-byte command (or IAC IAC: a 255 we do not need)
         return false;
-      case state::option:
-        state_ = state::data;
-        return false;
+      case state::option: state_ = state::data; return false;
       case state::sub:
         if (c == 255) state_ = state::sub_iac;
         return false;
-      case state::sub_iac:
-        state_ = c == 240 ? state::data : state::sub;
-        return false;
+      case state::sub_iac: state_ = c == 240 ? state::data : state::sub; return false;
     }
     return false;
   }
@@ -93,8 +89,8 @@ class rate_limit {
     last_ = now;
     tokens_ -= 1;
     if (tokens_ >= 0) return {};
-    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(-tokens_ / per_second));
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(-tokens_ /
+                                                                                                         per_second));
   }
 
  private:
@@ -190,7 +186,8 @@ struct console::impl {
   awaitable<std::size_t> read_input(detail::connection_state& c, std::array<char, 1024>& buf, bool typed) {
     // Until its first command a session gets at most a minute: sixteen
     // connections that never type could hold every session otherwise.
-    const auto timeout = typed ? opts.idle_timeout : std::min<std::chrono::milliseconds>(opts.idle_timeout, first_command);
+    const auto timeout = typed ? opts.idle_timeout
+                               : std::min<std::chrono::milliseconds>(opts.idle_timeout, first_command);
     c.arm(timeout);
     auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(buf), nothrow);
     c.disarm();

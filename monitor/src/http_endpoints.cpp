@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::array<std::string_view, 7> request_starts = {"GET /",    "HEAD /",    "POST /",  "PUT /",
+constexpr std::array<std::string_view, 7> request_starts = {"GET /",    "HEAD /",    "POST /", "PUT /",
                                                             "DELETE /", "OPTIONS /", "PATCH /"};
 constexpr auto read_timeout = 10s;
 constexpr auto write_timeout = 60s;
@@ -52,7 +52,8 @@ verdict classify(std::string_view first) {
 // browser GET a loopback URL (it then sends Sec-Fetch-Site, or Origin).
 const char* cross_site(const http::request_header<>& h) {
   std::string_view host = h[http::field::host];
-  if (const auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos)
+  if (const auto colon = host.rfind(':');
+      colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos)
     host = host.substr(0, colon);  // the port
   if (host != "localhost" && host != "127.0.0.1" && host != "[::1]")
     return "the console's HTTP endpoints answer requests for localhost, 127.0.0.1 or [::1] only";
@@ -64,7 +65,8 @@ const char* cross_site(const http::request_header<>& h) {
 }
 
 bool is_loopback(const asio::ip::address& a) {
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
   return a.is_loopback();
 }
 

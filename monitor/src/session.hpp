@@ -16,8 +16,7 @@ namespace loupe::monitor::detail {
 
 /// A connection and its deadline. Lives on the console's thread only.
 struct connection_state : std::enable_shared_from_this<connection_state> {
-  explicit connection_state(boost::asio::ip::tcp::socket s)
-      : socket(std::move(s)), timer(socket.get_executor()) {}
+  explicit connection_state(boost::asio::ip::tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
 
   boost::asio::ip::tcp::socket socket;
   boost::asio::steady_timer timer;

@@ -17,9 +17,7 @@ bool heap_available() noexcept { return false; }
 
 namespace detail {
 
-bool start_cpu_profiler(const std::string&) {
-  throw std::system_error(make_error_code(profiler_errc::cpu_unavailable));
-}
+bool start_cpu_profiler(const std::string&) { throw std::system_error(make_error_code(profiler_errc::cpu_unavailable)); }
 void stop_cpu_profiler() {}
 void register_thread() {}
 std::string heap_sample() { throw std::system_error(make_error_code(profiler_errc::heap_unavailable)); }

@@ -105,9 +105,9 @@ std::string random_hex(std::size_t bytes) {
 void create_profile_file(profile_file& f, const std::string& dir, const char* kind) {
   check_profile_directory(dir);
   for (int attempt = 0; attempt < 8; ++attempt) {
-    const std::string path = (std::filesystem::path(dir) / ("loupe-" + std::string(kind) + "-" +
-                                                            std::to_string(::getpid()) + "-" + stamp() + "-" +
-                                                            random_hex(8) + ".prof"))
+    const std::string path = (std::filesystem::path(dir) /
+                              ("loupe-" + std::string(kind) + "-" + std::to_string(::getpid()) + "-" + stamp() + "-" +
+                               random_hex(8) + ".prof"))
                                  .string();
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
@@ -156,8 +156,8 @@ std::atomic<std::int64_t> last_stall_profile_s{0};
 
 void on_stall(const std::string& loop_name, std::uint64_t task_id) {
   if (!cpu_available()) return;  // nothing to record with
-  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::steady_clock::now().time_since_epoch()).count();
+  const auto now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   auto last = last_stall_profile_s.load();
   if (last != 0 && now_s - last < 60) return;
   if (!last_stall_profile_s.compare_exchange_strong(last, now_s)) return;
@@ -221,13 +221,15 @@ void profiler::add_flags(flag_set& flags) {
 
 void profiler::add_to(monitor::console& console) {
   console_ = &console;
-  console.add_command({"profile", "profile SECONDS",
+  console.add_command({"profile",
+                       "profile SECONDS",
                        "records a CPU profile for SECONDS (1-60) into --profile-dir and prints its file "
                        "(google-pprof --text BINARY FILE); other sessions go on meanwhile",
                        {},
                        true,
                        [this](std::vector<std::string> args) -> awaitable<std::string> {
-                         if (!cpu_available()) co_return "error: CPU profiling is unavailable (built without gperftools)\n";
+                         if (!cpu_available())
+                           co_return "error: CPU profiling is unavailable (built without gperftools)\n";
                          std::int64_t s = 0;
                          if (args.size() != 1 ||
                              std::from_chars(args[0].data(), args[0].data() + args[0].size(), s).ec != std::errc{} ||
@@ -252,40 +254,44 @@ void profiler::check() {
 
 void profiler::add_endpoints(monitor::console& console) {
   const std::int64_t max = opts_.max_seconds;
-  console.add_http_endpoint({"/debug/pprof/profile", [max](request& req) -> awaitable<response> {
-    if (!cpu_available()) co_return unavailable("CPU");
-    const auto seconds = seconds_param(req, max);
-    if (busy.load())
-      co_return response::text("a CPU profile is already being recorded; try again when it is done",
-                               response::status_type::conflict);
+  console.add_http_endpoint(
+      {"/debug/pprof/profile",
+       [max](request& req) -> awaitable<response> {
+         if (!cpu_available()) co_return unavailable("CPU");
+         const auto seconds = seconds_param(req, max);
+         if (busy.load())
+           co_return response::text("a CPU profile is already being recorded; try again when it is done",
+                                    response::status_type::conflict);
     // A file of our own in the temporary directory, gone once it is sent:
     // unlinked at once, written and read back through its descriptor.
-    profile_file f;
-    const char* tmp = std::getenv("TMPDIR");
-    create_profile_file(f, tmp && *tmp ? tmp : "/tmp", "http");
-    ::unlink(f.path.c_str());
-    co_await record_async(f, std::chrono::seconds(seconds));  // the console's other sessions go on
-    std::string data;
-    char chunk[65536];
-    for (off_t at = 0;;) {
-      const ssize_t n = ::pread(f.fd, chunk, sizeof chunk, at);
-      if (n <= 0) break;
-      data.append(chunk, static_cast<std::size_t>(n));
-      at += n;
-    }
-    auto res = response::bytes(std::move(data), "application/octet-stream");
-    res.set_header("Content-Disposition", "attachment; filename=\"profile\"");
-    res.set_header("X-Profile-Clock", clock_name());
-    co_return res;
-  }, /*changes_state=*/true});
+         profile_file f;
+         const char* tmp = std::getenv("TMPDIR");
+         create_profile_file(f, tmp && *tmp ? tmp : "/tmp", "http");
+         ::unlink(f.path.c_str());
+         co_await record_async(f, std::chrono::seconds(seconds));  // the console's other sessions go on
+         std::string data;
+         char chunk[65536];
+         for (off_t at = 0;;) {
+           const ssize_t n = ::pread(f.fd, chunk, sizeof chunk, at);
+           if (n <= 0) break;
+           data.append(chunk, static_cast<std::size_t>(n));
+           at += n;
+         }
+         auto res = response::bytes(std::move(data), "application/octet-stream");
+         res.set_header("Content-Disposition", "attachment; filename=\"profile\"");
+         res.set_header("X-Profile-Clock", clock_name());
+         co_return res;
+       },
+       /*changes_state=*/true});
   console.add_http_endpoint({"/debug/pprof/heap", [](request&) -> awaitable<response> {
-    if (!heap_available()) co_return unavailable("heap");
-    auto res = response::bytes(heap_profile(), "application/octet-stream");
-    res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
-    if (!std::getenv("TCMALLOC_SAMPLE_PARAMETER"))
-      res.set_header("X-Profile-Warning", "TCMALLOC_SAMPLE_PARAMETER was not set at start: the sample is empty");
-    co_return res;
-  }});
+                               if (!heap_available()) co_return unavailable("heap");
+                               auto res = response::bytes(heap_profile(), "application/octet-stream");
+                               res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
+                               if (!std::getenv("TCMALLOC_SAMPLE_PARAMETER"))
+                                 res.set_header("X-Profile-Warning",
+                                                "TCMALLOC_SAMPLE_PARAMETER was not set at start: the sample is empty");
+                               co_return res;
+                             }});
 }
 
 void profiler::prepare(application&) {

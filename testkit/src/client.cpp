@@ -21,12 +21,24 @@ std::string test_client::url(std::string_view path) const {
 awaitable<client_response> test_client::request(http::verb method, std::string_view path, request_options opts) {
   co_return co_await session_.request(method, url(path), std::move(opts));
 }
-awaitable<client_response> test_client::get(std::string_view p, request_options o) { return request(http::verb::get, p, std::move(o)); }
-awaitable<client_response> test_client::post(std::string_view p, request_options o) { return request(http::verb::post, p, std::move(o)); }
-awaitable<client_response> test_client::put(std::string_view p, request_options o) { return request(http::verb::put, p, std::move(o)); }
-awaitable<client_response> test_client::patch(std::string_view p, request_options o) { return request(http::verb::patch, p, std::move(o)); }
-awaitable<client_response> test_client::del(std::string_view p, request_options o) { return request(http::verb::delete_, p, std::move(o)); }
-awaitable<client_response> test_client::head(std::string_view p, request_options o) { return request(http::verb::head, p, std::move(o)); }
+awaitable<client_response> test_client::get(std::string_view p, request_options o) {
+  return request(http::verb::get, p, std::move(o));
+}
+awaitable<client_response> test_client::post(std::string_view p, request_options o) {
+  return request(http::verb::post, p, std::move(o));
+}
+awaitable<client_response> test_client::put(std::string_view p, request_options o) {
+  return request(http::verb::put, p, std::move(o));
+}
+awaitable<client_response> test_client::patch(std::string_view p, request_options o) {
+  return request(http::verb::patch, p, std::move(o));
+}
+awaitable<client_response> test_client::del(std::string_view p, request_options o) {
+  return request(http::verb::delete_, p, std::move(o));
+}
+awaitable<client_response> test_client::head(std::string_view p, request_options o) {
+  return request(http::verb::head, p, std::move(o));
+}
 
 awaitable<std::unique_ptr<client_stream>> test_client::stream(http::verb method, std::string_view path,
                                                               request_options opts) {

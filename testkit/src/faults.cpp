@@ -53,8 +53,7 @@ struct fault_server::impl : std::enable_shared_from_this<impl> {
         co_await asio::async_write(*s, asio::buffer(out), nothrow);
         break;
       }
-      case fault::kind::close_before_response:
-        break;
+      case fault::kind::close_before_response: break;
       case fault::kind::no_response: {
         // Holds the connection until the peer gives up or the server closes.
         char byte;

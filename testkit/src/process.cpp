@@ -57,8 +57,7 @@ struct child::impl {
 
 child::child(std::vector<std::string> argv) : impl_(std::make_unique<impl>()) {
   int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
-    throw std::runtime_error("pipe failed");
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
@@ -127,8 +126,7 @@ bool child::exited_within(std::chrono::milliseconds deadline) {
 
 int child::wait_exit(std::chrono::milliseconds deadline) {
   if (!exited_within(deadline))
-    throw std::runtime_error("child " + std::to_string(impl_->pid) + " did not exit in time; stderr:\n" +
-                             stderr_text());
+    throw std::runtime_error("child " + std::to_string(impl_->pid) + " did not exit in time; stderr:\n" + stderr_text());
   // Let the reader collect the last output.
   std::unique_lock lock(impl_->m);
   impl_->cv.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->out_eof && impl_->err_eof; });

@@ -56,8 +56,7 @@ awaitable<http_response> raw_client::request(http::verb method, std::string_view
   req.set(http::field::host, impl_->host);
   for (const auto& [k, v] : headers) req.insert(k, v);
   req.body() = std::move(body);
-  if (!req.body().empty() || method == http::verb::post || method == http::verb::put ||
-      method == http::verb::patch)
+  if (!req.body().empty() || method == http::verb::post || method == http::verb::put || method == http::verb::patch)
     req.prepare_payload();
   impl_->stream.expires_after(impl_->timeout);
   co_await http::async_write(impl_->stream, req, asio::use_awaitable);

@@ -87,10 +87,9 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
     const auto budget = limit.get();
     const auto until = started + budget;
     if (now >= until) {
-      std::string message =
-          "test deadline of " +
-          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()) +
-          " ms exceeded; " + describe_live_tasks(l);
+      std::string message = "test deadline of " +
+                            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()) +
+                            " ms exceeded; " + describe_live_tasks(l);
       // Let the test's task unwind (its awaits fail with operation_aborted).
       for (const auto& t : l.tasks())
         if (t.name == "test") l.cancel(t.id, cancel_source::api);

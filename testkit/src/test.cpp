@@ -77,8 +77,7 @@ client_response test::fetch(const test_server& srv, std::string_view path, boost
   auto& http = client(srv);
   const std::string target(path);
   return testkit::run(
-      loop, [&]() -> awaitable<client_response> { co_return co_await http.request(method, target, opts); },
-      deadline_);
+      loop, [&]() -> awaitable<client_response> { co_return co_await http.request(method, target, opts); }, deadline_);
 }
 
 void test::forbid_slow_callbacks(std::chrono::milliseconds limit) {
@@ -140,8 +139,9 @@ void test::finish() {
             for (const auto& c : s->native().connections()) {
               leaked_connections += "  from " + c.remote.address().to_string() + ":" + std::to_string(c.remote.port()) +
                                     " to the server on port " + std::to_string(s->port()) +
-                                    (c.websocket ? " (a WebSocket)" : c.in_handler ? " (a request in its handler)"
-                                                                                   : " (idle keep-alive)") +
+                                    (c.websocket    ? " (a WebSocket)"
+                                     : c.in_handler ? " (a request in its handler)"
+                                                    : " (idle keep-alive)") +
                                     "\n";
             }
           }
@@ -155,8 +155,7 @@ void test::finish() {
     fail(std::string("teardown did not finish: ") + e.what());
   }
   if (leak_check_) {
-    if (!leaked_connections.empty())
-      fail("connection(s) left open at the end of the test:\n" + leaked_connections);
+    if (!leaked_connections.empty()) fail("connection(s) left open at the end of the test:\n" + leaked_connections);
     if (loop.live_task_count() > 0)
       fail("task(s) left alive at the end of the test (leaked): " + describe_live_tasks(loop));
   }

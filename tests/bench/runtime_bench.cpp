@@ -92,9 +92,9 @@ class ratio_reporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs)
       if (r.run_type == Run::RT_Iteration && !r.error_occurred)
-        ns_[r.benchmark_name()] = r.GetAdjustedRealTime() * (r.time_unit == benchmark::kMillisecond ? 1e6
-                                                              : r.time_unit == benchmark::kMicrosecond ? 1e3
-                                                                                                       : 1.0);
+        ns_[r.benchmark_name()] = r.GetAdjustedRealTime() * (r.time_unit == benchmark::kMillisecond   ? 1e6
+                                                             : r.time_unit == benchmark::kMicrosecond ? 1e3
+                                                                                                      : 1.0);
     ConsoleReporter::ReportRuns(runs);
   }
   void print_ratios() const {

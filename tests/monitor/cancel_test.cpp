@@ -20,7 +20,8 @@ LOUPE_TEST_F(Console, CancelReportsTheOutcomeAndTheRingKeepsIt) {
   console_client c(loop.get_executor());
   co_await c.connect(console.port());
   const auto out = co_await c.command("cancel " + std::to_string(id));
-  EXPECT_NE(out.find("task #" + std::to_string(id) + " 'to-cancel' ended: cancelled by console"), std::string::npos) << out;
+  EXPECT_NE(out.find("task #" + std::to_string(id) + " 'to-cancel' ended: cancelled by console"), std::string::npos)
+      << out;
   const auto done = co_await c.command("ps-terminated to-cancel");
   EXPECT_NE(done.find("cancelled by console"), std::string::npos) << done;
   const auto one = co_await c.command("where-terminated " + std::to_string(id));

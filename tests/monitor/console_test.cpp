@@ -154,12 +154,12 @@ LOUPE_TEST(ConsoleLimits, IdleSessionsAreClosed) {
 // session for N seconds.)
 LOUPE_TEST(ConsoleLimits, ACommandThatTakesTimeSuspendsOnlyItsSession) {
   loupe::monitor::console console({.port = 0});
-  console.add_command({"wait-a-bit", "wait-a-bit", "waits 1 s", {}, false,
-                       [](std::vector<std::string>) -> awaitable<std::string> {
-                         asio::steady_timer t(co_await asio::this_coro::executor, 1s);
-                         co_await t.async_wait(asio::use_awaitable);
-                         co_return "waited\n";
-                       }});
+  console.add_command(
+      {"wait-a-bit", "wait-a-bit", "waits 1 s", {}, false, [](std::vector<std::string>) -> awaitable<std::string> {
+         asio::steady_timer t(co_await asio::this_coro::executor, 1s);
+         co_await t.async_wait(asio::use_awaitable);
+         co_return "waited\n";
+       }});
   console.start();
   console_client slow(loop.get_executor()), other(loop.get_executor());
   co_await slow.connect(console.port());

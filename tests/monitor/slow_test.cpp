@@ -20,10 +20,13 @@ LOUPE_TEST_F(Console, SlowCallbacksAndLogLevel) {
   const auto saved = loupe::get_tracking_options();
   loupe::set_tracking_options({.slow_callback = 20ms, .watchdog = 0ms});
   console.start();
-  co_await loupe::spawn(loop, "sluggish", []() -> awaitable<void> {
-    std::this_thread::sleep_for(30ms);
-    co_return;
-  }(), asio::use_awaitable);
+  co_await loupe::spawn(
+      loop, "sluggish",
+      []() -> awaitable<void> {
+        std::this_thread::sleep_for(30ms);
+        co_return;
+      }(),
+      asio::use_awaitable);
   loupe::set_tracking_options(saved);
   console_client c(loop.get_executor());
   co_await c.connect(console.port());

@@ -56,8 +56,8 @@ class Profiler : public loupe::testkit::test {
   // The application (GET / -> "hi") and a console with the profiler on it.
   void start(bool endpoints, std::string dir = "/tmp") {
     app.get("/", [](request&) -> awaitable<response> { co_return response::text("hi"); });
-    prof = std::make_unique<loupe::profiler::profiler>(
-        loupe::profiler::profiler_options{.endpoints = endpoints, .directory = std::move(dir)});
+    prof = std::make_unique<loupe::profiler::profiler>(loupe::profiler::profiler_options{.endpoints = endpoints,
+                                                                                         .directory = std::move(dir)});
     prof->add_to(console);
     prof->prepare(app);
     console.start(app);
@@ -113,8 +113,10 @@ LOUPE_TEST_F(Profiler, OneProfileAtATimeWhileTheLoopAndTheConsoleGoOn) {
   auto& first = client(console_url());
   auto& second = client(console_url());
   std::optional<loupe::client_response> profile;
-  loupe::spawn(loop, "first-profile", [](loupe::testkit::test_client& c, std::optional<loupe::client_response>& out)
-                                          -> awaitable<void> { out = co_await c.get("/debug/pprof/profile?seconds=1"); }(first, profile));
+  loupe::spawn(loop, "first-profile",
+               [](loupe::testkit::test_client& c, std::optional<loupe::client_response>& out) -> awaitable<void> {
+                 out = co_await c.get("/debug/pprof/profile?seconds=1");
+               }(first, profile));
   // Until the first one records: a second one is refused.
   loupe::client_response busy;
   for (int i = 0; i < 200; ++i) {
@@ -166,8 +168,8 @@ LOUPE_TEST_F(Profiler, TheProfileCommandSuspendsOnlyItsSession) {
   CO_ASSERT_TRUE(std::regex_search(out, m, std::regex("written to (\\S+)"))) << out;
   const fs::path file = m[1].str();
   EXPECT_EQ(file.parent_path(), dir.path);
-  EXPECT_TRUE(std::regex_match(file.filename().string(),
-                               std::regex("loupe-cpu-" + std::to_string(::getpid()) + "-\\d{8}T\\d{6}Z-[0-9a-f]{16}\\.prof")))
+  EXPECT_TRUE(std::regex_match(file.filename().string(), std::regex("loupe-cpu-" + std::to_string(::getpid()) +
+                                                                    "-\\d{8}T\\d{6}Z-[0-9a-f]{16}\\.prof")))
       << file;
   struct stat st {};
   CO_ASSERT_EQ(::lstat(file.c_str(), &st), 0);
@@ -211,8 +213,7 @@ TEST(ProfilerFiles, ADirectoryEveryoneMayWriteWithoutTheStickyBitIsRefused) {
     open_dir.check();
     ADD_FAILURE() << "a world-writable directory without the sticky bit was accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("writable by every user and has no sticky bit"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("writable by every user and has no sticky bit"), std::string::npos) << e.what();
   }
   fs::permissions(dir.path, fs::perms::all | fs::perms::sticky_bit);  // 1777, like /tmp
   loupe::profiler::profiler sticky({.directory = dir.path.string()});

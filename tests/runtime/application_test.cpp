@@ -102,9 +102,8 @@ TEST(Application, HttpErrorsAsExceptionsAndValues) {
     throw loupe::http_found("/elsewhere");
     co_return response();
   });
-  app.get("/redirect-value", [](request&) -> awaitable<response> {
-    co_return response::redirect("/there", http::status::see_other);
-  });
+  app.get("/redirect-value",
+          [](request&) -> awaitable<response> { co_return response::redirect("/there", http::status::see_other); });
   auto t = call(app, http::verb::get, "/throw");
   EXPECT_EQ(t.status(), http::status::bad_request);
   EXPECT_EQ(t.body(), "400: ms must be a number");
@@ -152,8 +151,8 @@ TEST(Application, HooksRunInOrderIncludingSubApplications) {
     co_await app.shutdown();
     co_await app.cleanup();
   });
-  EXPECT_EQ(log, (std::vector<std::string>{"start-1", "sub-start", "start-2", "sub-shutdown", "shutdown",
-                                           "sub-cleanup", "cleanup"}));
+  EXPECT_EQ(log, (std::vector<std::string>{"start-1", "sub-start", "start-2", "sub-shutdown", "shutdown", "sub-cleanup",
+                                           "cleanup"}));
   EXPECT_TRUE(app.frozen());
   EXPECT_THROW(app.get("/late", text("x")), std::logic_error);
 }
@@ -166,9 +165,12 @@ TEST(Application, SubApplicationUnderPrefix) {
   application admin;
   admin.use(tracer(log, "admin"));
   admin.get("/", text("admin index"), "admin-index");
-  admin.get("/users/{id}", [](request& req) -> awaitable<response> {
-    co_return response::text("admin user " + std::string(req.match_info().at("id")) + " via " + req.route());
-  }, "admin-user");
+  admin.get(
+      "/users/{id}",
+      [](request& req) -> awaitable<response> {
+        co_return response::text("admin user " + std::string(req.match_info().at("id")) + " via " + req.route());
+      },
+      "admin-user");
   application& mounted = app.add_subapp("/admin", std::move(admin));
 
   EXPECT_EQ(call(app, http::verb::get, "/").body(), "root index");
@@ -217,9 +219,8 @@ TEST(Application, TypedStateIsSharedWithSubApplications) {
     ++c.hits;
     co_return response::text(req.config(greeting_key) + " " + std::to_string(c.hits));
   });
-  sub.get("/missing", [](request& req) -> awaitable<response> {
-    co_return response::text(std::to_string(req.config(missing_key)));
-  });
+  sub.get("/missing",
+          [](request& req) -> awaitable<response> { co_return response::text(std::to_string(req.config(missing_key))); });
   app.add_subapp("/sub", std::move(sub));
   EXPECT_EQ(call(app, http::verb::get, "/sub/count").body(), "hi from sub 1");
   EXPECT_EQ(call(app, http::verb::get, "/sub/count").body(), "hi from sub 2");

@@ -42,9 +42,8 @@ class Client : public loupe::testkit::server_fixture {
       if (n == 0) co_return response::text("landed");
       co_return response::redirect("/hop/" + std::to_string(n - 1));
     });
-    app.post("/see-other", [](request&) -> awaitable<response> {
-      co_return response::redirect("/port", http::status::see_other);
-    });
+    app.post("/see-other",
+             [](request&) -> awaitable<response> { co_return response::redirect("/port", http::status::see_other); });
     start();
     base = url();
   }

@@ -44,9 +44,7 @@ using response = http::response<http::string_body>;
 using testing::HasSubstr;
 using testing::Not;
 
-[[noreturn]] void fail_errno(const std::string& what) {
-  throw std::runtime_error(what + ": " + std::strerror(errno));
-}
+[[noreturn]] void fail_errno(const std::string& what) { throw std::runtime_error(what + ": " + std::strerror(errno)); }
 
 /// An owned socket descriptor.
 class socket_fd {
@@ -359,15 +357,15 @@ TEST(DemoProcess, StartupFailsOnPortInUse) {
   ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0) << std::strerror(errno);
   const std::string port = std::to_string(ntohs(addr.sin_port));
 
-  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--host", "127.0.0.1", "--port", port, "--log-format", "json"});
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--host", "127.0.0.1", "--port", port,
+                              "--log-format", "json"});
   EXPECT_EQ(demo.wait_exit(10s), 1) << demo.stderr_text();
   EXPECT_THAT(demo.stdout_text(), Not(HasSubstr("Running on")));
 
   const std::string where = "127.0.0.1:" + port;
   bool found = false;
   for (const auto& line : lines_of(demo.stderr_text()))
-    if (line.find(R"("level":"error")") != std::string::npos && line.find(where) != std::string::npos)
-      found = true;
+    if (line.find(R"("level":"error")") != std::string::npos && line.find(where) != std::string::npos) found = true;
   EXPECT_TRUE(found) << "no error record mentioning " << where << " in:\n" << demo.stderr_text();
 }
 
@@ -448,7 +446,8 @@ TEST(DemoProcess, WorkerLoopsDrainOnSigterm) {
     conns.push_back(std::make_unique<socket_fd>());
     connect_to(*conns.back(), port);
     send_all(*conns.back(), get_request("/sleep?ms=1000"), deadline);
-    replies.push_back(std::async(std::launch::async, [&, s = conns.back().get()] { return read_response(*s, deadline); }));
+    replies.push_back(std::async(std::launch::async,
+                                 [&, s = conns.back().get()] { return read_response(*s, deadline); }));
   }
   // A listener accepts in order, so once a later connection to it is answered,
   // the /sleep connections queued before it have been accepted and read.

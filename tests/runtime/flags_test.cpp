@@ -71,9 +71,9 @@ TEST(Flags, LimitsAndTimeoutsFillTheServerOptions) {
   flag_set f("prog", "");
   loupe::run_options o;
   o.add_flags(f);
-  f.parse({"--max-connections", "500", "--header-timeout-ms", "2000", "--keepalive-timeout-ms=5000",
-           "--body-timeout-ms", "3000", "--write-timeout-ms", "4000", "--max-header-bytes", "8192",
-           "--max-body-bytes", "65536", "--max-body-bytes-in-flight", "1048576"});
+  f.parse({"--max-connections", "500", "--header-timeout-ms", "2000", "--keepalive-timeout-ms=5000", "--body-timeout-ms",
+           "3000", "--write-timeout-ms", "4000", "--max-header-bytes", "8192", "--max-body-bytes", "65536",
+           "--max-body-bytes-in-flight", "1048576"});
   using std::chrono::milliseconds;
   EXPECT_EQ(o.server.max_connections, 500u);
   EXPECT_EQ(o.server.header_timeout, milliseconds(2000));

@@ -3,10 +3,16 @@
 #include "support/log_fixture.hpp"
 
 TEST(LogJson, EscapingProducesValidJsonForHostileText) {
-  const std::string hostile[] = {
-      "plain", "quote \" backslash \\ slash /", "new\nline\r\ttab", std::string("nul\0byte", 8),
-      "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "bad \xff\xfe utf8 \xc3",
-      "overlong \xc0\xaf", "surrogate \xed\xa0\x80", "{\"inject\":1}"};
+  const std::string hostile[] = {"plain",
+                                 "quote \" backslash \\ slash /",
+                                 "new\nline\r\ttab",
+                                 std::string("nul\0byte", 8),
+                                 "\x01\x1f\x7f",
+                                 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                 "bad \xff\xfe utf8 \xc3",
+                                 "overlong \xc0\xaf",
+                                 "surrogate \xed\xa0\x80",
+                                 "{\"inject\":1}"};
   for (const auto& s : hostile) {
     std::string out = "\"";
     loupe::log::append_json_escaped(out, s);
@@ -32,8 +38,14 @@ TEST_F(Log, HostileMessagesAndFieldsGiveOneValidJsonObjectPerLine) {
   for (const auto& s : hostile) {
     loupe::log::app().warn("{}", s);
     loupe::log::write(loupe::log::runtime(), spdlog::level::err, s,
-                      {{s, s}, {"n", -42}, {"u", std::uint64_t{18446744073709551615ull}}, {"pi", 3.25},
-                       {"nan", std::nan("")}, {"yes", true}, {"msg", "not the message"}, {"ts", 1}});
+                      {{s, s},
+                       {"n", -42},
+                       {"u", std::uint64_t{18446744073709551615ull}},
+                       {"pi", 3.25},
+                       {"nan", std::nan("")},
+                       {"yes", true},
+                       {"msg", "not the message"},
+                       {"ts", 1}});
   }
   const auto recs = records();
   ASSERT_EQ(recs.size(), 2 * std::size(hostile));

@@ -17,8 +17,7 @@ TEST_F(Log, RecordsInsideATaskCarryItsIdAndName) {
 }
 
 TEST_F(Log, ExplicitContextNamesAnotherTask) {
-  loupe::log::write(loupe::log::runtime(), spdlog::level::warn, "about task 7", {{"k", "v"}},
-                    {7, "someone", "req-7"});
+  loupe::log::write(loupe::log::runtime(), spdlog::level::warn, "about task 7", {{"k", "v"}}, {7, "someone", "req-7"});
   const auto recs = records();
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].at("task_id").as_int64(), 7);

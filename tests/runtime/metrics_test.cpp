@@ -120,8 +120,7 @@ TEST_F(Metrics, RequestsCountByMethodRouteTemplateAndStatus) {
   start();
   run([&]() -> awaitable<void> {
     loupe::client_session http(loop);
-    for (const char* path : {"/users/1", "/users/2", "/users/3", "/", "/no/such/path"})
-      co_await http.get(url(path));
+    for (const char* path : {"/users/1", "/users/2", "/users/3", "/", "/no/such/path"}) co_await http.get(url(path));
     co_await http.request(http::verb::post, url("/"));       // 405: matched no route
     loupe::testkit::raw_client raw(loop.get_executor());     // an extension method
     co_await raw.connect(ep);
@@ -131,21 +130,25 @@ TEST_F(Metrics, RequestsCountByMethodRouteTemplateAndStatus) {
     const std::string text = co_await scrape_until(http, [](const std::string& t) { return counted(t) == 7; });
 
     const std::string requests = "http_server_requests_total";
-    EXPECT_EQ(value_of(text, requests, {{"http_request_method", "GET"}, {"http_route", "/users/{id}"},
-                                        {"http_response_status_code", "200"}}),
-              3.0);
-    EXPECT_EQ(value_of(text, requests, {{"http_request_method", "GET"}, {"http_route", "/"},
-                                        {"http_response_status_code", "200"}}),
+    EXPECT_EQ(
+        value_of(text, requests,
+                 {{"http_request_method", "GET"}, {"http_route", "/users/{id}"}, {"http_response_status_code", "200"}}),
+        3.0);
+    EXPECT_EQ(value_of(text, requests,
+                       {{"http_request_method", "GET"}, {"http_route", "/"}, {"http_response_status_code", "200"}}),
               1.0);
-    EXPECT_EQ(value_of(text, requests, {{"http_request_method", "GET"}, {"http_route", "_unmatched"},
-                                        {"http_response_status_code", "404"}}),
-              1.0);
-    EXPECT_EQ(value_of(text, requests, {{"http_request_method", "POST"}, {"http_route", "_unmatched"},
-                                        {"http_response_status_code", "405"}}),
-              1.0);
-    EXPECT_EQ(value_of(text, requests, {{"http_request_method", "_OTHER"}, {"http_route", "_unmatched"},
-                                        {"http_response_status_code", "405"}}),
-              1.0);
+    EXPECT_EQ(
+        value_of(text, requests,
+                 {{"http_request_method", "GET"}, {"http_route", "_unmatched"}, {"http_response_status_code", "404"}}),
+        1.0);
+    EXPECT_EQ(
+        value_of(text, requests,
+                 {{"http_request_method", "POST"}, {"http_route", "_unmatched"}, {"http_response_status_code", "405"}}),
+        1.0);
+    EXPECT_EQ(
+        value_of(text, requests,
+                 {{"http_request_method", "_OTHER"}, {"http_route", "_unmatched"}, {"http_response_status_code", "405"}}),
+        1.0);
     // Raw paths never become label values.
     EXPECT_EQ(text.find("/no/such/path"), std::string::npos);
     EXPECT_EQ(text.find("/users/1"), std::string::npos);
@@ -226,7 +229,8 @@ TEST_F(Metrics, RefusedRequestsAreCountedToo) {
 }
 
 TEST_F(Metrics, ApplicationRegistersItsOwnOnTheSameRegistry) {
-  auto& hits = prometheus::BuildCounter().Name("shop_hits_total").Help("Hits.").Register(app.metrics()).Add({{"kind", "web"}});
+  auto& hits =
+      prometheus::BuildCounter().Name("shop_hits_total").Help("Hits.").Register(app.metrics()).Add({{"kind", "web"}});
   app.get("/hit", [&hits](request&) -> awaitable<response> {
     hits.Increment();
     co_return response::text("ok");
@@ -269,10 +273,17 @@ TEST_F(Metrics, ClientSessionCountsByMethodServerAndStatus) {
       return value_of(after, name, l).value_or(0) - value_of(before, name, l).value_or(0);
     };
     const std::string c = "http_client_requests_total";
-    EXPECT_EQ(delta(c, {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}), 1.0);
-    EXPECT_EQ(delta(c, {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "404"}}), 1.0);
-    EXPECT_EQ(delta(c, {{"server_address", server}, {"http_request_method", "DELETE"}, {"http_response_status_code", "405"}}), 1.0);
-    EXPECT_EQ(delta(c, {{"server_address", "127.0.0.1:" + std::to_string(closed_port)}, {"error_type", "connection_failed"}}),
+    EXPECT_EQ(delta(c,
+                    {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}),
+              1.0);
+    EXPECT_EQ(delta(c,
+                    {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "404"}}),
+              1.0);
+    EXPECT_EQ(
+        delta(c, {{"server_address", server}, {"http_request_method", "DELETE"}, {"http_response_status_code", "405"}}),
+        1.0);
+    EXPECT_EQ(delta(c, {{"server_address", "127.0.0.1:" + std::to_string(closed_port)},
+                        {"error_type", "connection_failed"}}),
               1.0);
     EXPECT_EQ(delta("http_client_request_duration_seconds_count",
                     {{"server_address", server}, {"http_request_method", "GET"}, {"http_response_status_code", "200"}}),
@@ -285,8 +296,18 @@ TEST_F(Metrics, SubApplicationMetricsAreScrapedWithTheRoot) {
   mine.Add({{"where", "root"}}).Increment(2);
   loupe::application admin;
   // Registered before mounting, in the sub-application's own registry.
-  prometheus::BuildCounter().Name("admin_actions_total").Help("Admin actions.").Register(admin.metrics()).Add({}).Increment(3);
-  prometheus::BuildCounter().Name("shared_total").Help("Shared.").Register(admin.metrics()).Add({{"where", "admin"}}).Increment(5);
+  prometheus::BuildCounter()
+      .Name("admin_actions_total")
+      .Help("Admin actions.")
+      .Register(admin.metrics())
+      .Add({})
+      .Increment(3);
+  prometheus::BuildCounter()
+      .Name("shared_total")
+      .Help("Shared.")
+      .Register(admin.metrics())
+      .Add({{"where", "admin"}})
+      .Increment(5);
   auto& mounted = app.add_subapp("/admin", std::move(admin));
   EXPECT_EQ(&mounted.metrics(), &app.metrics());  // from now on, the root's
   start();
@@ -337,7 +358,8 @@ TEST(MetricsLoop, LoopAndTaskSeriesAreReadFromTheLoops) {
   loupe::set_tracking_options(saved);
   const std::string text = loupe::metrics::exposition(prometheus::Registry{});
   const labels mine{{"loop", "metrics-loop-test"}};
-  EXPECT_GE(value_of(text, "loupe_tasks_finished_total", {{"loop", "metrics-loop-test"}, {"outcome", "ok"}}).value_or(0), 6.0);
+  EXPECT_GE(value_of(text, "loupe_tasks_finished_total", {{"loop", "metrics-loop-test"}, {"outcome", "ok"}}).value_or(0),
+            6.0);
   EXPECT_EQ(value_of(text, "loupe_tasks_finished_total", {{"loop", "metrics-loop-test"}, {"outcome", "cancelled"}}), 1.0);
   EXPECT_GE(value_of(text, "loupe_tasks_spawned_total", mine).value_or(0), 8.0);
   EXPECT_EQ(value_of(text, "loupe_loop_slow_callbacks_total", mine), 1.0);
@@ -366,7 +388,8 @@ TEST(MetricsProcess, ProcessSeriesComeFromProc) {
   EXPECT_LE(*start, now + 1);
   EXPECT_GT(*start, now - 3600);  // this test binary started within the hour
   EXPECT_GT(value_of(text, "process_resident_memory_bytes").value_or(0), 1e6);
-  EXPECT_GT(value_of(text, "process_virtual_memory_bytes").value_or(0), value_of(text, "process_resident_memory_bytes").value_or(0));
+  EXPECT_GT(value_of(text, "process_virtual_memory_bytes").value_or(0),
+            value_of(text, "process_resident_memory_bytes").value_or(0));
   EXPECT_GE(value_of(text, "process_open_fds").value_or(0), 3.0);
   EXPECT_GT(value_of(text, "process_max_fds").value_or(0), value_of(text, "process_open_fds").value_or(0));
   EXPECT_GE(value_of(text, "process_cpu_seconds_total").value_or(-1), 0.0);

@@ -13,9 +13,7 @@ loupe::handler ok() {
   return [](loupe::request&) -> loupe::awaitable<loupe::response> { co_return loupe::response(); };
 }
 
-router::match_result get(const router& r, std::string_view path) {
-  return r.match(http::verb::get, "GET", path);
-}
+router::match_result get(const router& r, std::string_view path) { return r.match(http::verb::get, "GET", path); }
 
 }  // namespace
 
@@ -102,8 +100,8 @@ TEST(Router, GetRouteAnswersHeadUnlessHeadIsRegistered) {
 
 TEST(Router, AllStandardMethodsAndExtensionMethods) {
   router r;
-  for (auto v : {http::verb::get, http::verb::post, http::verb::put, http::verb::delete_,
-                 http::verb::patch, http::verb::head, http::verb::options})
+  for (auto v : {http::verb::get, http::verb::post, http::verb::put, http::verb::delete_, http::verb::patch,
+                 http::verb::head, http::verb::options})
     r.add(v, "/m", ok(), std::string(http::to_string(v)));
   r.add("PURGE", "/m", ok(), "purge");
   EXPECT_EQ(r.match(http::verb::options, "OPTIONS", "/m").route->name, "OPTIONS");

@@ -34,9 +34,18 @@ void add_routes(loupe::application& app, hook_counts& hooks, std::atomic<int>& s
     co_await loupe::sleep_for(300ms);
     co_return response::text("slept");
   });
-  app.on_startup([&hooks](loupe::application&) -> awaitable<void> { ++hooks.startup; co_return; });
-  app.on_shutdown([&hooks](loupe::application&) -> awaitable<void> { ++hooks.shutdown; co_return; });
-  app.on_cleanup([&hooks](loupe::application&) -> awaitable<void> { ++hooks.cleanup; co_return; });
+  app.on_startup([&hooks](loupe::application&) -> awaitable<void> {
+    ++hooks.startup;
+    co_return;
+  });
+  app.on_shutdown([&hooks](loupe::application&) -> awaitable<void> {
+    ++hooks.shutdown;
+    co_return;
+  });
+  app.on_cleanup([&hooks](loupe::application&) -> awaitable<void> {
+    ++hooks.cleanup;
+    co_return;
+  });
 }
 
 }  // namespace

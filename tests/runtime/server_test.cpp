@@ -20,11 +20,10 @@ TEST_F(Server, PipelinedRequestsAreAnsweredInOrder) {
   start();
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
-    co_await c.send(
-        "GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
-        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nfirst"
-        "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
-        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nlast\r\n0\r\n\r\n");
+    co_await c.send("GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nfirst"
+                    "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nlast\r\n0\r\n\r\n");
     EXPECT_EQ((co_await c.read_response()).body(), "slept 50");
     EXPECT_EQ((co_await c.read_response()).body(), "first");
     EXPECT_EQ((co_await c.read_response()).body(), "Hello, world!");
@@ -159,9 +158,7 @@ TEST_F(Server, EveryConnectionAndRequestIsANamedTask) {
     auto c = co_await connect();
     std::optional<http_response> res;
     // A named lambda: the coroutine refers to its captures, so it must outlive the task.
-    auto client_task = [&]() -> awaitable<void> {
-      res = co_await c.request(http::verb::get, "/sleep?ms=50");
-    };
+    auto client_task = [&]() -> awaitable<void> { res = co_await c.request(http::verb::get, "/sleep?ms=50"); };
     loupe::spawn(loop, "client", client_task());
     co_await until([&] { return handlers_started == 1; });
     std::vector<std::string> names;
@@ -180,9 +177,8 @@ TEST_F(Server, TransferEncodingOtherThanChunkedIsRefused) {
       // "chunked" not last: the body would be framed differently; the "body"
       // here is a smuggled second request that must not be answered.
       auto c = co_await connect();
-      co_await c.send(
-          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
-          "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+      co_await c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+                      "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
       auto res = co_await c.read_response();
       EXPECT_EQ(res.result_int(), 400);
       EXPECT_TRUE(co_await c.closed_by_peer());

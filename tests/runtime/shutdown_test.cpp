@@ -10,9 +10,7 @@ TEST_F(Server, GracefulShutdownFinishesTheRequestInFlight) {
     EXPECT_EQ((co_await idle.request(http::verb::get, "/")).result_int(), 200);
     std::optional<http_response> busy_res;
     // A named lambda: the coroutine refers to its captures, so it must outlive the task.
-    auto client_task = [&]() -> awaitable<void> {
-      busy_res = co_await busy.request(http::verb::get, "/sleep?ms=300");
-    };
+    auto client_task = [&]() -> awaitable<void> { busy_res = co_await busy.request(http::verb::get, "/sleep?ms=300"); };
     loupe::spawn(loop, "client", client_task());
     co_await until([&] { return handlers_started == 1; });
     EXPECT_EQ(srv->requests_in_flight(), 1u);

@@ -98,8 +98,9 @@ TEST_F(Tracking, SuspendedRequestTaskShowsItsTimerWaitAndCoAwaitLocation) {
     raw_client c(loop.get_executor());
     co_await c.connect(ep);
     co_await c.send("GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    co_await until([&] { return request_task("/sleep").has_value() &&
-                                request_task("/sleep")->state == loupe::task_state::suspended; });
+    co_await until([&] {
+      return request_task("/sleep").has_value() && request_task("/sleep")->state == loupe::task_state::suspended;
+    });
     auto t = *request_task("/sleep");
     EXPECT_EQ(t.request.method, "GET");
     EXPECT_EQ(t.request.target, "/sleep?ms=60000");
@@ -127,8 +128,10 @@ TEST_F(Tracking, DefaultCompletionTokenCarriesTheCallSite) {
     raw_client c(loop.get_executor());
     co_await c.connect(ep);
     co_await c.send("GET /sleep-default HTTP/1.1\r\nHost: t\r\n\r\n");
-    co_await until([&] { return request_task("/sleep-default").has_value() &&
-                                request_task("/sleep-default")->state == loupe::task_state::suspended; });
+    co_await until([&] {
+      return request_task("/sleep-default").has_value() &&
+             request_task("/sleep-default")->state == loupe::task_state::suspended;
+    });
     auto t = *request_task("/sleep-default");
     EXPECT_NE(t.wait.file, nullptr);
     if (!t.wait.file) co_return;
@@ -260,8 +263,9 @@ TEST_F(Tracking, SleepForShowsTheCallersLine) {
     raw_client c(loop.get_executor());
     co_await c.connect(ep);
     co_await c.send("GET /sleep-for HTTP/1.1\r\nHost: t\r\n\r\n");
-    co_await until([&] { return request_task("/sleep-for").has_value() &&
-                                request_task("/sleep-for")->state == loupe::task_state::suspended; });
+    co_await until([&] {
+      return request_task("/sleep-for").has_value() && request_task("/sleep-for")->state == loupe::task_state::suspended;
+    });
     auto t = *request_task("/sleep-for");
     EXPECT_STREQ(t.wait.object, "deadline_timer");
     EXPECT_NE(t.wait.file, nullptr);

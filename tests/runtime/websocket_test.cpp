@@ -22,9 +22,11 @@ namespace {
 class WebSocket : public loupe::testkit::server_fixture {
  protected:
   void SetUp() override {
-    app.websocket("/echo", [](websocket& ws, request&) -> awaitable<void> {
-      while (auto m = co_await ws.receive()) co_await ws.send(m->data, m->binary);
-    }, {.max_message_bytes = 1024});
+    app.websocket("/echo",
+                  [](websocket& ws, request&) -> awaitable<void> {
+                    while (auto m = co_await ws.receive()) co_await ws.send(m->data, m->binary);
+                  },
+                  {.max_message_bytes = 1024});
     app.websocket("/bye", [](websocket& ws, request&) -> awaitable<void> {
       co_await ws.send("goodbye");
       co_await ws.close(4000, "bye now");

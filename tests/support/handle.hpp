@@ -24,7 +24,8 @@ inline request make_request(boost::beast::http::verb method, std::string target,
 inline response call(application& app, boost::beast::http::verb method, std::string target, std::string body = {}) {
   loop lp;
   auto req = make_request(method, std::move(target), std::move(body));
-  return testkit::run(lp, [&]() { return app.handle(req); }, std::chrono::seconds(5));
+  return testkit::run(
+      lp, [&]() { return app.handle(req); }, std::chrono::seconds(5));
 }
 
 }  // namespace loupe::test_support

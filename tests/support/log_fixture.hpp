@@ -114,11 +114,19 @@ class Log : public ::testing::Test {
   std::shared_ptr<collecting_sink> sink;
 };
 
-const std::string hostile[] = {
-    "plain", "quote \" backslash \\ slash /", "new\nline\r\ttab", std::string("nul\0byte", 8),
-    "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "bad \xff\xfe utf8 \xc3",
-    "overlong \xc0\xaf", "surrogate \xed\xa0\x80", "{\"inject\":1}", "\"}\n{\"level\":\"fake\"", "{}",
-    std::string(3000, 'x') + "\xe2\x82"};
+const std::string hostile[] = {"plain",
+                               "quote \" backslash \\ slash /",
+                               "new\nline\r\ttab",
+                               std::string("nul\0byte", 8),
+                               "\x01\x1f\x7f",
+                               "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                               "bad \xff\xfe utf8 \xc3",
+                               "overlong \xc0\xaf",
+                               "surrogate \xed\xa0\x80",
+                               "{\"inject\":1}",
+                               "\"}\n{\"level\":\"fake\"",
+                               "{}",
+                               std::string(3000, 'x') + "\xe2\x82"};
 
 inline bool valid_utf8(const std::string& s) {
   std::string out;

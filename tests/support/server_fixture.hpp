@@ -98,7 +98,8 @@ class Server : public loupe::testkit::server_fixture {
 
   // Sends `piece` up to `times` times, `interval` apart; returns how many
   // were sent before the server closed the connection.
-  awaitable<std::size_t> trickle(raw_client& c, std::string piece, std::size_t times, std::chrono::milliseconds interval) {
+  awaitable<std::size_t> trickle(raw_client& c, std::string piece, std::size_t times,
+                                 std::chrono::milliseconds interval) {
     std::size_t sent = 0;
     try {
       for (; sent < times; ++sent) {

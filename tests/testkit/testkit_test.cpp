@@ -56,7 +56,8 @@ LOUPE_TEST(Testkit, PingAndPongInOneLoopThroughTheHostMap) {
   EXPECT_EQ(res.text(), "ping -> pong");
   // Both servers counted their request (recorded just after the write).
   co_await loupe::testkit::wait_until([&] { return pong.metric("http_server_requests_total").value_or(0) == 1; });
-  EXPECT_EQ(pong.metric("http_server_requests_total", {{"http_route", "/pong"}, {"http_response_status_code", "200"}}), 1);
+  EXPECT_EQ(pong.metric("http_server_requests_total", {{"http_route", "/pong"}, {"http_response_status_code", "200"}}),
+            1);
   co_await loupe::testkit::wait_until([&] { return ping.metric("http_server_requests_total").value_or(0) == 1; });
   // The access records of both, in one captured log.
   EXPECT_EQ(logs({.logger = "loupe.access", .fields = {{"route", "/pong"}}}).size(), 1u);
@@ -155,7 +156,8 @@ LOUPE_TEST(Testkit, CookieJarKeepsAndSendsCookies) {
 
 LOUPE_TEST(Testkit, RedirectsFollowedOrNot) {
   loupe::application app;
-  app.get("/old", [](request&) -> awaitable<response> { co_return response::redirect("/new", http::status::moved_permanently); });
+  app.get("/old",
+          [](request&) -> awaitable<response> { co_return response::redirect("/new", http::status::moved_permanently); });
   app.get("/new", [](request&) -> awaitable<response> { co_return response::text("new"); });
   auto& http = client(server(std::move(app)));
   EXPECT_EQ((co_await http.get("/old")).text(), "new");
@@ -420,7 +422,8 @@ TEST(TestkitChecks, APassingTestPassesInAChildToo) {
 TEST(TestkitRun, DeadlineThrowsNamingTheLiveTasksAndDoesNotHang) {
   loupe::loop loop;
   try {
-    loupe::testkit::run(loop, []() -> awaitable<void> { co_await loupe::sleep_for(60s); }, 100ms);
+    loupe::testkit::run(
+        loop, []() -> awaitable<void> { co_await loupe::sleep_for(60s); }, 100ms);
     ADD_FAILURE() << "no deadline_exceeded";
   } catch (const loupe::testkit::deadline_exceeded& e) {
     EXPECT_NE(std::string(e.what()).find("#"), std::string::npos);

@@ -67,9 +67,8 @@ std::string loops(const command_call& call) {
                                {"stalls", s.stalls}});
     } else {
       out += fmt::format("{:<12} {:<8} {:>6} {:>12.1f} {:>9} {:>9} {:>5.0f}% {:>7} {:>7}\n", l.name(),
-                         running ? "running" : "idle", s.live_tasks, rate,
-                         s.lag_count ? human(s.lag_p50) : "-", s.lag_count ? human(s.lag_p99) : "-",
-                         std::min(busy, 1.0) * 100, s.slow_callbacks, s.stalls);
+                         running ? "running" : "idle", s.live_tasks, rate, s.lag_count ? human(s.lag_p50) : "-",
+                         s.lag_count ? human(s.lag_p99) : "-", std::min(busy, 1.0) * 100, s.slow_callbacks, s.stalls);
     }
   });
   return as_json ? json::serialize(a) + "\n" : out;

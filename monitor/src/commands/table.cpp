@@ -32,7 +32,8 @@ command builtin(std::string name, std::string usage, std::string help, std::func
 std::vector<command> builtin_commands() {
   using enum state_change;
   return {
-      builtin("ps", "ps [FILTER] [--state running|scheduled|suspended] [--loop NAME] [--limit N | --all] [--sites] [--json]",
+      builtin("ps",
+              "ps [FILTER] [--state running|scheduled|suspended] [--loop NAME] [--limit N | --all] [--sites] [--json]",
               "live tasks, longest-suspended first, one page (100) unless --limit N or --all; FILTER matches the name or "
               "the route; --sites: a summary by spawn site",
               ps),
@@ -47,15 +48,14 @@ std::vector<command> builtin_commands() {
               "recently finished tasks, newest last, with their outcome", ps_terminated),
       builtin("where-terminated", "where-terminated ID [--json]",
               "one finished task: outcome, error, spawn site, request", where_terminated),
-      builtin("slow", "slow [--json]",
-              "recent slow callbacks and watchdog stalls (stalls with the loop thread's stack)", slow),
+      builtin("slow", "slow [--json]", "recent slow callbacks and watchdog stalls (stalls with the loop thread's stack)",
+              slow),
       builtin("loops", "loops [--json]", "per loop: live tasks, callbacks per second, lag p50/p99, busy ratio", loops),
       builtin("stacktrace", "stacktrace [LOOP] [--json]", "the native stacks of the loop threads, now", stacktrace),
       builtin("log-level", "log-level [LEVEL]",
-              "shows the log level, or sets it (trace debug info warning error critical off)", log_level,
-              with_arguments),
-      builtin("metrics", "metrics [PREFIX] [--json]",
-              "current metric values (samples whose name starts with PREFIX)", metrics),
+              "shows the log level, or sets it (trace debug info warning error critical off)", log_level, with_arguments),
+      builtin("metrics", "metrics [PREFIX] [--json]", "current metric values (samples whose name starts with PREFIX)",
+              metrics),
       builtin("help", "help [COMMAND]", "this list, or one command's usage", help, none, {"?"}),
       builtin("quit", "quit", "closes this console (also: exit, Ctrl-D)", quit, none, {"exit"}),
   };
@@ -95,8 +95,13 @@ command_table::command_table(const console_options& opts, application* app)
     : opts_(opts), app_(app), rows_(builtin_commands()), builtins_(rows_.size()) {}
 
 void command_table::add(extra_command c) {
-  command row{std::move(c.name), std::move(c.usage), std::move(c.help), {},
-              c.changes_state ? state_change::always : state_change::none, std::move(c.run_async), {}};
+  command row{std::move(c.name),
+              std::move(c.usage),
+              std::move(c.help),
+              {},
+              c.changes_state ? state_change::always : state_change::none,
+              std::move(c.run_async),
+              {}};
   // An extra command's run sees the words without --json, as it always has.
   if (c.run) row.run = [run = std::move(c.run)](const command_call& call) -> reply { return run(call.args); };
   rows_.push_back(std::move(row));

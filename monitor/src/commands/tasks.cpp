@@ -45,8 +45,8 @@ std::string ps(const command_call& call) {
   std::erase_if(tasks, [&](const task_info& t) {
     if (!state.empty() && to_string(t.state) != state) return true;
     if (!loop_name.empty() && t.loop != loop_name) return true;
-    if (!filter.empty() && t.name.find(filter) == std::string::npos && t.request.route.find(filter) == std::string::npos &&
-        t.request.target.find(filter) == std::string::npos)
+    if (!filter.empty() && t.name.find(filter) == std::string::npos &&
+        t.request.route.find(filter) == std::string::npos && t.request.target.find(filter) == std::string::npos)
       return true;
     return false;
   });
@@ -74,7 +74,10 @@ std::string ps(const command_call& call) {
       for (const auto& [where, s] : rows) {
         json::object st;
         for (const auto& [k, v] : s.states) st[k] = v;
-        a.push_back(json::object{{"spawn_site", where}, {"name", s.name}, {"count", s.count}, {"states", st},
+        a.push_back(json::object{{"spawn_site", where},
+                                 {"name", s.name},
+                                 {"count", s.count},
+                                 {"states", st},
                                  {"oldest_ms", millis(s.oldest)}});
       }
       return json::serialize(a) + "\n";
@@ -105,8 +108,7 @@ std::string ps(const command_call& call) {
   if (matched > tasks.size())
     out += fmt::format("{} of {} task(s), the longest-suspended first (--limit N or --all for more)\n", tasks.size(),
                        matched);
-  else
-    out += fmt::format("{} task(s)\n", tasks.size());
+  else out += fmt::format("{} task(s)\n", tasks.size());
   return out;
 }
 
@@ -187,9 +189,8 @@ std::string pstree(const command_call& call) {
     return json::serialize(a) + "\n";
   }
   std::string out;
-  std::function<void(const task_info&, const std::string&, bool, bool)> draw = [&](const task_info& t,
-                                                                                  const std::string& indent, bool last,
-                                                                                  bool root) {
+  std::function<void(const task_info&, const std::string&, bool, bool)> draw =
+      [&](const task_info& t, const std::string& indent, bool last, bool root) {
     out += indent + (root ? "" : last ? "└─ " : "├─ ");
     out += fmt::format("#{} {} [{}{}] {}{}\n", t.id, t.name, to_string(t.state),
                        t.state == task_state::suspended ? " " + human(suspended_for(t, now)) : "",

@@ -25,8 +25,8 @@ std::string ps_terminated(const command_call& call) {
     for (const auto& f : done) a.push_back(finished_json(f, now));
     return json::serialize(a) + "\n";
   }
-  std::string out = fmt::format("{:>6} {:<10} {:<20} {:>9} {:>9}  {:<28} {}\n", "ID", "LOOP", "NAME", "LIFETIME",
-                                "ENDED", "OUTCOME", "REQUEST");
+  std::string out = fmt::format("{:>6} {:<10} {:<20} {:>9} {:>9}  {:<28} {}\n", "ID", "LOOP", "NAME", "LIFETIME", "ENDED",
+                                "OUTCOME", "REQUEST");
   for (const auto& f : done)
     out += fmt::format("{:>6} {:<10} {:<20} {:>9} {:>9}  {:<28} {}\n", f.info.id, f.info.loop, f.info.name,
                        human(f.finished - f.info.created), human(now - f.finished) + " ago", finished_outcome(f),
@@ -51,7 +51,8 @@ std::string where_terminated(const command_call& call) {
                                 finished_outcome(*f));
   out += fmt::format("  lived:        {} (ended {} ago)\n", human(f->finished - f->info.created),
                      human(now - f->finished));
-  out += fmt::format("  last wait:    {} at {}\n", wait_text(f->info.wait), location(f->info.wait.file, f->info.wait.line, true));
+  out += fmt::format("  last wait:    {} at {}\n", wait_text(f->info.wait),
+                     location(f->info.wait.file, f->info.wait.line, true));
   out += fmt::format("  spawned at:   {}\n",
                      location(f->info.spawn_site.file_name(), static_cast<int>(f->info.spawn_site.line()), true));
   if (f->info.parent_id) out += fmt::format("  parent:       #{}\n", f->info.parent_id);

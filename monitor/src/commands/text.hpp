@@ -60,7 +60,8 @@ inline std::string location(const char* file, int line, bool full) {
 }
 
 inline std::chrono::nanoseconds suspended_for(const task_info& t, clock_type::time_point now) {
-  return t.state == task_state::suspended ? std::chrono::nanoseconds(now - t.suspended_since) : std::chrono::nanoseconds(0);
+  return t.state == task_state::suspended ? std::chrono::nanoseconds(now - t.suspended_since)
+                                          : std::chrono::nanoseconds(0);
 }
 
 /// "cancelled by console", "error: what", "ok".

@@ -26,8 +26,8 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme) {
   if (u.scheme() != scheme || u.host().empty())
-    throw client_error(client_errc::invalid_url, "invalid URL '" + std::string(u.buffer()) + "' (" +
-                                                     std::string(scheme) + ":// with a host only)");
+    throw client_error(client_errc::invalid_url,
+                       "invalid URL '" + std::string(u.buffer()) + "' (" + std::string(scheme) + ":// with a host only)");
   url_origin o;
   o.host = u.host();
   o.port = u.has_port() ? u.port_number() : 80;

@@ -39,7 +39,8 @@ void cookie_jar::store(std::string_view set_cookie, const boost::urls::url& from
   c.name = std::string(trim(parts[0].substr(0, eq)));
   c.value = std::string(trim(parts[0].substr(eq + 1)));
   if (c.name.empty()) return;
-  if (c.value.size() >= 2 && c.value.front() == '"' && c.value.back() == '"') c.value = c.value.substr(1, c.value.size() - 2);
+  if (c.value.size() >= 2 && c.value.front() == '"' && c.value.back() == '"')
+    c.value = c.value.substr(1, c.value.size() - 2);
   c.domain = host;
   c.path = default_path(from.path());
   std::optional<std::int64_t> max_age;
@@ -73,9 +74,8 @@ void cookie_jar::store(std::string_view set_cookie, const boost::urls::url& from
 }
 
 void cookie_jar::put(client_cookie c) {
-  std::erase_if(cookies_, [&](const client_cookie& o) {
-    return o.name == c.name && o.domain == c.domain && o.path == c.path;
-  });
+  std::erase_if(cookies_,
+                [&](const client_cookie& o) { return o.name == c.name && o.domain == c.domain && o.path == c.path; });
   if (c.expires && *c.expires <= std::chrono::system_clock::now()) return;  // deleted
   cookies_.push_back(std::move(c));
 }

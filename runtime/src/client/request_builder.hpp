@@ -26,8 +26,10 @@ request_body encode_body(const request_options& o);
 
 /// The request for `to`: Host, User-Agent, Content-Type, Cookie (when not
 /// empty), then the options' headers (which win), the body and its length.
-boost::beast::http::request<boost::beast::http::string_body> build_request(
-    boost::beast::http::verb method, const url_origin& to, const request_body& body, const request_options& o,
-    std::string_view user_agent, std::string_view cookie);
+boost::beast::http::request<boost::beast::http::string_body> build_request(boost::beast::http::verb method,
+                                                                           const url_origin& to, const request_body& body,
+                                                                           const request_options& o,
+                                                                           std::string_view user_agent,
+                                                                           std::string_view cookie);
 
 }  // namespace loupe::detail

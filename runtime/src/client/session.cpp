@@ -90,7 +90,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
 
   // A pooled connection if one is fresh enough, else a new one.
   awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const detail::url_origin& to,
-                                                                        clock_type::time_point deadline) {
+                                                                         clock_type::time_point deadline) {
     auto& list = idle[to.key];
     while (!list.empty()) {
       pooled p = std::move(list.back());
@@ -134,34 +134,34 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
                        std::chrono::duration<double>(clock_type::now() - started).count());
       };
       try {
-      for (int attempt = 0;; ++attempt) {
-        auto [stream, reused] = co_await acquire(to, deadline);
-        stream->expires_at(deadline);
-        auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
-        beast::flat_buffer buf;
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(opts.max_response_bytes);
-        parser.skip(method == http::verb::head);
-        boost::system::error_code rec = wec;
-        if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(*stream, buf, parser, nothrow);
-        if (rec) {
+        for (int attempt = 0;; ++attempt) {
+          auto [stream, reused] = co_await acquire(to, deadline);
+          stream->expires_at(deadline);
+          auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
+          beast::flat_buffer buf;
+          http::response_parser<http::string_body> parser;
+          parser.body_limit(opts.max_response_bytes);
+          parser.skip(method == http::verb::head);
+          boost::system::error_code rec = wec;
+          if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(*stream, buf, parser, nothrow);
+          if (rec) {
           // A pooled connection the server closed meanwhile: try once more on a fresh one.
-          const bool stale = reused && attempt == 0 && buf.size() == 0 && !parser.got_some() &&
-                             (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
-                              rec == asio::error::broken_pipe || rec == asio::error::eof);
-          if (stale) continue;
-          if (rec == beast::error::timeout)
-            throw client_error(client_errc::timeout, std::string(http::to_string(method)) + " " +
-                                                         std::string(u.buffer()) + " timed out");
-          if (rec == http::error::body_limit)
-            throw client_error(client_errc::response_too_large, "response from " + key + " exceeds " +
-                                                                    std::to_string(opts.max_response_bytes) + " bytes");
-          throw client_error(client_errc::bad_response, "bad response from " + key + ": " + rec.message());
+            const bool stale = reused && attempt == 0 && buf.size() == 0 && !parser.got_some() &&
+                               (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
+                                rec == asio::error::broken_pipe || rec == asio::error::eof);
+            if (stale) continue;
+            if (rec == beast::error::timeout)
+              throw client_error(client_errc::timeout,
+                                 std::string(http::to_string(method)) + " " + std::string(u.buffer()) + " timed out");
+            if (rec == http::error::body_limit)
+              throw client_error(client_errc::response_too_large, "response from " + key + " exceeds " +
+                                                                      std::to_string(opts.max_response_bytes) + " bytes");
+            throw client_error(client_errc::bad_response, "bad response from " + key + ": " + rec.message());
+          }
+          res = parser.release();
+          if (res.keep_alive() && buf.size() == 0) release(key, std::move(stream));
+          break;
         }
-        res = parser.release();
-        if (res.keep_alive() && buf.size() == 0) release(key, std::move(stream));
-        break;
-      }
       } catch (const client_error& e) {
         observe(0, detail::client_errc_name(e.code().value()));
         throw;
@@ -244,18 +244,30 @@ awaitable<client_response> client_session::request(http::verb method, std::strin
   co_return co_await spawn(impl_->lp, "http.client", impl_->run(impl_, method, std::move(url), std::move(opts)),
                            asio::use_awaitable);
 }
-awaitable<client_response> client_session::get(std::string u, request_options o) { return request(http::verb::get, std::move(u), std::move(o)); }
-awaitable<client_response> client_session::post(std::string u, request_options o) { return request(http::verb::post, std::move(u), std::move(o)); }
-awaitable<client_response> client_session::put(std::string u, request_options o) { return request(http::verb::put, std::move(u), std::move(o)); }
-awaitable<client_response> client_session::patch(std::string u, request_options o) { return request(http::verb::patch, std::move(u), std::move(o)); }
-awaitable<client_response> client_session::del(std::string u, request_options o) { return request(http::verb::delete_, std::move(u), std::move(o)); }
-awaitable<client_response> client_session::head(std::string u, request_options o) { return request(http::verb::head, std::move(u), std::move(o)); }
+awaitable<client_response> client_session::get(std::string u, request_options o) {
+  return request(http::verb::get, std::move(u), std::move(o));
+}
+awaitable<client_response> client_session::post(std::string u, request_options o) {
+  return request(http::verb::post, std::move(u), std::move(o));
+}
+awaitable<client_response> client_session::put(std::string u, request_options o) {
+  return request(http::verb::put, std::move(u), std::move(o));
+}
+awaitable<client_response> client_session::patch(std::string u, request_options o) {
+  return request(http::verb::patch, std::move(u), std::move(o));
+}
+awaitable<client_response> client_session::del(std::string u, request_options o) {
+  return request(http::verb::delete_, std::move(u), std::move(o));
+}
+awaitable<client_response> client_session::head(std::string u, request_options o) {
+  return request(http::verb::head, std::move(u), std::move(o));
+}
 
 awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb method, std::string url,
                                                                  request_options opts) {
   auto self = impl_;
-  auto start = [](std::shared_ptr<impl> s, http::verb m, std::string u, request_options o)
-      -> awaitable<std::unique_ptr<client_stream>> {
+  auto start = [](std::shared_ptr<impl> s, http::verb m, std::string u,
+                  request_options o) -> awaitable<std::unique_ptr<client_stream>> {
     if (s->closed) throw client_error(client_errc::session_closed, "the client session is closed");
     const boost::urls::url url_ = detail::request_url(u, o);
     const auto to = detail::origin_of(url_, "http");
@@ -272,11 +284,13 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     i->parser.skip(m == http::verb::head);
     stream->expires_after(timeout);
     auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
-    if (wec) throw client_error(wec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
-                                "sending to " + key + ": " + wec.message());
+    if (wec)
+      throw client_error(wec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
+                         "sending to " + key + ": " + wec.message());
     auto [hec, hn] = co_await http::async_read_header(*stream, i->buffer, i->parser, nothrow);
-    if (hec) throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
-                                "response headers from " + key + ": " + hec.message());
+    if (hec)
+      throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
+                         "response headers from " + key + ": " + hec.message());
     if (s->opts.cookies)
       for (const auto& f : i->parser.get().base())
         if (f.name() == http::field::set_cookie) s->jar.store(f.value(), url_);

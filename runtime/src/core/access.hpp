@@ -22,9 +22,7 @@ struct access {
                         match_info m) {
     r.set_match(app, route, route_name, std::move(m));
   }
-  static void set_upgrade(response& r, std::shared_ptr<const websocket_upgrade> u) noexcept {
-    r.upgrade_ = std::move(u);
-  }
+  static void set_upgrade(response& r, std::shared_ptr<const websocket_upgrade> u) noexcept { r.upgrade_ = std::move(u); }
 };
 
 }  // namespace loupe::detail

@@ -46,8 +46,10 @@ void set_tracking_options(const tracking_options& opts) {
 
 tracking_options get_tracking_options() {
   tracking_options o;
-  o.slow_callback = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(detail::slow_threshold_ns.load()));
-  o.watchdog = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(detail::watchdog_threshold_ns.load()));
+  o.slow_callback =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(detail::slow_threshold_ns.load()));
+  o.watchdog = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds(detail::watchdog_threshold_ns.load()));
   return o;
 }
 
@@ -84,8 +86,7 @@ tracked_handler::~tracked_handler() {
   if (task_) release(task_);
 }
 
-void handler_creation(tracked_handler& h, const void* context, const char* object_type,
-                      const char* op_name) noexcept {
+void handler_creation(tracked_handler& h, const void* context, const char* object_type, const char* op_name) noexcept {
   task_record* t = current_task();
   if (!t) return;
   // Only the task's own loop may complete (and count references of) its handlers.
@@ -98,8 +99,8 @@ void handler_creation(tracked_handler& h, const void* context, const char* objec
   h.line_ = location_line;
   // The operation a task started last is what it waits on: queued work
   // (post, dispatch) makes it scheduled, anything else suspended.
-  const bool queued = object_type && (std::strcmp(object_type, "io_context") == 0 ||
-                                      std::strcmp(object_type, "strand") == 0);
+  const bool queued = object_type &&
+                      (std::strcmp(object_type, "io_context") == 0 || std::strcmp(object_type, "strand") == 0);
   t->state.store(queued ? task_state::scheduled : task_state::suspended, std::memory_order_relaxed);
   // The start of the running segment stands for "now": no clock read per operation.
   t->suspended_since_ns.store(segment_start_ns, std::memory_order_relaxed);
@@ -210,8 +211,8 @@ void tracked_completion::invocation_end() noexcept {
   const std::uint64_t seq = l->callback_seq.load(std::memory_order_relaxed);
   if (l->stall_reported_seq.load(std::memory_order_acquire) == seq) {
     log::write(log::runtime(), spdlog::level::warn,
-               fmt::format("loop '{}' stall ended: the callback of task {} ran {} ms in all", l->name,
-                           longest_task_id, took / 1'000'000),
+               fmt::format("loop '{}' stall ended: the callback of task {} ran {} ms in all", l->name, longest_task_id,
+                           took / 1'000'000),
                {{"event", "stall_ended"}, {"loop", l->name}, {"duration_ms", took / 1'000'000}},
                {longest_task_id, {}, {}});
   }

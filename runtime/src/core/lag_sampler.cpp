@@ -15,7 +15,8 @@ void loop::enable_lag_sampling(std::chrono::milliseconds interval) {
     void operator()(const boost::system::error_code& ec) {
       if (ec || !l->lag_timer) return;
       const auto late = std::chrono::steady_clock::now() - due;
-      const std::int64_t ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
+      const std::int64_t ns = std::max<std::int64_t>(0,
+                                                     std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
       std::size_t b = 0;
       while (b < loop_stats::lag_bucket_bounds.size() &&
              ns > std::chrono::duration_cast<std::chrono::nanoseconds>(loop_stats::lag_bucket_bounds[b]).count())

@@ -183,7 +183,9 @@ loop_stats loop::stats() const {
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < s.lag_buckets.size(); ++i) {
       seen += s.lag_buckets[i];
-      if (seen >= rank) return i < loop_stats::lag_bucket_bounds.size() ? std::chrono::nanoseconds(loop_stats::lag_bucket_bounds[i]) : s.lag_max;
+      if (seen >= rank)
+        return i < loop_stats::lag_bucket_bounds.size() ? std::chrono::nanoseconds(loop_stats::lag_bucket_bounds[i])
+                                                        : s.lag_max;
     }
     return s.lag_max;
   };

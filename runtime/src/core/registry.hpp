@@ -55,7 +55,8 @@ class ring {
   /// holding its old value for the caller to overwrite field by field.
   T& push() {
     T& slot = slots_[(first_ + size_) % slots_.size()];
-    if (size_ < slots_.size()) ++size_; else first_ = (first_ + 1) % slots_.size();
+    if (size_ < slots_.size()) ++size_;
+    else first_ = (first_ + 1) % slots_.size();
     return slot;
   }
   /// The i-th entry, oldest first.

@@ -170,7 +170,8 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
   r->suspended_since_ns.store(now_ns(), std::memory_order_relaxed);
   std::lock_guard lock(i.mutex);
   r->prev = i.tail;
-  if (i.tail) i.tail->next = r; else i.head = r;
+  if (i.tail) i.tail->next = r;
+  else i.head = r;
   i.tail = r;
   i.by_id.emplace(r->id, r);
   i.live.fetch_add(1, std::memory_order_relaxed);
@@ -198,8 +199,10 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     std::lock_guard lock(i.mutex);
     r->done = true;
     r->state.store(task_state::done, std::memory_order_relaxed);
-    if (r->prev) r->prev->next = r->next; else i.head = r->next;
-    if (r->next) r->next->prev = r->prev; else i.tail = r->prev;
+    if (r->prev) r->prev->next = r->next;
+    else i.head = r->next;
+    if (r->next) r->next->prev = r->prev;
+    else i.tail = r->prev;
     r->prev = r->next = nullptr;
     i.by_id.erase(r->id);
     i.live.fetch_sub(1, std::memory_order_relaxed);

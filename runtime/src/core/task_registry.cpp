@@ -47,8 +47,10 @@ std::vector<task_info> loop::tasks() const {
   constexpr std::size_t slice = 64;
   detail::task_record cursor;
   const auto unlink = [&i](detail::task_record& r) {
-    if (r.prev) r.prev->next = r.next; else i.head = r.next;
-    if (r.next) r.next->prev = r.prev; else i.tail = r.prev;
+    if (r.prev) r.prev->next = r.next;
+    else i.head = r.next;
+    if (r.next) r.next->prev = r.prev;
+    else i.tail = r.prev;
     r.prev = r.next = nullptr;
   };
   std::lock_guard lock(i.mutex);
@@ -64,7 +66,8 @@ std::vector<task_info> loop::tasks() const {
     // Park the cursor before r, let the loop in, go on from the cursor.
     cursor.prev = r->prev;
     cursor.next = r;
-    if (r->prev) r->prev->next = &cursor; else i.head = &cursor;
+    if (r->prev) r->prev->next = &cursor;
+    else i.head = &cursor;
     r->prev = &cursor;
     if (auto* hook = registry_walk_hook.load(std::memory_order_relaxed)) hook();
     i.mutex.let_waiters_in();

@@ -124,8 +124,9 @@ class watchdog {
     std::unique_lock lock(m_);
     while (!stop_) {
       const std::int64_t threshold = watchdog_threshold_ns.load(std::memory_order_relaxed);
-      const auto tick = std::chrono::nanoseconds(
-          threshold > 0 ? std::clamp<std::int64_t>(threshold / 10, 5'000'000, 100'000'000) : 100'000'000);
+      const auto tick = std::chrono::nanoseconds(threshold > 0
+                                                     ? std::clamp<std::int64_t>(threshold / 10, 5'000'000, 100'000'000)
+                                                     : 100'000'000);
       cv_.wait_for(lock, tick, [this] { return stop_; });
       if (stop_ || threshold <= 0) continue;
       for (loop::impl* l : loops_) check(*l, threshold);
@@ -187,12 +188,15 @@ class watchdog {
     ev.stack = stack;
     describe_task(l, ev.task_id, ev.task_name, ev.request);
     const std::string req = ev.request.method.empty() ? std::string() : " serving " + to_string(ev.request);
-    const std::string msg =
-        fmt::format("watchdog: loop '{}' has been blocked for {} ms by a callback of task {} '{}'{}; loop thread stack:\n{}",
-                    l.name, blocked / 1'000'000, ev.task_id, ev.task_name, req, stack);
+    const std::string msg = fmt::format(
+        "watchdog: loop '{}' has been blocked for {} ms by a callback of task {} '{}'{}; loop thread stack:\n{}", l.name,
+        blocked / 1'000'000, ev.task_id, ev.task_name, req, stack);
     log::write(log::runtime(), spdlog::level::err, msg,
-               {{"event", "stall"}, {"loop", l.name}, {"blocked_ms", blocked / 1'000'000},
-                {"method", ev.request.method}, {"route", ev.request.route}},
+               {{"event", "stall"},
+                {"loop", l.name},
+                {"blocked_ms", blocked / 1'000'000},
+                {"method", ev.request.method},
+                {"route", ev.request.route}},
                {ev.task_id, ev.task_name, ev.request.request_id});
     const std::uint64_t task = ev.task_id;
     record_slow_event(l, std::move(ev));

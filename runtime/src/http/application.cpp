@@ -66,8 +66,7 @@ application& application::operator=(application&& o) noexcept {
 
 namespace {
 void check_not_frozen(bool frozen, const char* what) {
-  if (frozen)
-    throw std::logic_error(std::string("application: cannot ") + what + " after the application has started");
+  if (frozen) throw std::logic_error(std::string("application: cannot ") + what + " after the application has started");
 }
 }  // namespace
 
@@ -75,13 +74,27 @@ route& application::add_route(http::verb method, std::string_view path, handler 
   check_not_frozen(frozen_, "add a route");
   return router_.add(method, path, std::move(h), std::move(name));
 }
-route& application::get(std::string_view p, handler h, std::string n) { return add_route(http::verb::get, p, std::move(h), std::move(n)); }
-route& application::post(std::string_view p, handler h, std::string n) { return add_route(http::verb::post, p, std::move(h), std::move(n)); }
-route& application::put(std::string_view p, handler h, std::string n) { return add_route(http::verb::put, p, std::move(h), std::move(n)); }
-route& application::patch(std::string_view p, handler h, std::string n) { return add_route(http::verb::patch, p, std::move(h), std::move(n)); }
-route& application::del(std::string_view p, handler h, std::string n) { return add_route(http::verb::delete_, p, std::move(h), std::move(n)); }
-route& application::head(std::string_view p, handler h, std::string n) { return add_route(http::verb::head, p, std::move(h), std::move(n)); }
-route& application::options(std::string_view p, handler h, std::string n) { return add_route(http::verb::options, p, std::move(h), std::move(n)); }
+route& application::get(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::get, p, std::move(h), std::move(n));
+}
+route& application::post(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::post, p, std::move(h), std::move(n));
+}
+route& application::put(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::put, p, std::move(h), std::move(n));
+}
+route& application::patch(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::patch, p, std::move(h), std::move(n));
+}
+route& application::del(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::delete_, p, std::move(h), std::move(n));
+}
+route& application::head(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::head, p, std::move(h), std::move(n));
+}
+route& application::options(std::string_view p, handler h, std::string n) {
+  return add_route(http::verb::options, p, std::move(h), std::move(n));
+}
 
 application& application::add_subapp(std::string_view prefix, application sub) {
   check_not_frozen(frozen_, "add a sub-application");
@@ -160,9 +173,18 @@ void application::use(middleware m) {
   if (!m) throw std::invalid_argument("use: empty middleware");
   middlewares_.push_back(std::move(m));
 }
-void application::on_startup(app_hook h) { check_not_frozen(frozen_, "add a hook"); on_startup_.emplace_back(std::move(h)); }
-void application::on_shutdown(app_hook h) { check_not_frozen(frozen_, "add a hook"); on_shutdown_.emplace_back(std::move(h)); }
-void application::on_cleanup(app_hook h) { check_not_frozen(frozen_, "add a hook"); on_cleanup_.emplace_back(std::move(h)); }
+void application::on_startup(app_hook h) {
+  check_not_frozen(frozen_, "add a hook");
+  on_startup_.emplace_back(std::move(h));
+}
+void application::on_shutdown(app_hook h) {
+  check_not_frozen(frozen_, "add a hook");
+  on_shutdown_.emplace_back(std::move(h));
+}
+void application::on_cleanup(app_hook h) {
+  check_not_frozen(frozen_, "add a hook");
+  on_cleanup_.emplace_back(std::move(h));
+}
 
 void application::freeze() {
   if (frozen_) return;
@@ -242,7 +264,7 @@ awaitable<response> application::handle(request& req) {
   }
 
   detail::set_request_info({std::string(req.method_name()), owner ? m.route->path_template : std::string(),
-                             std::string(req.target()), req.request_id()});
+                            std::string(req.target()), req.request_id()});
   const handler* final = &not_found_handler;
   handler method_not_allowed;
   if (owner) {
@@ -261,17 +283,17 @@ awaitable<response> application::handle(request& req) {
   const auto& chain = (owner ? owner : this)->chain_;
   response res;
   if (!error) try {
-    res = co_await next_handler(chain.data(), chain.data() + chain.size(), final)(req);
-  } catch (const http_error& e) {
-    res = response(e);
-  } catch (...) {
-    error = std::current_exception();
-  }
+      res = co_await next_handler(chain.data(), chain.data() + chain.size(), final)(req);
+    } catch (const http_error& e) {
+      res = response(e);
+    } catch (...) {
+      error = std::current_exception();
+    }
   if (error) {
     // A cancelled request is not a handler bug: let the caller see the cancellation.
     if (cs.cancelled() != boost::asio::cancellation_type::none) std::rethrow_exception(error);
-    log::runtime().error("unhandled exception in handler for {} {} (route '{}'): {}", req.method_name(),
-                         req.target(), req.route(), detail::describe(error));
+    log::runtime().error("unhandled exception in handler for {} {} (route '{}'): {}", req.method_name(), req.target(),
+                         req.route(), detail::describe(error));
     res = response(http_internal_server_error());
   }
   co_return res;

@@ -13,7 +13,9 @@ namespace loupe::detail {
 inline void check_header(std::string_view name, std::string_view value) {
   // Plain loops: find_first_of with a character set was a thousand
   // instructions for a typical Content-Type, on every response.
-  const auto bad_in_name = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ':' || c == '\0'; };
+  const auto bad_in_name = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ':' || c == '\0';
+  };
   const auto bad_in_value = [](char c) { return c == '\r' || c == '\n' || c == '\0'; };
   if (name.empty() || std::any_of(name.begin(), name.end(), bad_in_name))
     throw std::invalid_argument("invalid header name '" + std::string(name) + "'");

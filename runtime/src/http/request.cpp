@@ -40,8 +40,7 @@ std::string accept_request_id(std::string_view sent) {
 }  // namespace detail
 
 request::request(message_type msg, endpoint_type remote, endpoint_type local)
-    : msg_(std::move(msg)), remote_(remote), local_(local), route_(&empty_string),
-      route_name_(&empty_string) {
+    : msg_(std::move(msg)), remote_(remote), local_(local), route_(&empty_string), route_name_(&empty_string) {
   request_id_ = detail::accept_request_id(msg_["X-Request-ID"]);
   std::string_view t = msg_.target();
   if (t.empty()) throw http_bad_request("empty request target");
@@ -62,7 +61,9 @@ request::request(message_type msg, endpoint_type remote, endpoint_type local)
       if (q != std::string_view::npos) origin += t.substr(q);
     }
     // The authority in the target replaces Host (RFC 9112 3.2.2).
-    const auto authority = t.substr(scheme_end + 3, (slash == std::string_view::npos ? t.find('?', scheme_end + 3) : slash) - scheme_end - 3);
+    const auto authority = t.substr(scheme_end + 3,
+                                    (slash == std::string_view::npos ? t.find('?', scheme_end + 3) : slash) - scheme_end -
+                                        3);
     if (authority.empty()) throw http_bad_request("invalid request target");
     msg_.set(http::field::host, std::string(authority));
     msg_.target(origin);
@@ -115,8 +116,7 @@ const string_pairs& request::cookies() const {
         const auto eq = part.find('=');
         if (eq == std::string_view::npos || eq == 0) continue;
         std::string_view value = detail::trim(part.substr(eq + 1));
-        if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
-          value = value.substr(1, value.size() - 2);
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
         cookies_->add(std::string(detail::trim(part.substr(0, eq))), std::string(value));
       }
     }
@@ -124,9 +124,7 @@ const string_pairs& request::cookies() const {
   return *cookies_;
 }
 
-std::optional<std::string_view> request::cookie(std::string_view name) const {
-  return cookies().get(name);
-}
+std::optional<std::string_view> request::cookie(std::string_view name) const { return cookies().get(name); }
 
 boost::json::value request::json() const {
   boost::system::error_code ec;
@@ -142,8 +140,7 @@ application& request::app() const {
 
 std::string request::remote_address() const { return remote_.address().to_string(); }
 
-void request::set_match(application* app, const std::string* route, const std::string* route_name,
-                        loupe::match_info m) {
+void request::set_match(application* app, const std::string* route, const std::string* route_name, loupe::match_info m) {
   app_ = app;
   route_ = route ? route : &empty_string;
   route_name_ = route_name ? route_name : &empty_string;

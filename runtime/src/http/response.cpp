@@ -24,8 +24,7 @@ void check_cookie(std::string_view name, std::string_view value) {
     throw std::invalid_argument("invalid cookie name '" + std::string(name) + "'");
   for (unsigned char c : value)
     if (c < 0x21 || c == 0x7f || c == ';' || c == ',' || c == '"' || c == '\\')
-      throw std::invalid_argument("cookie '" + std::string(name) +
-                                  "' has a character not allowed in a cookie value");
+      throw std::invalid_argument("cookie '" + std::string(name) + "' has a character not allowed in a cookie value");
 }
 }  // namespace
 
@@ -72,8 +71,7 @@ response response::redirect(std::string_view location, status_type status) {
   return r;
 }
 
-response response::file(const std::filesystem::path& path, std::string_view content_type,
-                        std::uint64_t size) {
+response response::file(const std::filesystem::path& path, std::string_view content_type, std::uint64_t size) {
   response r(http::status::ok);
   r.msg_.set(http::field::content_type, content_type);
   r.file_ = path;
@@ -115,10 +113,10 @@ response& response::set_content_type(std::string_view content_type) {
   return *this;
 }
 
-response& response::set_cookie(std::string_view name, std::string_view value,
-                               const cookie_options& opts) {
+response& response::set_cookie(std::string_view name, std::string_view value, const cookie_options& opts) {
   check_cookie(name, value);
-  for (std::string_view attr : {std::string_view(opts.path), std::string_view(opts.domain), std::string_view(opts.same_site)})
+  for (std::string_view attr :
+       {std::string_view(opts.path), std::string_view(opts.domain), std::string_view(opts.same_site)})
     if (attr.find_first_of(";\r\n"sv) != std::string_view::npos || attr.find('\0') != std::string_view::npos)
       throw std::invalid_argument("cookie '" + std::string(name) + "' has an attribute with ';', CR, LF or NUL");
   std::string c;

@@ -27,9 +27,7 @@ constexpr std::string_view default_param_pattern = "[^{}/]+";
 
 bool valid_identifier(std::string_view s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-  });
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
 std::string regex_escape(std::string_view s) {
@@ -54,8 +52,7 @@ std::vector<part> parse_template(std::string_view tpl) {
   std::string literal;
   for (std::size_t i = 0; i < tpl.size();) {
     const char c = tpl[i];
-    if (c == '}')
-      throw std::invalid_argument("route '" + std::string(tpl) + "': unbalanced '}'");
+    if (c == '}') throw std::invalid_argument("route '" + std::string(tpl) + "': unbalanced '}'");
     if (c != '{') {
       literal += c;
       ++i;
@@ -64,7 +61,10 @@ std::vector<part> parse_template(std::string_view tpl) {
     // {name} or {name:regex}; braces inside the regex nest.
     std::size_t depth = 1, j = i + 1;
     for (; j < tpl.size() && depth; ++j) {
-      if (tpl[j] == '\\') { ++j; continue; }
+      if (tpl[j] == '\\') {
+        ++j;
+        continue;
+      }
       if (tpl[j] == '{') ++depth;
       else if (tpl[j] == '}') --depth;
     }
@@ -86,8 +86,7 @@ std::vector<part> parse_template(std::string_view tpl) {
     try {
       p.anchored = boost::regex("(?:" + p.pattern + ")", boost::regex::perl);
     } catch (const boost::regex_error& e) {
-      throw std::invalid_argument("route '" + std::string(tpl) + "': bad regex for '" + p.text +
-                                  "': " + e.what());
+      throw std::invalid_argument("route '" + std::string(tpl) + "': bad regex for '" + p.text + "': " + e.what());
     }
     if (!literal.empty()) parts.push_back(literal_part(std::move(literal)));
     literal.clear();
@@ -167,15 +166,13 @@ route& router::add(http::verb method, std::string_view path_template, handler h,
   return r;
 }
 
-route& router::add(std::string_view method_name, std::string_view path_template, handler h,
-                   std::string name) {
+route& router::add(std::string_view method_name, std::string_view path_template, handler h, std::string name) {
   if (method_name.empty() ||
       !std::all_of(method_name.begin(), method_name.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
-    throw std::invalid_argument("route '" + std::string(path_template) + "': bad method '" +
-                                std::string(method_name) + "'");
+    throw std::invalid_argument("route '" + std::string(path_template) + "': bad method '" + std::string(method_name) +
+                                "'");
   if (!h) throw std::invalid_argument("route '" + std::string(path_template) + "': empty handler");
-  if (!name.empty() && impl_->names.count(name))
-    throw std::invalid_argument("route name '" + name + "' is already used");
+  if (!name.empty() && impl_->names.count(name)) throw std::invalid_argument("route name '" + name + "' is already used");
   auto r = std::make_unique<route>();
   r->method = http::string_to_verb(method_name);
   r->method_name = std::string(method_name);
@@ -202,8 +199,7 @@ void router::set_prefix(std::string_view prefix) {
 
 const std::string& router::prefix() const noexcept { return impl_->prefix; }
 
-router::match_result router::match(http::verb method, std::string_view method_name,
-                                   std::string_view path) const {
+router::match_result router::match(http::verb method, std::string_view method_name, std::string_view path) const {
   match_result res;
   std::vector<const route*> path_matches;
   auto method_ok = [&](const route& r) {
@@ -277,8 +273,8 @@ std::string router::url_for(std::string_view name, const url_params& params, con
     if (v == params.end())
       throw std::invalid_argument("url_for('" + std::string(name) + "'): missing parameter '" + p.text + "'");
     if (!boost::regex_match(v->second, p.anchored))
-      throw std::invalid_argument("url_for('" + std::string(name) + "'): '" + v->second +
-                                  "' does not match {" + p.text + ":" + p.pattern + "}");
+      throw std::invalid_argument("url_for('" + std::string(name) + "'): '" + v->second + "' does not match {" + p.text +
+                                  ":" + p.pattern + "}");
     detail::url_codec::append_path(url, v->second, p.custom);
   }
   for (const auto& p : params) {

@@ -9,7 +9,7 @@ namespace loupe {
 namespace detail {
 
 namespace {
-constexpr std::array<std::string_view, 10> method_names{"GET",     "HEAD",  "POST",  "PUT",   "DELETE",
+constexpr std::array<std::string_view, 10> method_names{"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                                         "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER"};
 }  // namespace
 
@@ -30,8 +30,8 @@ const prometheus::Histogram::BucketBoundaries& duration_buckets() {
 }
 
 const prometheus::Histogram::BucketBoundaries& size_buckets() {
-  static const prometheus::Histogram::BucketBoundaries b{0,      64,      256,      1024,     4096,    16384,
-                                                         65536,  262144,  1048576,  4194304,  16777216, 67108864};
+  static const prometheus::Histogram::BucketBoundaries b{0,     64,     256,     1024,    4096,     16384,
+                                                         65536, 262144, 1048576, 4194304, 16777216, 67108864};
   return b;
 }
 
@@ -69,10 +69,9 @@ http_series& http_server_series::get(const std::string* route, std::uint8_t meth
   const key k{route, (static_cast<std::uint32_t>(method) << 16) | (status & 0xffff)};
   auto it = map_.find(k);
   if (it != map_.end()) return it->second;
-  const prometheus::Labels labels{
-      {"http_request_method", std::string(method_name(method))},
-      {"http_route", route ? *route : std::string(metrics::unmatched_route)},
-      {"http_response_status_code", std::to_string(status)}};
+  const prometheus::Labels labels{{"http_request_method", std::string(method_name(method))},
+                                  {"http_route", route ? *route : std::string(metrics::unmatched_route)},
+                                  {"http_response_status_code", std::to_string(status)}};
   http_series s;
   s.requests = &families_.requests.Add(labels);
   s.duration = &families_.duration.Add(labels, duration_buckets());
@@ -97,8 +96,8 @@ http_client_families& http_client_families::get() {
   return f;
 }
 
-void http_client_series::observe(std::string_view host, std::uint8_t method, unsigned status,
-                                 std::string_view error, double seconds) {
+void http_client_series::observe(std::string_view host, std::uint8_t method, unsigned status, std::string_view error,
+                                 double seconds) {
   std::string k;
   k.reserve(host.size() + error.size() + 8);
   k.append(host).append(1, '\0').append(std::to_string(method * 1000 + status)).append(1, '\0').append(error);

@@ -72,8 +72,8 @@ class http_server_series {
   http_series& get(const std::string* route, std::uint8_t method, unsigned status);
 
   /// Records one finished request.
-  void observe(const std::string* route, std::uint8_t method, unsigned status, double seconds,
-               std::size_t request_bytes, std::size_t response_bytes) {
+  void observe(const std::string* route, std::uint8_t method, unsigned status, double seconds, std::size_t request_bytes,
+               std::size_t response_bytes) {
     auto& s = get(route, method, status);
     s.requests->Increment();
     s.duration->Observe(seconds);
@@ -114,8 +114,7 @@ class http_client_series {
     prometheus::Histogram* duration = nullptr;
   };
   /// `status` is 0 when there was no response; `error` names what failed.
-  void observe(std::string_view host, std::uint8_t method, unsigned status, std::string_view error,
-               double seconds);
+  void observe(std::string_view host, std::uint8_t method, unsigned status, std::string_view error, double seconds);
 
  private:
   boost::unordered_flat_map<std::string, series> map_;

@@ -158,7 +158,7 @@ std::shared_ptr<backend> make_backend(const options& opts) {
   for (auto& s : outputs) s->set_formatter(std::make_unique<line_formatter>());
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<fanout_sink>(std::move(outputs)), b->barrier};
   b->writer = std::make_shared<spdlog::async_logger>("loupe.writer", sinks.begin(), sinks.end(), b->pool,
-                                                      spdlog::async_overflow_policy::overrun_oldest);
+                                                     spdlog::async_overflow_policy::overrun_oldest);
   b->writer->set_level(spdlog::level::trace);
   return b;
 }
@@ -244,8 +244,7 @@ bool flush(std::chrono::milliseconds timeout) {
 
 std::uint64_t dropped_records() {
   auto& st = detail::the_state();
-  return st.dropped_before.load(std::memory_order_relaxed) +
-         st.current.load()->pool->overrun_counter();
+  return st.dropped_before.load(std::memory_order_relaxed) + st.current.load()->pool->overrun_counter();
 }
 
 void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f) {

@@ -56,8 +56,7 @@ void append_number(std::string& out, const value& v) {
 }
 
 bool reserved_key(std::string_view k) {
-  return k == "ts" || k == "level" || k == "logger" || k == "msg" || k == "task_id" || k == "task" ||
-         k == "request_id";
+  return k == "ts" || k == "level" || k == "logger" || k == "msg" || k == "task_id" || k == "task" || k == "request_id";
 }
 
 void append_json_field(std::string& out, std::string_view key, const value& v) {
@@ -86,7 +85,8 @@ void append_text_value(std::string& out, const value& v) {
   } else {
     const auto t = v.text();
     const bool plain = !t.empty() && t.find_first_of(" \"=\\") == std::string_view::npos &&
-                       std::all_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+                       std::all_of(t.begin(), t.end(),
+                                   [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
     if (plain) {
       append_json_escaped(out, t);  // still repairs invalid UTF-8
     } else {
@@ -202,9 +202,16 @@ void append_json_escaped(std::string& out, std::string_view s) {
     // A UTF-8 sequence: copy it if well-formed, else emit U+FFFD for one byte.
     std::size_t len = 0;
     std::uint32_t cp = 0;
-    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
+    if ((c & 0xe0) == 0xc0) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4;
+      cp = c & 0x07;
+    }
     bool ok = len != 0 && static_cast<std::size_t>(end - p) >= len;
     for (std::size_t i = 1; ok && i < len; ++i) {
       if ((p[i] & 0xc0) != 0x80) ok = false;

@@ -12,8 +12,7 @@
 namespace loupe::log::detail {
 
 /// Appends the whole record (and its newline) to `line`.
-void format_record(std::string& line, log::format f, spdlog::log_clock::time_point time,
-                   spdlog::level::level_enum level, std::string_view logger, std::string_view text,
-                   const context& ctx, const fields* extra);
+void format_record(std::string& line, log::format f, spdlog::log_clock::time_point time, spdlog::level::level_enum level,
+                   std::string_view logger, std::string_view text, const context& ctx, const fields* extra);
 
 }  // namespace loupe::log::detail

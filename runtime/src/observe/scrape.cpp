@@ -129,17 +129,15 @@ void collect_process(std::vector<MetricFamily>& out) {
   one("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, open_fds());
   one("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge, max_open_files());
   static const double start = boot_time() + field(22) / ticks;
-  one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
-      start);
+  one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", MetricType::Gauge, start);
 }
 
 void collect_loops(std::vector<MetricFamily>& out) {
-  auto callbacks = family("loupe_loop_callback_duration_seconds",
-                          "Time each callback (handler) ran on a loop.", MetricType::Histogram);
+  auto callbacks = family("loupe_loop_callback_duration_seconds", "Time each callback (handler) ran on a loop.",
+                          MetricType::Histogram);
   auto slow = family("loupe_loop_slow_callbacks_total", "Callbacks that ran past the slow-callback threshold.",
                      MetricType::Counter);
-  auto stalls = family("loupe_loop_stalls_total", "Times the watchdog found a loop still blocked.",
-                       MetricType::Counter);
+  auto stalls = family("loupe_loop_stalls_total", "Times the watchdog found a loop still blocked.", MetricType::Counter);
   auto lag = family("loupe_loop_lag_seconds", "How late the loop's sampling timer fired (event-loop lag).",
                     MetricType::Histogram);
   auto live = family("loupe_tasks", "Tasks alive on a loop.", MetricType::Gauge);
@@ -159,7 +157,8 @@ void collect_loops(std::vector<MetricFamily>& out) {
     m.counter.value = static_cast<double>(s.stalls);
     stalls.metric.push_back(std::move(m));
     m = with_labels({name});
-    m.histogram = histogram(s.lag_buckets, loop_stats::lag_bucket_bounds, std::chrono::duration<double>(s.lag_sum).count());
+    m.histogram = histogram(s.lag_buckets, loop_stats::lag_bucket_bounds,
+                            std::chrono::duration<double>(s.lag_sum).count());
     lag.metric.push_back(std::move(m));
     m = with_labels({name});
     m.gauge.value = static_cast<double>(s.live_tasks);
@@ -177,8 +176,8 @@ void collect_loops(std::vector<MetricFamily>& out) {
 }
 
 void collect_log(std::vector<MetricFamily>& out) {
-  auto f = family("loupe_log_records_dropped_total",
-                  "Log records dropped because the log writer's queue was full.", MetricType::Counter);
+  auto f = family("loupe_log_records_dropped_total", "Log records dropped because the log writer's queue was full.",
+                  MetricType::Counter);
   ClientMetric m;
   m.counter.value = static_cast<double>(log::dropped_records());
   f.metric.push_back(std::move(m));
@@ -201,9 +200,7 @@ prometheus::Registry& process_registry() {
   return *r;
 }
 
-std::string exposition(const prometheus::Registry& app_registry) {
-  return exposition_of(app_registry.Collect());
-}
+std::string exposition(const prometheus::Registry& app_registry) { return exposition_of(app_registry.Collect()); }
 
 std::vector<sample> parse_exposition(std::string_view text) {
   std::vector<sample> out;
@@ -255,8 +252,9 @@ std::string exposition(const app_metrics& m) {
     for (auto& f : r->Collect()) {
       auto same = std::find_if(families.begin(), families.end(), [&](const auto& g) { return g.name == f.name; });
       if (same == families.end()) families.push_back(std::move(f));
-      else same->metric.insert(same->metric.end(), std::make_move_iterator(f.metric.begin()),
-                               std::make_move_iterator(f.metric.end()));
+      else
+        same->metric.insert(same->metric.end(), std::make_move_iterator(f.metric.begin()),
+                            std::make_move_iterator(f.metric.end()));
     }
   }
   return metrics::exposition_of(std::move(families));

@@ -10,8 +10,7 @@ flag_set::flag_set(std::string program, std::string summary)
     : program_(std::move(program)), summary_(std::move(summary)) {}
 
 void flag_set::add_string(std::string name, std::string* target, std::string help) {
-  flags_.push_back({name, std::move(help), *target, true,
-                    [target](std::string_view v) { *target = std::string(v); }});
+  flags_.push_back({name, std::move(help), *target, true, [target](std::string_view v) { *target = std::string(v); }});
 }
 
 namespace {
@@ -31,8 +30,7 @@ Int parse_integer(const std::string& name, std::string_view v, Int min, Int max)
 
 }  // namespace
 
-void flag_set::add_int(std::string name, std::int64_t* target, std::int64_t min, std::int64_t max,
-                       std::string help) {
+void flag_set::add_int(std::string name, std::int64_t* target, std::int64_t min, std::int64_t max, std::string help) {
   flags_.push_back({name, std::move(help), std::to_string(*target), true,
                     [name, target, min, max](std::string_view v) { *target = parse_integer(name, v, min, max); }});
 }
@@ -41,7 +39,7 @@ void flag_set::add_millis(std::string name, std::chrono::milliseconds* target, s
                           std::string help) {
   flags_.push_back({name, std::move(help), std::to_string(target->count()), true,
                     [name, target, min, max](std::string_view v) {
-                      *target = std::chrono::milliseconds(parse_integer(name, v, min, max));
+    *target = std::chrono::milliseconds(parse_integer(name, v, min, max));
                     }});
 }
 
@@ -50,21 +48,19 @@ void flag_set::add_size(std::string name, std::size_t* target, std::size_t min, 
                     [name, target, min, max](std::string_view v) { *target = parse_integer(name, v, min, max); }});
 }
 
-void flag_set::add_choice(std::string name, std::string* target, std::vector<std::string> choices,
-                          std::string help) {
+void flag_set::add_choice(std::string name, std::string* target, std::vector<std::string> choices, std::string help) {
   std::string list;
   for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
   flags_.push_back({name, std::move(help) + " (" + list + ")", *target, true,
                     [name, target, choices, list](std::string_view v) {
-                      if (std::find(choices.begin(), choices.end(), v) == choices.end())
-                        throw flag_error("--" + name + ": '" + std::string(v) + "' is not one of " + list);
-                      *target = std::string(v);
+    if (std::find(choices.begin(), choices.end(), v) == choices.end())
+      throw flag_error("--" + name + ": '" + std::string(v) + "' is not one of " + list);
+    *target = std::string(v);
                     }});
 }
 
 void flag_set::add_bool(std::string name, bool* target, std::string help) {
-  flags_.push_back({name, std::move(help), *target ? "true" : "false", false,
-                    [name, target](std::string_view v) {
+  flags_.push_back({name, std::move(help), *target ? "true" : "false", false, [name, target](std::string_view v) {
                       if (v.empty() || v == "true" || v == "1") *target = true;
                       else if (v == "false" || v == "0") *target = false;
                       else throw flag_error("--" + name + ": '" + std::string(v) + "' is not true or false");

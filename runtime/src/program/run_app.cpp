@@ -21,15 +21,13 @@ void run_options::add_flags(flag_set& flags) {
   flags.add_string("host", &host, "address to listen on");
   flags.add_int("port", &port, 0, 65535, "TCP port to listen on (0: any free port)");
   flags.add_int("workers", &workers, 1, 256, "event loops serving requests");
-  flags.add_int("slow-callback-ms", &slow_callback_ms, 0, 3600000,
-                "report callbacks running longer than this (0: off)");
+  flags.add_int("slow-callback-ms", &slow_callback_ms, 0, 3600000, "report callbacks running longer than this (0: off)");
   flags.add_int("watchdog-ms", &watchdog_ms, 0, 3600000,
                 "report a loop still blocked after this long, with its stack (0: off)");
   flags.add_choice("log-format", &log_format, {"json", "text"}, "log record format");
   flags.add_choice("log-level", &log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"},
                    "lowest level logged");
-  flags.add_int("grace-ms", &grace_ms, 0, 3600000,
-                "how long shutdown waits for requests in flight, in ms");
+  flags.add_int("grace-ms", &grace_ms, 0, 3600000, "how long shutdown waits for requests in flight, in ms");
   flags.add_choice("access-log", &access_log, {"on", "off"}, "one log record per request (logger loupe.access)");
   flags.add_size("max-connections", &server.max_connections, 1, 10'000'000,
                  "connections served at once per loop, past it 503 (capped to what RLIMIT_NOFILE allows)");
@@ -40,8 +38,7 @@ void run_options::add_flags(flag_set& flags) {
   flags.add_millis("body-timeout-ms", &server.body_timeout, 1, 3'600'000,
                    "from the end of the headers to the end of the request body");
   flags.add_millis("write-timeout-ms", &server.write_timeout, 1, 3'600'000, "writing one response");
-  flags.add_size("max-header-bytes", &server.max_header_bytes, 256, 1 << 20,
-                 "request line and headers, past it 431");
+  flags.add_size("max-header-bytes", &server.max_header_bytes, 256, 1 << 20, "request line and headers, past it 431");
   flags.add_size("max-body-bytes", &max_body_bytes, 0, std::size_t{1} << 40,
                  "largest request body, past it 413 (0: the application's client_max_size, 1 MiB unless set)");
   flags.add_size("max-body-bytes-in-flight", &server.max_body_bytes_in_flight, 1024, std::size_t{1} << 40,
@@ -56,8 +53,8 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
   server_options so = opts.server;
   so.access_log = opts.access_log == "on";
   app_runner runner(lp, app,
-                    {opts.host, static_cast<unsigned short>(opts.port), static_cast<std::size_t>(opts.workers),
-                     so, true});
+                    {opts.host, static_cast<unsigned short>(opts.port), static_cast<std::size_t>(opts.workers), so,
+                     true});
   try {
     const auto ep = co_await runner.start();
     std::string host = ep.address().to_string();
@@ -85,8 +82,8 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
   }
 
   auto [ec, signo] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
-  log::runtime().info("received {}; shutting down (grace period {} ms)",
-                      signo == SIGINT ? "SIGINT" : "SIGTERM", opts.grace_ms);
+  log::runtime().info("received {}; shutting down (grace period {} ms)", signo == SIGINT ? "SIGINT" : "SIGTERM",
+                      opts.grace_ms);
   // A second signal stops waiting for requests in flight.
   signals.async_wait([](const boost::system::error_code& e, int) {
     if (!e) {

@@ -30,8 +30,9 @@ void server::impl::record(const request* req, const refused* r, unsigned status,
   if (req) {
     if (auto ua = req->header("User-Agent")) agent = *ua;
   }
-  const std::string_view request_id =
-      req ? std::string_view(req->request_id()) : r ? std::string_view(r->request_id) : std::string_view{};
+  const std::string_view request_id = req ? std::string_view(req->request_id())
+                                      : r ? std::string_view(r->request_id)
+                                          : std::string_view{};
   // "127.0.0.1 GET /path 200", built directly (fmt::format was a tenth of the record).
   std::string msg;
   msg.reserve(remote_addr.size() + method.size() + path.size() + 8);

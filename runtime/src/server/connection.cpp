@@ -40,16 +40,13 @@ error_code parse_buffered_header(request_parser& parser, beast::flat_buffer& buf
 }
 
 // A non-blocking read that found nothing to read yet.
-bool nothing_yet(const error_code& ec) {
-  return ec == asio::error::would_block || ec == asio::error::try_again;
-}
+bool nothing_yet(const error_code& ec) { return ec == asio::error::would_block || ec == asio::error::try_again; }
 
 // A parse error the client should hear about (400), as opposed to the
 // connection simply ending.
 bool is_bad_request(const error_code& ec) {
-  return ec.category() == http::make_error_code(http::error::bad_method).category() &&
-         ec != http::error::end_of_stream && ec != http::error::partial_message &&
-         ec != http::error::need_more && ec != http::error::need_buffer;
+  return ec.category() == http::make_error_code(http::error::bad_method).category() && ec != http::error::end_of_stream &&
+         ec != http::error::partial_message && ec != http::error::need_more && ec != http::error::need_buffer;
 }
 
 // Why the request's Host header field is unacceptable (RFC 9112 3.2), or
@@ -121,8 +118,8 @@ awaitable<void> server::impl::refuse_request(connection& c, refused r, std::stri
   co_await linger_close(c.stream);
 }
 
-awaitable<server::impl::admission> server::impl::admit_body(connection& c, detail::body_charge& charge,
-                                                             std::size_t n, std::int64_t due_ns) {
+awaitable<server::impl::admission> server::impl::admit_body(connection& c, detail::body_charge& charge, std::size_t n,
+                                                            std::int64_t due_ns) {
   auto& budget = detail::body_budget::process();
   if (budget.try_take(n, charge.limit())) {
     charge.hold_reserved(n);
@@ -201,8 +198,8 @@ awaitable<void> server::impl::run_websocket(connection& c, request& req, const w
 // frame holds none of a request's state (parser, request, response): 10,000
 // idle keep-alive connections held 2.8 KB of frame each otherwise.
 awaitable<server::impl::after> server::impl::serve_request(connection& c, beast::flat_buffer& buf,
-                                                         std::int64_t header_due, std::int64_t start,
-                                                         const tcp::endpoint& remote, const tcp::endpoint& local) {
+                                                           std::int64_t header_due, std::int64_t start,
+                                                           const tcp::endpoint& remote, const tcp::endpoint& local) {
   error_code ec;
   // Headers.
   request_parser parser;
@@ -234,10 +231,8 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     // the client is simply cut off.
     if (hec == http::error::body_limit)  // Content-Length already says too much
       co_await refuse_too_large();
-    else if (hec == http::error::header_limit)
-      co_await refuse(server_errc::headers_too_large, {});
-    else if (is_bad_request(hec))
-      co_await refuse(server_errc::malformed_request, hec.message());
+    else if (hec == http::error::header_limit) co_await refuse(server_errc::headers_too_large, {});
+    else if (is_bad_request(hec)) co_await refuse(server_errc::malformed_request, hec.message());
     co_return after::close;
   }
 
@@ -275,19 +270,19 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     const std::int64_t body_due = due_in(opts.body_timeout);
     if (length) {
       if (*length > opts.max_body_bytes_in_flight) {
-        co_await refuse(server_errc::body_too_large,
-                        "body of " + std::to_string(*length) + " bytes exceeds max_body_bytes_in_flight (" +
-                            std::to_string(opts.max_body_bytes_in_flight) + ")");
+        co_await refuse(server_errc::body_too_large, "body of " + std::to_string(*length) +
+                                                         " bytes exceeds max_body_bytes_in_flight (" +
+                                                         std::to_string(opts.max_body_bytes_in_flight) + ")");
         co_return after::close;
       }
       switch (co_await admit_body(c, charge, static_cast<std::size_t>(*length), body_due)) {
         case admission::admitted: break;
         case admission::closed: co_return after::close;
         case admission::no_room:
-          co_await refuse(server_errc::no_room_for_body,
-                          "no room for the body within " + std::to_string(opts.body_timeout.count()) +
-                              " ms: request bodies in flight reached " +
-                              std::to_string(opts.max_body_bytes_in_flight) + " bytes");
+          co_await refuse(server_errc::no_room_for_body, "no room for the body within " +
+                                                             std::to_string(opts.body_timeout.count()) +
+                                                             " ms: request bodies in flight reached " +
+                                                             std::to_string(opts.max_body_bytes_in_flight) + " bytes");
           co_return after::close;
       }
     }
@@ -303,13 +298,11 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
       // The body is dropped before the refusal (which may linger for seconds).
       std::string().swap(parser.get().body().data);
       charge.release();
-      if (bec == http::error::body_limit)
-        co_await refuse_too_large();
+      if (bec == http::error::body_limit) co_await refuse_too_large();
       else if (bec == detail::over_budget())
         co_await refuse(server_errc::no_room_for_body,
                         "request bodies in flight reached " + std::to_string(opts.max_body_bytes_in_flight) + " bytes");
-      else if (is_bad_request(bec))
-        co_await refuse(server_errc::malformed_request, bec.message());
+      else if (is_bad_request(bec)) co_await refuse(server_errc::malformed_request, bec.message());
       co_return after::close;
     }
   }
@@ -319,8 +312,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   std::optional<http_error> bad_target;
   try {
     auto parsed = parser.release();
-    req.emplace(http::request<http::string_body>(std::move(parsed.base()), std::move(parsed.body().data)), remote,
-                local);
+    req.emplace(http::request<http::string_body>(std::move(parsed.base()), std::move(parsed.body().data)), remote, local);
   } catch (const http_error& e) {
     bad_target = e;
   }
@@ -472,9 +464,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     after_response = false;
 
     switch (co_await serve_request(c, buf, std::exchange(header_due, 0), start, remote, local)) {
-      case after::next:
-        after_response = true;
-        continue;
+      case after::next: after_response = true; continue;
       case after::close: break;
       case after::done: co_return;
     }

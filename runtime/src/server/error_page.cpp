@@ -11,7 +11,7 @@ using detail::nothrow;
 using detail::http_date;
 
 awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view message,
-                                               std::string_view request_id) {
+                                                std::string_view request_id) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.set("X-Request-ID", request_id);

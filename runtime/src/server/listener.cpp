@@ -31,8 +31,7 @@ descriptor_room read_descriptor_room() {
 
 }  // namespace detail
 
-server::server(loop& l, application& app, server_options opts)
-    : impl_(std::make_shared<impl>(l, app, std::move(opts))) {}
+server::server(loop& l, application& app, server_options opts) : impl_(std::make_shared<impl>(l, app, std::move(opts))) {}
 
 server::~server() {
   // Without a shutdown: stop accepting and close what is open; the tasks end
@@ -57,8 +56,7 @@ tcp::endpoint server::listen(std::string_view host, unsigned short port) {
   } else {
     tcp::resolver resolver(impl_->lp.context());
     auto results = resolver.resolve(host, std::to_string(port), ec);
-    if (ec || results.empty())
-      throw boost::system::system_error(ec, "cannot resolve host '" + std::string(host) + "'");
+    if (ec || results.empty()) throw boost::system::system_error(ec, "cannot resolve host '" + std::string(host) + "'");
     ep = results.begin()->endpoint();
   }
   const std::string where = ep.address().to_string() + ":" + std::to_string(port);
@@ -149,7 +147,8 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   std::tie(wait_ec) = co_await timer.async_wait(nothrow);
   if (self->open != 0)
     log::runtime().error("shutdown: {} connection(s) with {} request(s) still running ignored cancellation; "
-                         "going on without them", self->open, self->in_flight);
+                         "going on without them",
+                         self->open, self->in_flight);
 }
 
 
@@ -202,8 +201,8 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
   r.request_id = detail::accept_request_id({});
   r.reason = server_errc::too_many_connections;
   const unsigned status = status_code(r.reason);
-  const auto n = co_await send_error(stream, static_cast<http::status>(status),
-                                     make_error_code(r.reason).message(), r.request_id);
+  const auto n = co_await send_error(stream, static_cast<http::status>(status), make_error_code(r.reason).message(),
+                                     r.request_id);
   record(nullptr, &r, status, 0, n, start, 0, remote);
   co_await linger_close(stream);
 }

@@ -105,16 +105,19 @@ awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string ur
 
 route& application::websocket(std::string_view path, websocket_handler h, websocket_options opts, std::string name) {
   auto up = std::make_shared<const websocket_upgrade>(websocket_upgrade{std::move(h), opts});
-  return get(path, [up](request& req) -> awaitable<response> {
-    if (!ws::is_upgrade(req.native())) {
-      http_error e(boost::beast::http::status::upgrade_required, "this is a WebSocket endpoint");
-      e.with_header("Upgrade", "websocket");
-      throw e;
-    }
-    response r(boost::beast::http::status::switching_protocols);
-    detail::access::set_upgrade(r, up);
-    co_return r;
-  }, std::move(name));
+  return get(
+      path,
+      [up](request& req) -> awaitable<response> {
+        if (!ws::is_upgrade(req.native())) {
+          http_error e(boost::beast::http::status::upgrade_required, "this is a WebSocket endpoint");
+          e.with_header("Upgrade", "websocket");
+          throw e;
+        }
+        response r(boost::beast::http::status::switching_protocols);
+        detail::access::set_upgrade(r, up);
+        co_return r;
+      },
+      std::move(name));
 }
 
 }  // namespace loupe

@@ -83,7 +83,7 @@ struct console_options {
   std::string host = "127.0.0.1";
   std::int64_t port = 20101;  ///< 0: a port the kernel picks (printed at start)
   bool allow_remote = false;  ///< listen on a non-loopback address
-  bool read_only = false;     ///< refuse `cancel` and `log-level LEVEL`
+  bool read_only = false;  ///< refuse `cancel` and `log-level LEVEL`
   std::size_t max_sessions = 16;  ///< connections at once; one more is refused with a line
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  ///< a session without input is closed
 };
@@ -98,7 +98,7 @@ struct console_options {
 struct extra_command {
   std::string name;
   std::string usage;  ///< e.g. "profile SECONDS"
-  std::string help;   ///< one line
+  std::string help;  ///< one line
   std::function<std::string(const std::vector<std::string>& args)> run;
   bool changes_state = false;  ///< refused in read-only mode
   std::function<awaitable<std::string>(std::vector<std::string> args)> run_async;

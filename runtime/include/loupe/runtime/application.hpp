@@ -112,22 +112,18 @@ class application {
   route& del(std::string_view path, handler h, std::string name = {});
   route& head(std::string_view path, handler h, std::string name = {});
   route& options(std::string_view path, handler h, std::string name = {});
-  route& add_route(boost::beast::http::verb method, std::string_view path, handler h,
-                   std::string name = {});
+  route& add_route(boost::beast::http::verb method, std::string_view path, handler h, std::string name = {});
   /// Serves files under `directory` at `prefix/<filename>` (GET and HEAD).
   /// Paths that would leave the directory ("..", encoded or not) get 404.
   /// Throws std::invalid_argument if `directory` is not a directory.
-  route& add_static(std::string_view prefix, const std::filesystem::path& directory,
-                    static_options opts = {});
+  route& add_static(std::string_view prefix, const std::filesystem::path& directory, static_options opts = {});
   /// A WebSocket endpoint at `path` (GET with Upgrade; anything else gets 426).
   /// The handler runs for the life of the connection (see websocket.hpp).
-  route& websocket(std::string_view path, websocket_handler h, websocket_options opts = {},
-                   std::string name = {});
+  route& websocket(std::string_view path, websocket_handler h, websocket_options opts = {}, std::string name = {});
   /// Mounts `sub` under `prefix` (e.g. "/admin") and returns it.
   application& add_subapp(std::string_view prefix, application sub);
   /// URL of a named route of this application (its mount prefix included).
-  std::string url_for(std::string_view name, const url_params& params = {},
-                      const url_params& query = {}) const;
+  std::string url_for(std::string_view name, const url_params& params = {}, const url_params& query = {}) const;
 
   // -- middlewares and hooks ---------------------------------------------------
   void use(middleware m);
@@ -174,8 +170,7 @@ class application {
   const std::shared_ptr<detail::app_metrics>& metrics_internals();
   using hook_entry = std::variant<app_hook, application*>;
   awaitable<void> run_hooks(std::vector<hook_entry>& hooks, const char* phase);
-  void resolve(const request& req, router::match_result& found, application*& owner,
-               router::match_result& not_allowed);
+  void resolve(const request& req, router::match_result& found, application*& owner, router::match_result& not_allowed);
   void reprefix_children();
 
   loupe::router router_;

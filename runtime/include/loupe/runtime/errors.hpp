@@ -27,9 +27,7 @@ class http_error : public std::runtime_error {
   /// The message given at construction; empty when none was given.
   const std::string& message() const noexcept { return message_; }
   /// Extra headers the response carries (e.g. Location, Allow).
-  const std::vector<std::pair<std::string, std::string>>& headers() const noexcept {
-    return headers_;
-  }
+  const std::vector<std::pair<std::string, std::string>>& headers() const noexcept { return headers_; }
   http_error& with_header(std::string name, std::string value);
 
  private:
@@ -38,11 +36,10 @@ class http_error : public std::runtime_error {
   std::vector<std::pair<std::string, std::string>> headers_;
 };
 
-#define LOUPE_DEFINE_HTTP_ERROR(NAME, STATUS)                                     \
-  class NAME : public http_error {                                               \
-   public:                                                                       \
-    explicit NAME(std::string message = {})                                      \
-        : http_error(boost::beast::http::status::STATUS, std::move(message)) {} \
+#define LOUPE_DEFINE_HTTP_ERROR(NAME, STATUS)                                                                       \
+  class NAME : public http_error {                                                                                  \
+   public:                                                                                                          \
+    explicit NAME(std::string message = {}) : http_error(boost::beast::http::status::STATUS, std::move(message)) {} \
   };
 
 LOUPE_DEFINE_HTTP_ERROR(http_bad_request, bad_request)                        // 400
@@ -74,11 +71,10 @@ class http_redirect : public http_error {
   http_redirect(boost::beast::http::status status, std::string location);
 };
 
-#define LOUPE_DEFINE_HTTP_REDIRECT(NAME, STATUS)                                           \
-  class NAME : public http_redirect {                                                     \
-   public:                                                                                \
-    explicit NAME(std::string location)                                                   \
-        : http_redirect(boost::beast::http::status::STATUS, std::move(location)) {}       \
+#define LOUPE_DEFINE_HTTP_REDIRECT(NAME, STATUS)                                                                    \
+  class NAME : public http_redirect {                                                                               \
+   public:                                                                                                          \
+    explicit NAME(std::string location) : http_redirect(boost::beast::http::status::STATUS, std::move(location)) {} \
   };
 
 LOUPE_DEFINE_HTTP_REDIRECT(http_moved_permanently, moved_permanently)    // 301

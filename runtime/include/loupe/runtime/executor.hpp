@@ -63,8 +63,8 @@ class executor {
     if (max_queue_ != 0 && queued_.load(std::memory_order_relaxed) >= max_queue_) throw executor_full();
     using signature = typename detail::spawn_signature<R>::type;  // void(exception_ptr[, R])
     co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, signature>(
-        [this](auto handler, F fn) { this->template submit<R>(std::move(handler), std::move(fn)); }, boost::asio::use_awaitable,
-        std::move(f));
+        [this](auto handler, F fn) { this->template submit<R>(std::move(handler), std::move(fn)); },
+        boost::asio::use_awaitable, std::move(f));
   }
 
   std::size_t threads() const noexcept { return threads_; }
@@ -98,8 +98,8 @@ class executor {
       busy_.fetch_sub(1, std::memory_order_relaxed);
       // The error is moved too: this thread keeps no reference to an
       // exception the caller may be handling by now.
-      boost::asio::post(back, [handler = std::move(handler), error = std::move(error),
-                               result = std::move(result)]() mutable {
+      boost::asio::post(back,
+                        [handler = std::move(handler), error = std::move(error), result = std::move(result)]() mutable {
         if constexpr (std::is_void_v<R>) {
           (void)result;
           std::move(handler)(error);

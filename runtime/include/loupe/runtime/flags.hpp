@@ -37,10 +37,8 @@ class flag_set {
   flag_set(std::string program, std::string summary);
 
   void add_string(std::string name, std::string* target, std::string help);
-  void add_int(std::string name, std::int64_t* target, std::int64_t min, std::int64_t max,
-               std::string help);
-  void add_choice(std::string name, std::string* target, std::vector<std::string> choices,
-                  std::string help);
+  void add_int(std::string name, std::int64_t* target, std::int64_t min, std::int64_t max, std::string help);
+  void add_choice(std::string name, std::string* target, std::vector<std::string> choices, std::string help);
   void add_bool(std::string name, bool* target, std::string help);
   /// A duration given in whole milliseconds, from `min` to `max`.
   void add_millis(std::string name, std::chrono::milliseconds* target, std::int64_t min, std::int64_t max,

@@ -66,14 +66,12 @@ auto gather_value(gather_slot<T>& s) {
 }  // namespace detail
 
 template <class... Ts>
-awaitable<std::tuple<std::conditional_t<std::is_void_v<Ts>, std::monostate, Ts>...>> gather(
-    loop& l, std::string name, awaitable<Ts>... bodies) {
+awaitable<std::tuple<std::conditional_t<std::is_void_v<Ts>, std::monostate, Ts>...>> gather(loop& l, std::string name,
+                                                                                            awaitable<Ts>... bodies) {
   auto st = std::make_shared<detail::gather_state<Ts...>>(l);
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((st->ids[I] = spawn(l, name + "[" + std::to_string(I) + "]",
-                         detail::gather_one<I>(st, std::move(bodies)))),
-     ...);
-  }(std::index_sequence_for<Ts...>{});
+    ((st->ids[I] = spawn(l, name + "[" + std::to_string(I) + "]", detail::gather_one<I>(st, std::move(bodies)))), ...);
+      }(std::index_sequence_for<Ts...>{});
   // Woken by the last child, or cancelled: the error code says nothing more.
   (void)co_await st->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   if (st->pending != 0) {

@@ -92,8 +92,13 @@ class value {
   value(bool b) noexcept : kind_(kind::boolean), u_(b ? 1 : 0) {}
   template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
   value(T v) noexcept {
-    if constexpr (std::is_signed_v<T>) { kind_ = kind::signed_int; i_ = v; }
-    else { kind_ = kind::unsigned_int; u_ = v; }
+    if constexpr (std::is_signed_v<T>) {
+      kind_ = kind::signed_int;
+      i_ = v;
+    } else {
+      kind_ = kind::unsigned_int;
+      u_ = v;
+    }
   }
   template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
   value(T v) noexcept : kind_(kind::real), d_(static_cast<double>(v)) {}
@@ -133,8 +138,7 @@ struct context {
 /// Writes one record with fields, and the current task's context.
 void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f = {});
 /// Writes one record with fields, on behalf of `ctx` rather than the current task.
-void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f,
-           const context& ctx);
+void write(spdlog::logger& lg, spdlog::level::level_enum lvl, std::string_view msg, fields f, const context& ctx);
 
 inline void debug(spdlog::logger& lg, std::string_view msg, fields f = {}) { write(lg, spdlog::level::debug, msg, f); }
 inline void info(spdlog::logger& lg, std::string_view msg, fields f = {}) { write(lg, spdlog::level::info, msg, f); }
@@ -159,10 +163,8 @@ class throttled_warning {
       ++suppressed_;
       return;
     }
-    if (suppressed_ != 0)
-      runtime().warn("{} ({} more since the last report)", message, suppressed_);
-    else
-      runtime().warn("{}", message);
+    if (suppressed_ != 0) runtime().warn("{} ({} more since the last report)", message, suppressed_);
+    else runtime().warn("{}", message);
     said_ = true;
     last_ = now;
     suppressed_ = 0;

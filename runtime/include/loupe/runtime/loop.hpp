@@ -60,19 +60,19 @@ struct loop_stats {
   /// Callback durations, as a histogram: counts per bucket with upper bounds
   /// `callback_bucket_bounds` (the last bucket is +Inf); `callbacks` counts them all.
   static constexpr std::array<std::chrono::microseconds, 14> callback_bucket_bounds{
-      std::chrono::microseconds(10),     std::chrono::microseconds(25),     std::chrono::microseconds(50),
-      std::chrono::microseconds(100),    std::chrono::microseconds(250),    std::chrono::microseconds(500),
-      std::chrono::microseconds(1000),   std::chrono::microseconds(5000),   std::chrono::microseconds(10000),
-      std::chrono::microseconds(50000),  std::chrono::microseconds(100000), std::chrono::microseconds(500000),
+      std::chrono::microseconds(10),      std::chrono::microseconds(25),     std::chrono::microseconds(50),
+      std::chrono::microseconds(100),     std::chrono::microseconds(250),    std::chrono::microseconds(500),
+      std::chrono::microseconds(1000),    std::chrono::microseconds(5000),   std::chrono::microseconds(10000),
+      std::chrono::microseconds(50000),   std::chrono::microseconds(100000), std::chrono::microseconds(500000),
       std::chrono::microseconds(1000000), std::chrono::microseconds(5000000)};
   std::array<std::uint64_t, callback_bucket_bounds.size() + 1> callback_buckets{};
   /// Loop lag (how late the sampling timer fired), as a histogram: counts per
   /// bucket with upper bounds `lag_bucket_bounds` (the last bucket is +Inf).
   static constexpr std::array<std::chrono::microseconds, 16> lag_bucket_bounds{
-      std::chrono::microseconds(100),    std::chrono::microseconds(250),    std::chrono::microseconds(500),
-      std::chrono::microseconds(1000),   std::chrono::microseconds(2500),   std::chrono::microseconds(5000),
-      std::chrono::microseconds(10000),  std::chrono::microseconds(25000),  std::chrono::microseconds(50000),
-      std::chrono::microseconds(100000), std::chrono::microseconds(250000), std::chrono::microseconds(500000),
+      std::chrono::microseconds(100),     std::chrono::microseconds(250),     std::chrono::microseconds(500),
+      std::chrono::microseconds(1000),    std::chrono::microseconds(2500),    std::chrono::microseconds(5000),
+      std::chrono::microseconds(10000),   std::chrono::microseconds(25000),   std::chrono::microseconds(50000),
+      std::chrono::microseconds(100000),  std::chrono::microseconds(250000),  std::chrono::microseconds(500000),
       std::chrono::microseconds(1000000), std::chrono::microseconds(2500000), std::chrono::microseconds(5000000),
       std::chrono::microseconds(10000000)};
   std::array<std::uint64_t, lag_bucket_bounds.size() + 1> lag_buckets{};

@@ -154,8 +154,7 @@ class request {
   friend struct detail::access;
   /// Set by the application when a route matches. `route` and `route_name`
   /// must outlive the request (they are the route's own).
-  void set_match(application* app, const std::string* route, const std::string* route_name,
-                 loupe::match_info m);
+  void set_match(application* app, const std::string* route, const std::string* route_name, loupe::match_info m);
 
   message_type msg_;
   endpoint_type remote_;

@@ -61,8 +61,7 @@ class response {
                         status_type status = status_type::ok);
   static response redirect(std::string_view location, status_type status = status_type::found);
   /// A file streamed from disk; the caller has checked that it may be served.
-  static response file(const std::filesystem::path& path, std::string_view content_type,
-                       std::uint64_t size);
+  static response file(const std::filesystem::path& path, std::string_view content_type, std::uint64_t size);
 
   status_type status() const noexcept { return msg_.result(); }
   response& set_status(status_type s) noexcept;

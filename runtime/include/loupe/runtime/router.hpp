@@ -57,18 +57,15 @@ class router {
   /// Adds a route. Throws std::invalid_argument for a malformed template
   /// (no leading '/', unbalanced braces, a bad regex, a repeated parameter)
   /// or a name already used by another route of this router.
-  route& add(boost::beast::http::verb method, std::string_view path_template, handler h,
-             std::string name = {});
+  route& add(boost::beast::http::verb method, std::string_view path_template, handler h, std::string name = {});
   /// Adds a route for an extension method such as "PURGE".
-  route& add(std::string_view method_name, std::string_view path_template, handler h,
-             std::string name = {});
+  route& add(std::string_view method_name, std::string_view path_template, handler h, std::string name = {});
 
   /// The URL path of the named route with its parameters filled in and
   /// percent-encoded, plus an optional query string. Throws
   /// std::invalid_argument for an unknown name, a missing parameter or a value
   /// the parameter's pattern does not match.
-  std::string url_for(std::string_view name, const url_params& params = {},
-                      const url_params& query = {}) const;
+  std::string url_for(std::string_view name, const url_params& params = {}, const url_params& query = {}) const;
 
   /// The result of matching a request line.
   struct match_result {
@@ -82,8 +79,7 @@ class router {
   };
 
   /// Matches a decoded path. Read-only: safe from any number of threads.
-  match_result match(boost::beast::http::verb method, std::string_view method_name,
-                     std::string_view path) const;
+  match_result match(boost::beast::http::verb method, std::string_view method_name, std::string_view path) const;
 
   /// Every route, in the order added.
   const std::vector<std::unique_ptr<loupe::route>>& routes() const noexcept;

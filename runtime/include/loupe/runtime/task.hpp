@@ -135,13 +135,14 @@ auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token
     if (caller_slot.is_connected())
       caller_slot.template emplace<detail::cancel_forwarder>(detail::cancel_forwarder{detail::task_ref(rec), rec});
     detail::task_scope scope(rec);
-    boost::asio::co_spawn(
-        detail::loop_context(l), detail::task_main<T>(rec, std::move(task_body)),
-        boost::asio::bind_cancellation_slot(detail::task_slot(rec),
-                                            boost::asio::consign(std::move(handler), detail::task_ref(rec))));
+    boost::asio::co_spawn(detail::loop_context(l), detail::task_main<T>(rec, std::move(task_body)),
+                          boost::asio::bind_cancellation_slot(detail::task_slot(rec),
+                                                              boost::asio::consign(std::move(handler),
+                                                                                   detail::task_ref(rec))));
   };
-  return boost::asio::async_initiate<CompletionToken, typename detail::spawn_signature<T>::type>(
-      initiation, token, std::move(name), std::move(body), site);
+  return boost::asio::async_initiate<CompletionToken, typename detail::spawn_signature<T>::type>(initiation, token,
+                                                                                                 std::move(name),
+                                                                                                 std::move(body), site);
 }
 
 /// Starts `body` as a detached task named `name` on `l`. An exception that

@@ -35,8 +35,7 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 
 class raw_client {
  public:
-  explicit raw_client(boost::asio::any_io_executor ex,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  explicit raw_client(boost::asio::any_io_executor ex, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~raw_client();
   raw_client(raw_client&&) noexcept;
   raw_client& operator=(raw_client&&) noexcept;
@@ -47,8 +46,8 @@ class raw_client {
   /// Reads one response (for a HEAD request, pass `head = true`).
   awaitable<http_response> read_response(bool head = false);
   /// Sends one well-formed request (Host and Content-Length filled in) and reads its response.
-  awaitable<http_response> request(boost::beast::http::verb method, std::string_view target,
-                                   std::string body = {}, const header_list& headers = {});
+  awaitable<http_response> request(boost::beast::http::verb method, std::string_view target, std::string body = {},
+                                   const header_list& headers = {});
   /// True when the server has closed the connection (EOF or reset) within the timeout.
   awaitable<bool> closed_by_peer();
   /// Ends the request side (the server reads EOF); responses can still be read.

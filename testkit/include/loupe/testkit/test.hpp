@@ -182,23 +182,23 @@ class co_fatal {
 #define LOUPE_TEST_BASE_(suite, name) suite##_##name##_LoupeBody
 
 // A test whose body is a coroutine, on the fixture `fixture` (derived from loupe::testkit::test).
-#define LOUPE_TEST_F(fixture, name)                                                                   \
-  class LOUPE_TEST_BASE_(fixture, name) : public fixture {                                           \
-   protected:                                                                                        \
-    ::loupe::awaitable<void> loupe_body();                                                           \
-  };                                                                                                 \
+#define LOUPE_TEST_F(fixture, name)                                                                        \
+  class LOUPE_TEST_BASE_(fixture, name) : public fixture {                                                 \
+   protected:                                                                                              \
+    ::loupe::awaitable<void> loupe_body();                                                                 \
+  };                                                                                                       \
   GTEST_TEST_(fixture, name, LOUPE_TEST_BASE_(fixture, name), ::testing::internal::GetTypeId<fixture>()) { \
-    this->run_test_body([this] { return this->loupe_body(); });                                      \
-  }                                                                                                  \
+    this->run_test_body([this] { return this->loupe_body(); });                                            \
+  }                                                                                                        \
   ::loupe::awaitable<void> LOUPE_TEST_BASE_(fixture, name)::loupe_body()
 
 // A test whose body is a coroutine, on loupe::testkit::test.
-#define LOUPE_TEST(suite, name)                                                                      \
-  class LOUPE_TEST_BASE_(suite, name) : public ::loupe::testkit::test {                              \
-   protected:                                                                                        \
-    ::loupe::awaitable<void> loupe_body();                                                           \
-  };                                                                                                 \
+#define LOUPE_TEST(suite, name)                                                                                       \
+  class LOUPE_TEST_BASE_(suite, name) : public ::loupe::testkit::test {                                               \
+   protected:                                                                                                         \
+    ::loupe::awaitable<void> loupe_body();                                                                            \
+  };                                                                                                                  \
   GTEST_TEST_(suite, name, LOUPE_TEST_BASE_(suite, name), ::testing::internal::GetTypeId<::loupe::testkit::test>()) { \
-    this->run_test_body([this] { return this->loupe_body(); });                                      \
-  }                                                                                                  \
+    this->run_test_body([this] { return this->loupe_body(); });                                                       \
+  }                                                                                                                   \
   ::loupe::awaitable<void> LOUPE_TEST_BASE_(suite, name)::loupe_body()

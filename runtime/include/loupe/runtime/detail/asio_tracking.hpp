@@ -40,8 +40,7 @@ class tracked_handler {
 /// `context` is the operation's execution context: only operations of the
 /// current loop's own io_context are stamped with its task (work posted to a
 /// thread pool completes on other threads and belongs to no loop's task).
-void handler_creation(tracked_handler& h, const void* context, const char* object_type,
-                      const char* op_name) noexcept;
+void handler_creation(tracked_handler& h, const void* context, const char* object_type, const char* op_name) noexcept;
 
 /// The location of the `co_await` (or composed operation) being initiated.
 /// Initiations nest (a coroutine resumed inline runs inside the initiation
@@ -109,9 +108,7 @@ class tracked_completion {
 
 namespace loupe::detail {
 // The execution_context base of whatever context type Asio passes.
-inline const boost::asio::execution_context& context_of(const boost::asio::execution_context& c) noexcept {
-  return c;
-}
+inline const boost::asio::execution_context& context_of(const boost::asio::execution_context& c) noexcept { return c; }
 // Asio passes (context, handler, object type, object, native handle, op name).
 template <class Context>
 inline void asio_creation(Context& ctx, tracked_handler& h, const char* object_type, void*, std::uintmax_t,
