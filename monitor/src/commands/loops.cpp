@@ -12,19 +12,25 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <vector>
 
 namespace loupe::monitor::detail {
 
 void loop_samples::take() {
   const auto now = clock_type::now();
-  std::lock_guard lock(m_);
-  std::map<std::string, std::pair<sample, sample>> next;
+  // The loops are read first, without m_: `loops` takes m_ while visiting the
+  // loops, so holding m_ here around the visit would order the locks both ways.
+  std::vector<std::pair<std::string, sample>> fresh;
   loop::for_each([&](const loop& l) {
     const auto s = l.stats();
-    sample fresh{now, s.callbacks, s.busy};
-    auto it = samples_.find(l.name());
-    next[l.name()] = {it == samples_.end() ? fresh : it->second.second, fresh};
+    fresh.emplace_back(l.name(), sample{now, s.callbacks, s.busy});
   });
+  std::lock_guard lock(m_);
+  std::map<std::string, std::pair<sample, sample>> next;
+  for (auto& [name, f] : fresh) {
+    auto it = samples_.find(name);
+    next[name] = {it == samples_.end() ? f : it->second.second, f};
+  }
   samples_ = std::move(next);
 }
 
