@@ -109,13 +109,13 @@ refused describe_refused(const request_parser& parser) {
 
 }  // namespace
 
-awaitable<void> server::impl::refuse_request(connection& c, refused r, std::string detail, std::int64_t start,
+awaitable<void> server::impl::refuse_request(beast::tcp_stream& stream, refused r, std::string detail, std::int64_t start,
                                              tcp::endpoint remote) {
   const unsigned status = status_code(r.reason);
   if (detail.empty()) detail = make_error_code(r.reason).message();
-  const std::size_t n = co_await send_error(c.stream, static_cast<http::status>(status), detail, r.request_id);
+  const std::size_t n = co_await send_error(stream, static_cast<http::status>(status), detail, r.request_id);
   record(nullptr, &r, status, 0, n, start, 0, remote);
-  co_await linger_close(c.stream);
+  co_await linger_close(stream);
 }
 
 awaitable<server::impl::admission> server::impl::admit_body(connection& c, detail::body_charge& charge, std::size_t n,
@@ -221,7 +221,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   const auto refuse = [&](server_errc why, std::string detail) {
     refused r = describe_refused(parser);
     r.reason = why;
-    return refuse_request(c, std::move(r), std::move(detail), start, remote);
+    return refuse_request(c.stream, std::move(r), std::move(detail), start, remote);
   };
   const auto refuse_too_large = [&] {
     return refuse(server_errc::body_too_large, "body exceeds " + std::to_string(app.client_max_size()) + " bytes");

@@ -200,11 +200,7 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
   refused r;
   r.request_id = detail::accept_request_id({});
   r.reason = server_errc::too_many_connections;
-  const unsigned status = status_code(r.reason);
-  const auto n = co_await send_error(stream, static_cast<http::status>(status), make_error_code(r.reason).message(),
-                                     r.request_id);
-  record(nullptr, &r, status, 0, n, start, 0, remote);
-  co_await linger_close(stream);
+  co_await refuse_request(stream, std::move(r), {}, start, remote);
 }
 
 }  // namespace loupe

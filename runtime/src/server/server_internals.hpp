@@ -179,8 +179,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   void record(const request* req, const detail::refused* r, unsigned status, std::size_t request_bytes,
               std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id, const tcp::endpoint& remote);
   awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
-  /// Answers a request refused before it reached the application, records it, closes.
-  awaitable<void> refuse_request(connection& c, detail::refused r, std::string detail, std::int64_t start,
+  /// Answers a request refused before it reached the application (its status
+  /// from r.reason; `detail`, or the reason's message, in the body), records
+  /// it, closes.
+  awaitable<void> refuse_request(beast::tcp_stream& stream, detail::refused r, std::string detail, std::int64_t start,
                                  tcp::endpoint remote);
   /// Sends an error response (the caller then closes); returns the body size.
   awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail,
