@@ -12,7 +12,8 @@
 // answered in order. Cancelling a request's task answers 503. Keep-alive follows
 // HTTP/1.1; a malformed request gets a 4xx and its connection is closed; the
 // server goes on. An HTTP/1.1 request without Host, or with more than one,
-// gets 400 (RFC 9112 3.2).
+// gets 400 (RFC 9112 3.2). Why a request was refused is a `server_errc`
+// (its status, and the name its access record ends with: "... 400 (invalid_host)").
 //
 // Against slow and greedy clients (server_options): the header must be
 // complete within header_timeout of the request's first byte (blank lines

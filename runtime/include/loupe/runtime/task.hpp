@@ -16,7 +16,10 @@
 //                                 boost::asio::use_awaitable);         // awaited by the caller
 //
 // A task's cancellation slot is its own (loop::cancel); a cancellation of
-// the coroutine awaiting it is passed on to it.
+// the coroutine awaiting it is passed on to it; `is_cancellation(e)` tells
+// that what an await threw is such a cancellation. `to_string(wait_info)` and
+// `to_string(request_info)` are how a wait and a request read everywhere:
+// "async_wait on deadline_timer at app.cpp:12", "GET /users/7 (route /users/{id})".
 //
 // Thread safety: call `spawn` on the loop's own thread, or on any thread
 // before the loop runs.

@@ -8,7 +8,7 @@
 //   auto ws = co_await loupe::websocket::connect(loop, "ws://127.0.0.1:8080/ws");
 //   co_await ws->send("hello");
 //   auto reply = co_await ws->receive();
-//   co_await ws->close(1000, "done");
+//   co_await ws->close(1000, "done");                  // or ws->close(loupe::ws_close::normal)
 //
 // Control frames are handled for you: pings are answered, an idle peer is
 // pinged and dropped after `idle_timeout`, and a message larger than
