@@ -18,37 +18,39 @@ std::string test_client::url(std::string_view path) const {
   return out;
 }
 
-awaitable<client_response> test_client::request(http::verb method, std::string_view path, request_options opts) {
-  co_return co_await session_.request(method, url(path), std::move(opts));
+awaitable<client_response> test_client::request(http::verb method, std::string_view path, request_options opts,
+                                                std::source_location at) {
+  co_return co_await session_.request(method, url(path), std::move(opts), at);
 }
-awaitable<client_response> test_client::get(std::string_view p, request_options o) {
-  return request(http::verb::get, p, std::move(o));
+awaitable<client_response> test_client::get(std::string_view p, request_options o, std::source_location at) {
+  return request(http::verb::get, p, std::move(o), at);
 }
-awaitable<client_response> test_client::post(std::string_view p, request_options o) {
-  return request(http::verb::post, p, std::move(o));
+awaitable<client_response> test_client::post(std::string_view p, request_options o, std::source_location at) {
+  return request(http::verb::post, p, std::move(o), at);
 }
-awaitable<client_response> test_client::put(std::string_view p, request_options o) {
-  return request(http::verb::put, p, std::move(o));
+awaitable<client_response> test_client::put(std::string_view p, request_options o, std::source_location at) {
+  return request(http::verb::put, p, std::move(o), at);
 }
-awaitable<client_response> test_client::patch(std::string_view p, request_options o) {
-  return request(http::verb::patch, p, std::move(o));
+awaitable<client_response> test_client::patch(std::string_view p, request_options o, std::source_location at) {
+  return request(http::verb::patch, p, std::move(o), at);
 }
-awaitable<client_response> test_client::del(std::string_view p, request_options o) {
-  return request(http::verb::delete_, p, std::move(o));
+awaitable<client_response> test_client::del(std::string_view p, request_options o, std::source_location at) {
+  return request(http::verb::delete_, p, std::move(o), at);
 }
-awaitable<client_response> test_client::head(std::string_view p, request_options o) {
-  return request(http::verb::head, p, std::move(o));
+awaitable<client_response> test_client::head(std::string_view p, request_options o, std::source_location at) {
+  return request(http::verb::head, p, std::move(o), at);
 }
 
 awaitable<std::unique_ptr<client_stream>> test_client::stream(http::verb method, std::string_view path,
-                                                              request_options opts) {
-  co_return co_await session_.stream(method, url(path), std::move(opts));
+                                                              request_options opts, std::source_location at) {
+  co_return co_await session_.stream(method, url(path), std::move(opts), at);
 }
 
-awaitable<std::unique_ptr<websocket>> test_client::ws_connect(std::string_view path, websocket_options opts) {
+awaitable<std::unique_ptr<websocket>> test_client::ws_connect(std::string_view path, websocket_options opts,
+                                                              std::source_location at) {
   std::string u = url(path);
   if (u.starts_with("http://")) u.replace(0, 4, "ws");
-  co_return co_await websocket::connect(loop_, std::move(u), opts);
+  co_return co_await websocket::connect(loop_, std::move(u), opts, at);
 }
 
 }  // namespace loupe::testkit

@@ -36,8 +36,12 @@ std::string describe_live_tasks(const loop& l) {
     out << "  #" << t.id << " '" << t.name << "' " << to_string(t.state) << ", age " << ms(now - t.created);
     if (t.state == task_state::suspended) {
       out << ", waiting " << ms(now - t.suspended_since);
-      if (auto w = to_string(t.wait); !w.empty()) out << " for " << w;
+      if (auto w = to_string(t.wait); !w.empty()) {
+        out << " for " << w;
+        if (t.awaiting) out << " (task #" << t.awaiting << ")";
+      }
     }
+    if (!t.what.empty()) out << ", doing " << t.what;
     if (auto r = to_string(t.request); !r.empty()) out << ", serving " << r << request_id_text(t.request);
     out << ", spawned at " << t.spawn_site.file_name() << ":" << t.spawn_site.line();
     if (t.parent_id) out << " by #" << t.parent_id;

@@ -103,7 +103,7 @@ std::string ps(const command_call& call) {
   for (const auto& t : tasks) {
     out += fmt::format("{:>6} {:<10} {:<9} {:>8} {:>9}  {:<20} {:<28} {:<24} {}\n", t.id, t.loop, to_string(t.state),
                        human(now - t.created), t.state == task_state::suspended ? human(suspended_for(t, now)) : "-",
-                       t.name, wait_text(t.wait), location(t.wait.file, t.wait.line, false), request_text(t.request));
+                       t.name, wait_text(t), location(t.wait.file, t.wait.line, false), request_text(t));
   }
   if (matched > tasks.size())
     out += fmt::format("{} of {} task(s), the longest-suspended first (--limit N or --all for more)\n", tasks.size(),
@@ -143,14 +143,33 @@ std::string where(const command_call& call) {
       break;
     }
   }
+  // The await chain: the task's own wait, then each task it awaits in turn
+  // (a handler awaiting a client request awaits that request's task).
+  json::array awaits;
+  std::string await_chain;
+  {
+    std::optional<task_info> cur = t;
+    for (int depth = 0; cur && depth < 32; ++depth) {
+      const auto& c = *cur;
+      const std::string what = c.what.empty() ? "" : " " + c.what;
+      await_chain += fmt::format("  {:>{}}#{} '{}'{}: {} at {}{}\n", "", depth * 2, c.id, c.name, what,
+                                 c.state == task_state::suspended ? wait_text(c) : to_string(c.state),
+                                 location(c.wait.file, c.wait.line, true),
+                                 c.state == task_state::suspended ? ", for " + human(suspended_for(c, now)) : "");
+      awaits.push_back(task_json(c, now));
+      if (c.state != task_state::suspended || c.awaiting == 0) break;
+      cur = find_live(c.awaiting);
+    }
+  }
   if (as_json) {
     auto o = task_json(*t, now);
     o["parents"] = std::move(parents);
+    o["await_chain"] = std::move(awaits);
     return json::serialize(o) + "\n";
   }
   std::string out = fmt::format("task #{} '{}' on loop '{}': {}\n", t->id, t->name, t->loop, to_string(t->state));
   if (t->state == task_state::suspended) {
-    out += fmt::format("  waiting for:  {}\n", wait_text(t->wait));
+    out += fmt::format("  waiting for:  {}\n", wait_text(*t));
     out += fmt::format("  at:           {}\n", location(t->wait.file, t->wait.line, true));
     out += fmt::format("  for:          {}\n", human(suspended_for(*t, now)));
   }
@@ -160,7 +179,9 @@ std::string where(const command_call& call) {
                      location(t->spawn_site.file_name(), static_cast<int>(t->spawn_site.line()), true));
   if (!t->request.method.empty())
     out += fmt::format("  request:      {} request_id={}\n", request_text(t->request), t->request.request_id);
+  if (!t->what.empty()) out += fmt::format("  doing:        {}\n", t->what);
   out += chain.empty() ? "  parents:      none\n" : "  parents:\n" + chain;
+  if (t->state == task_state::suspended) out += "  await chain (each awaits the next):\n" + await_chain;
   return out;
 }
 
@@ -194,7 +215,7 @@ std::string pstree(const command_call& call) {
     out += indent + (root ? "" : last ? "└─ " : "├─ ");
     out += fmt::format("#{} {} [{}{}] {}{}\n", t.id, t.name, to_string(t.state),
                        t.state == task_state::suspended ? " " + human(suspended_for(t, now)) : "",
-                       t.wait.operation ? wait_text(t.wait) : "",
+                       t.wait.operation ? wait_text(t) : "",
                        t.request.method.empty() ? "" : "  " + request_text(t.request));
     const auto& kids = children[t.id];
     for (std::size_t i = 0; i < kids.size(); ++i)

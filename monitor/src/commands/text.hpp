@@ -29,11 +29,22 @@ inline std::string wait_text(const wait_info& w) {
   return to_string(wait_info{w.operation, w.object, nullptr, 0});
 }
 
+/// A task's wait: as above, naming the task it awaits ("await on task #9").
+inline std::string wait_text(const task_info& t) {
+  std::string out = wait_text(t.wait);
+  if (t.awaiting != 0) out += " #" + std::to_string(t.awaiting);
+  return out;
+}
+
 /// "GET /sleep?ms=5 (route /sleep)" (loupe::to_string); "-" when it serves none.
 inline std::string request_text(const request_info& r) {
   if (r.method.empty()) return "-";
   return to_string(r);
 }
+
+/// The request column of a task: what it does when that is known (a client
+/// task: "GET http://upstream/x"), else the request it serves.
+inline std::string request_text(const task_info& t) { return t.what.empty() ? request_text(t.request) : t.what; }
 
 /// A duration for people: 0.42ms, 12ms, 3.4s, 5m07s, 2h03m.
 inline std::string human(std::chrono::nanoseconds d) {
@@ -104,6 +115,8 @@ inline json::object task_json(const task_info& t, clock_type::time_point now) {
                  {"file", t.wait.file ? t.wait.file : ""},
                  {"line", t.wait.line}};
   o["wait"] = std::move(w);
+  if (t.awaiting != 0) o["awaiting"] = t.awaiting;
+  if (!t.what.empty()) o["what"] = t.what;
   if (!t.request.method.empty()) o["request"] = request_json(t.request);
   return o;
 }

@@ -2,6 +2,7 @@
 // host, timeouts, redirects, cookies, streamed bodies.
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/timer.hpp>
 
 #include "client/connect.hpp"
 #include "core/exceptions.hpp"
@@ -115,6 +116,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
                                  request_options o) {
     if (closed) throw client_error(client_errc::session_closed, "the client session is closed");
     boost::urls::url u = detail::request_url(url_text, o);
+    loupe::detail::set_task_what(std::string(http::to_string(method)) + " " + std::string(u.buffer()));
     detail::request_body body = detail::encode_body(o);
     const auto deadline = clock_type::now() + o.timeout.value_or(opts.request_timeout);
     client_response out;
@@ -213,7 +215,7 @@ std::optional<std::string_view> client_stream::header(std::string_view name) con
   return it->value();
 }
 
-awaitable<std::optional<std::string>> client_stream::read_chunk() {
+awaitable<std::optional<std::string>> client_stream::read_chunk(std::source_location at) {
   auto& i = *impl_;
   if (i.finished || i.parser.is_done()) {
     if (!i.finished && i.stream && i.parser.get().keep_alive()) i.session->release(i.key, std::move(i.stream));
@@ -225,12 +227,13 @@ awaitable<std::optional<std::string>> client_stream::read_chunk() {
   body.data = chunk.data();
   body.size = chunk.size();
   i.stream->expires_after(i.timeout);
-  auto [ec, n] = co_await http::async_read_some(*i.stream, i.buffer, i.parser, nothrow);
+  // Stamped with the caller's co_await: the wait is theirs.
+  auto [ec, n] = co_await http::async_read_some(*i.stream, i.buffer, i.parser, asio::as_tuple(here(at)));
   if (ec == http::error::need_buffer) ec = {};
   if (ec == beast::error::timeout) throw client_error(client_errc::timeout, "reading the response body timed out");
   if (ec) throw client_error(client_errc::bad_response, "reading the response body: " + ec.message());
   chunk.resize(chunk.size() - body.size);
-  if (chunk.empty() && i.parser.is_done()) co_return co_await read_chunk();
+  if (chunk.empty() && i.parser.is_done()) co_return co_await read_chunk(at);
   co_return chunk;
 }
 
@@ -240,36 +243,38 @@ client_session::~client_session() {
   impl_->idle.clear();
 }
 
-awaitable<client_response> client_session::request(http::verb method, std::string url, request_options opts) {
+awaitable<client_response> client_session::request(http::verb method, std::string url, request_options opts,
+                                                   std::source_location at) {
   co_return co_await spawn(impl_->lp, "http.client", impl_->run(impl_, method, std::move(url), std::move(opts)),
-                           asio::use_awaitable);
+                           asio::use_awaitable, at);
 }
-awaitable<client_response> client_session::get(std::string u, request_options o) {
-  return request(http::verb::get, std::move(u), std::move(o));
+awaitable<client_response> client_session::get(std::string u, request_options o, std::source_location at) {
+  return request(http::verb::get, std::move(u), std::move(o), at);
 }
-awaitable<client_response> client_session::post(std::string u, request_options o) {
-  return request(http::verb::post, std::move(u), std::move(o));
+awaitable<client_response> client_session::post(std::string u, request_options o, std::source_location at) {
+  return request(http::verb::post, std::move(u), std::move(o), at);
 }
-awaitable<client_response> client_session::put(std::string u, request_options o) {
-  return request(http::verb::put, std::move(u), std::move(o));
+awaitable<client_response> client_session::put(std::string u, request_options o, std::source_location at) {
+  return request(http::verb::put, std::move(u), std::move(o), at);
 }
-awaitable<client_response> client_session::patch(std::string u, request_options o) {
-  return request(http::verb::patch, std::move(u), std::move(o));
+awaitable<client_response> client_session::patch(std::string u, request_options o, std::source_location at) {
+  return request(http::verb::patch, std::move(u), std::move(o), at);
 }
-awaitable<client_response> client_session::del(std::string u, request_options o) {
-  return request(http::verb::delete_, std::move(u), std::move(o));
+awaitable<client_response> client_session::del(std::string u, request_options o, std::source_location at) {
+  return request(http::verb::delete_, std::move(u), std::move(o), at);
 }
-awaitable<client_response> client_session::head(std::string u, request_options o) {
-  return request(http::verb::head, std::move(u), std::move(o));
+awaitable<client_response> client_session::head(std::string u, request_options o, std::source_location at) {
+  return request(http::verb::head, std::move(u), std::move(o), at);
 }
 
-awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb method, std::string url,
-                                                                 request_options opts) {
+awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb method, std::string url, request_options opts,
+                                                                 std::source_location at) {
   auto self = impl_;
   auto start = [](std::shared_ptr<impl> s, http::verb m, std::string u,
                   request_options o) -> awaitable<std::unique_ptr<client_stream>> {
     if (s->closed) throw client_error(client_errc::session_closed, "the client session is closed");
     const boost::urls::url url_ = detail::request_url(u, o);
+    loupe::detail::set_task_what(std::string(http::to_string(m)) + " " + std::string(url_.buffer()));
     const auto to = detail::origin_of(url_, "http");
     const std::string& key = to.key;
     const auto timeout = o.timeout.value_or(s->opts.request_timeout);
@@ -298,7 +303,7 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     co_return std::make_unique<client_stream>(std::move(i));
   };
   co_return co_await spawn(impl_->lp, "http.client", start(self, method, std::move(url), std::move(opts)),
-                           asio::use_awaitable);
+                           asio::use_awaitable, at);
 }
 
 awaitable<void> client_session::close() {

@@ -109,18 +109,33 @@ task_scope::~task_scope() {
   switch_task(saved_);
 }
 
-void note_awaiting_task(std::source_location at) noexcept {
+void note_wait(const char* operation, const char* object, std::source_location at) noexcept {
   task_record* t = current_task_ptr;
   if (!t) return;
-  t->wait_op.store("await", std::memory_order_relaxed);
-  t->wait_object.store("task", std::memory_order_relaxed);
+  t->wait_op.store(operation, std::memory_order_relaxed);
+  t->wait_object.store(object, std::memory_order_relaxed);
   t->wait_file.store(at.file_name(), std::memory_order_relaxed);
   t->wait_line.store(static_cast<int>(at.line()), std::memory_order_relaxed);
 }
 
+void note_awaiting_task(std::source_location at, const task_record* child) noexcept {
+  task_record* t = current_task_ptr;
+  if (!t || t == child) return;
+  note_wait("await", "task", at);
+  t->awaiting.store(child->id, std::memory_order_relaxed);
+}
+
+void set_task_what(std::string what) {
+  task_record* r = current_task_ptr;
+  if (!r) return;
+  auto& i = access::of(*r->owner);
+  std::lock_guard lock(i.mutex);
+  r->what = std::move(what);
+}
+
 inline_task::inline_task(loop& l, std::string name, std::source_location site) {
-  note_awaiting_task(site);
   rec_ = create_task(l, std::move(name), site, false);
+  note_awaiting_task(site, rec_);
   task_record* caller = current_task_ptr;
   rec_->cancel_via = caller;
   if (caller) mark_suspended(caller);  // awaiting the inline task

@@ -43,10 +43,13 @@ struct task_record {
   std::atomic<const char*> wait_object{nullptr};
   std::atomic<const char*> wait_file{nullptr};
   std::atomic<int> wait_line{0};
+  // The task it awaits when its wait is "await on task" (0: none).
+  std::atomic<std::uint64_t> awaiting{0};
   std::atomic<std::uint64_t> resumes{0};
   std::atomic<std::int64_t> busy_ns{0};
 
   request_info request;  // guarded by the registry mutex
+  std::string what;      // guarded by the registry mutex
 
   task_record* prev = nullptr;  // registry list, guarded by the mutex
   task_record* next = nullptr;

@@ -3,6 +3,7 @@
 #include "core/loop_internals.hpp"
 
 #include <atomic>
+#include <cstring>
 
 namespace loupe {
 
@@ -26,9 +27,14 @@ void loop::impl::snapshot_into(const detail::task_record& r, task_info& t) const
   t.wait.object = r.wait_object.load(std::memory_order_relaxed);
   t.wait.file = r.wait_file.load(std::memory_order_relaxed);
   t.wait.line = r.wait_line.load(std::memory_order_relaxed);
+  // Only an "await on task" wait names the task awaited (the field is not
+  // cleared on the hot path when the task goes on to other waits).
+  if (t.wait.operation && t.wait.object && std::strcmp(t.wait.object, "task") == 0)
+    t.awaiting = r.awaiting.load(std::memory_order_relaxed);
   t.resume_count = r.resumes.load(std::memory_order_relaxed);
   t.busy = std::chrono::nanoseconds(r.busy_ns.load(std::memory_order_relaxed));
   t.request = r.request;
+  t.what = r.what;
 }
 
 namespace {

@@ -2,6 +2,7 @@
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/websocket.hpp>
 
 #include "client/connect.hpp"
@@ -22,9 +23,7 @@ namespace beast = boost::beast;
 namespace ws = beast::websocket;
 using tcp = asio::ip::tcp;
 
-namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-}
+namespace {}
 
 void websocket::impl::configure(bool server, const websocket_options& o) {
   stream.set_option(ws::stream_base::timeout{o.handshake_timeout, o.idle_timeout, true});
@@ -41,10 +40,10 @@ void websocket::impl::configure(bool server, const websocket_options& o) {
 websocket::websocket(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 websocket::~websocket() = default;
 
-awaitable<std::optional<ws_message>> websocket::receive() {
+awaitable<std::optional<ws_message>> websocket::receive(std::source_location at) {
   auto& i = *impl_;
   if (i.code != 0) co_return std::nullopt;
-  auto [ec, n] = co_await i.stream.async_read(i.buffer, nothrow);
+  auto [ec, n] = co_await i.stream.async_read(i.buffer, asio::as_tuple(here(at)));
   if (ec) {
     // The peer's close frame counts even if tearing down the TCP connection
     // failed afterwards (the peer may reset it right after closing).
@@ -63,25 +62,25 @@ awaitable<std::optional<ws_message>> websocket::receive() {
   co_return m;
 }
 
-awaitable<void> websocket::send(std::string_view data, bool binary) {
+awaitable<void> websocket::send(std::string_view data, bool binary, std::source_location at) {
   impl_->stream.binary(binary);
-  co_await impl_->stream.async_write(asio::buffer(data), asio::use_awaitable);
+  co_await impl_->stream.async_write(asio::buffer(data), here(at));
 }
 
-awaitable<void> websocket::ping(std::string_view payload) {
-  co_await impl_->stream.async_ping(ws::ping_data(payload.data(), payload.size()), asio::use_awaitable);
+awaitable<void> websocket::ping(std::string_view payload, std::source_location at) {
+  co_await impl_->stream.async_ping(ws::ping_data(payload.data(), payload.size()), here(at));
 }
 
-awaitable<void> websocket::close(std::uint16_t code, std::string_view reason) {
+awaitable<void> websocket::close(std::uint16_t code, std::string_view reason, std::source_location at) {
   auto& i = *impl_;
   if (!i.stream.is_open()) co_return;
   ws::close_reason why(code);
   why.reason = ws::reason_string(reason.data(), std::min<std::size_t>(reason.size(), 123));
-  auto [ec] = co_await i.stream.async_close(why, nothrow);
+  auto [ec] = co_await i.stream.async_close(why, asio::as_tuple(here(at)));
   if (i.code == 0) i.code = code;
   // Read until the peer's close frame arrives (the handshake's second half).
   while (!ec && i.stream.is_open()) {
-    auto [rec, n] = co_await i.stream.async_read(i.buffer, nothrow);
+    auto [rec, n] = co_await i.stream.async_read(i.buffer, asio::as_tuple(here(at)));
     i.buffer.consume(i.buffer.size());
     if (rec) break;
   }
@@ -91,14 +90,15 @@ std::uint16_t websocket::close_code() const noexcept { return impl_->code; }
 const std::string& websocket::close_reason() const noexcept { return impl_->reason; }
 std::size_t websocket::pongs() const noexcept { return impl_->pongs; }
 
-awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string url, websocket_options opts) {
+awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string url, websocket_options opts,
+                                                         std::source_location at) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) throw client_error(client_errc::invalid_url, "invalid WebSocket URL '" + url + "'");
   const auto to = detail::origin_of(*parsed, "ws");
   auto s = co_await detail::connect_tcp(l, to, std::chrono::steady_clock::now() + opts.handshake_timeout);
   auto i = std::make_unique<impl>(std::move(s));
   i->configure(false, opts);
-  auto [hec] = co_await i->stream.async_handshake(to.host_header, to.target, nothrow);
+  auto [hec] = co_await i->stream.async_handshake(to.host_header, to.target, asio::as_tuple(here(at)));
   if (hec) throw client_error(client_errc::bad_response, "WebSocket handshake with " + url + " failed: " + hec.message());
   co_return std::make_unique<websocket>(std::move(i));
 }

@@ -7,7 +7,9 @@
 //   co_await http.close();
 //
 // Per host and port, a pool of keep-alive connections is reused. Every request
-// runs as a named task ("http.client") on the session's loop. Errors are
+// runs as a named task ("http.client", doing "GET http://…") on the session's
+// loop, spawned at the caller's `co_await`: the console's `ps` and `where`
+// name that file:line as the awaiting task's wait, and the request task's. Errors are
 // client_error exceptions with a code (connection refused, timeout, bad
 // response, too many redirects, ...): a request never hangs past its timeout.
 // Redirects (301, 302, 303, 307, 308) are followed up to `max_redirects`.
@@ -132,7 +134,7 @@ class client_stream {
   std::optional<std::string_view> header(std::string_view name) const;
   /// The next piece of the body (at most 64 KiB), or std::nullopt at its end.
   /// Each read has the session's request timeout.
-  awaitable<std::optional<std::string>> read_chunk();
+  awaitable<std::optional<std::string>> read_chunk(std::source_location at = std::source_location::current());
 
  private:
   std::unique_ptr<impl> impl_;
@@ -145,18 +147,26 @@ class client_session {
   client_session(const client_session&) = delete;
   client_session& operator=(const client_session&) = delete;
 
-  awaitable<client_response> request(boost::beast::http::verb method, std::string url, request_options opts = {});
-  awaitable<client_response> get(std::string url, request_options opts = {});
-  awaitable<client_response> post(std::string url, request_options opts = {});
-  awaitable<client_response> put(std::string url, request_options opts = {});
-  awaitable<client_response> patch(std::string url, request_options opts = {});
-  awaitable<client_response> del(std::string url, request_options opts = {});
-  awaitable<client_response> head(std::string url, request_options opts = {});
+  awaitable<client_response> request(boost::beast::http::verb method, std::string url, request_options opts = {},
+                                     std::source_location at = std::source_location::current());
+  awaitable<client_response> get(std::string url, request_options opts = {},
+                                 std::source_location at = std::source_location::current());
+  awaitable<client_response> post(std::string url, request_options opts = {},
+                                  std::source_location at = std::source_location::current());
+  awaitable<client_response> put(std::string url, request_options opts = {},
+                                 std::source_location at = std::source_location::current());
+  awaitable<client_response> patch(std::string url, request_options opts = {},
+                                   std::source_location at = std::source_location::current());
+  awaitable<client_response> del(std::string url, request_options opts = {},
+                                 std::source_location at = std::source_location::current());
+  awaitable<client_response> head(std::string url, request_options opts = {},
+                                  std::source_location at = std::source_location::current());
 
   /// Sends a request and returns once the response headers have arrived; the
   /// body is then read with read_chunk(). Redirects are not followed.
   awaitable<std::unique_ptr<client_stream>> stream(boost::beast::http::verb method, std::string url,
-                                                   request_options opts = {});
+                                                   request_options opts = {},
+                                                   std::source_location at = std::source_location::current());
 
   /// The cookies in the jar now (expired ones dropped).
   std::vector<client_cookie> cookies() const;

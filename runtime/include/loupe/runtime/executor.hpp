@@ -21,11 +21,16 @@
 #pragma once
 
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/timer.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
@@ -33,7 +38,9 @@
 #include <atomic>
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <source_location>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -56,15 +63,27 @@ class executor {
 
   /// Runs `f()` on a pool thread and completes with its result on the
   /// calling coroutine's executor. `f`'s result type must be void or
-  /// default-constructible.
+  /// default-constructible. While it runs the caller's wait reads
+  /// "run on executor" at its `co_await` (`at`). The wait is not cancellable:
+  /// `f` may use what the caller's frame holds, so the caller goes on only
+  /// once `f` has returned.
   template <class F>
-  awaitable<std::invoke_result_t<F&>> run(F f) {
+  awaitable<std::invoke_result_t<F&>> run(F f, std::source_location at = std::source_location::current()) {
     using R = std::invoke_result_t<F&>;
     if (max_queue_ != 0 && queued_.load(std::memory_order_relaxed) >= max_queue_) throw executor_full();
-    using signature = typename detail::spawn_signature<R>::type;  // void(exception_ptr[, R])
-    co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, signature>(
-        [this](auto handler, F fn) { this->template submit<R>(std::move(handler), std::move(fn)); },
-        boost::asio::use_awaitable, std::move(f));
+    auto st = std::make_shared<job_state<R>>(co_await boost::asio::this_coro::executor);
+    submit(st, std::move(f));
+    // The caller waits on a timer of its own loop that the job's end cancels:
+    // a wait its task owns, so the task resumes as itself (tracked, with its
+    // request), not inside an anonymous callback posted from a pool thread.
+    auto token = boost::asio::as_tuple(boost::asio::bind_cancellation_slot(boost::asio::cancellation_slot(), here(at)));
+    auto wait = [st, at](auto handler) {
+      st->wake.async_wait(std::move(handler));
+      detail::note_wait("run", "executor", at);
+    };
+    (void)co_await boost::asio::async_initiate<decltype(token), void(boost::system::error_code)>(wait, token);
+    if (st->error) std::rethrow_exception(st->error);
+    if constexpr (!std::is_void_v<R>) co_return std::move(*st->result);
   }
 
   std::size_t threads() const noexcept { return threads_; }
@@ -74,39 +93,56 @@ class executor {
   std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
 
  private:
-  template <class R, class Handler, class F>
-  void submit(Handler handler, F fn) {
-    auto back = boost::asio::get_associated_executor(handler);
+  template <class R>
+  struct job_state {
+    explicit job_state(const boost::asio::any_io_executor& ex)
+        : wake(ex, boost::asio::steady_timer::time_point::max()), back(ex) {}
+    boost::asio::steady_timer wake;  // touched on the loop's thread only
+    boost::asio::any_io_executor back;
+    std::exception_ptr error;
+    std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+  };
+
+  // Wakes the caller once, on its loop: when the job has run, or when the job
+  // is destroyed unrun (the pool destroyed with it queued: operation_aborted).
+  template <class State>
+  struct waker {
+    std::shared_ptr<State> st;
+    explicit waker(std::shared_ptr<State> s) : st(std::move(s)) {}
+    waker(waker&& o) noexcept = default;
+    waker(const waker&) = delete;
+    ~waker() {
+      if (!st) return;
+      if (!ran) st->error = std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted));
+      auto back = st->back;
+      boost::asio::post(back, [s = std::move(st)] { s->wake.cancel(); });
+    }
+    bool ran = false;
+  };
+
+  template <class State, class F>
+  void submit(std::shared_ptr<State> st, F fn) {
     queued_.fetch_add(1, std::memory_order_relaxed);
     // A plain job, not a coroutine: the caller's task never runs on a pool thread.
-    boost::asio::post(pool_, [this, handler = std::move(handler), fn = std::move(fn), back]() mutable {
+    boost::asio::post(pool_, [this, w = waker<State>(std::move(st)), fn = std::move(fn)]() mutable {
       queued_.fetch_sub(1, std::memory_order_relaxed);
       busy_.fetch_add(1, std::memory_order_relaxed);
-      std::exception_ptr error;
-      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
       {
         // The job (and what it captured) is destroyed here, before the caller
         // resumes: not later on this thread, racing with the caller.
         F job = std::move(fn);
         try {
-          if constexpr (std::is_void_v<R>) job();
-          else result.emplace(job());
+          if constexpr (std::is_void_v<decltype(job())>) job();
+          else w.st->result.emplace(job());
         } catch (...) {
-          error = std::current_exception();
+          w.st->error = std::current_exception();
         }
       }
       busy_.fetch_sub(1, std::memory_order_relaxed);
-      // The error is moved too: this thread keeps no reference to an
-      // exception the caller may be handling by now.
-      boost::asio::post(back,
-                        [handler = std::move(handler), error = std::move(error), result = std::move(result)]() mutable {
-        if constexpr (std::is_void_v<R>) {
-          (void)result;
-          std::move(handler)(error);
-        } else {
-          std::move(handler)(error, result ? std::move(*result) : R{});
-        }
-      });
+      w.ran = true;
+      // This thread keeps no reference to the state (nor to an exception the
+      // caller may be handling by then): the waker hands it to the loop.
+      waker<State> done = std::move(w);
     });
   }
 

@@ -6,11 +6,14 @@
 // asyncio.gather for two or more awaitables: each runs as its own task named
 // "<name>[i]" on `l`; the result is a tuple in argument order. If any throws,
 // the first exception (in argument order) is rethrown once all have ended.
-// Cancelling the awaiting task cancels the ones still running.
+// Cancelling the awaiting task cancels the ones still running. The tasks are
+// spawned at the caller's line and the caller's wait reads "gather on tasks"
+// there, as the console shows it.
 #pragma once
 
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/timer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,8 +24,10 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace loupe {
@@ -65,15 +70,35 @@ auto gather_value(gather_slot<T>& s) {
 
 }  // namespace detail
 
+/// A task name and where it was given: converting a string to it records the
+/// caller's file:line (a parameter pack cannot be followed by a defaulted
+/// std::source_location, a converting constructor's default argument can).
+struct task_name {
+  std::string name;
+  std::source_location at;
+  template <class S>
+    requires std::is_convertible_v<S, std::string>
+  task_name(S&& n, std::source_location where = std::source_location::current())  // NOLINT: implicit on purpose
+      : name(std::forward<S>(n)), at(where) {}
+};
+
 template <class... Ts>
-awaitable<std::tuple<std::conditional_t<std::is_void_v<Ts>, std::monostate, Ts>...>> gather(loop& l, std::string name,
+awaitable<std::tuple<std::conditional_t<std::is_void_v<Ts>, std::monostate, Ts>...>> gather(loop& l, task_name name,
                                                                                             awaitable<Ts>... bodies) {
   auto st = std::make_shared<detail::gather_state<Ts...>>(l);
+  const std::source_location at = name.at;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((st->ids[I] = spawn(l, name + "[" + std::to_string(I) + "]", detail::gather_one<I>(st, std::move(bodies)))), ...);
+    ((st->ids[I] = spawn(l, name.name + "[" + std::to_string(I) + "]", detail::gather_one<I>(st, std::move(bodies)), at)),
+     ...);
       }(std::index_sequence_for<Ts...>{});
   // Woken by the last child, or cancelled: the error code says nothing more.
-  (void)co_await st->wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  // The wait reads "gather on tasks" at the caller's co_await.
+  auto token = boost::asio::as_tuple(here(at));
+  auto wait = [&st, at](auto handler) {
+    st->wake.async_wait(std::move(handler));
+    detail::note_wait("gather", "tasks", at);
+  };
+  (void)co_await boost::asio::async_initiate<decltype(token), void(boost::system::error_code)>(wait, token);
   if (st->pending != 0) {
     // We were cancelled: pass it on, then report it.
     for (auto id : st->ids) l.cancel(id, cancel_source::parent);

@@ -96,9 +96,12 @@ struct task_info {
   std::chrono::steady_clock::time_point created;
   std::chrono::steady_clock::time_point suspended_since;  ///< when state is suspended
   wait_info wait;
+  std::uint64_t awaiting = 0;  ///< when it awaits another task ("await on task"): that task's id
   std::uint64_t resume_count = 0;
   std::chrono::nanoseconds busy{0};  ///< time its callbacks ran
   request_info request;              ///< empty when it serves none
+  std::string what;                  ///< what it does, when its name says too little:
+                                     ///< "GET http://upstream/users" for a client request
 };
 
 /// How a task ended.
@@ -132,8 +135,8 @@ template <class T, class CompletionToken>
 auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token,
            std::source_location site = std::source_location::current()) {
   auto initiation = [&l](auto handler, std::string task_name, awaitable<T> task_body, std::source_location at) {
-    detail::note_awaiting_task(at);
     detail::task_record* rec = detail::create_task(l, std::move(task_name), at, false);
+    detail::note_awaiting_task(at, rec);
     auto caller_slot = boost::asio::get_associated_cancellation_slot(handler);
     if (caller_slot.is_connected())
       caller_slot.template emplace<detail::cancel_forwarder>(detail::cancel_forwarder{detail::task_ref(rec), rec});

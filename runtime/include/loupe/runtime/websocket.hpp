@@ -72,17 +72,24 @@ class websocket {
   websocket(const websocket&) = delete;
   websocket& operator=(const websocket&) = delete;
 
+  // Each operation's wait carries the caller's `co_await` file:line (`at`),
+  // as the console's `ps` and `where` show it.
+
   /// Connects to a ws:// URL as a client. Throws client_error on failure.
-  static awaitable<std::unique_ptr<websocket>> connect(loop& l, std::string url, websocket_options opts = {});
+  static awaitable<std::unique_ptr<websocket>> connect(loop& l, std::string url, websocket_options opts = {},
+                                                       std::source_location at = std::source_location::current());
 
   /// The next message, or std::nullopt once the connection is closed.
-  awaitable<std::optional<ws_message>> receive();
-  awaitable<void> send(std::string_view data, bool binary = false);
-  awaitable<void> ping(std::string_view payload = {});
+  awaitable<std::optional<ws_message>> receive(std::source_location at = std::source_location::current());
+  awaitable<void> send(std::string_view data, bool binary = false,
+                       std::source_location at = std::source_location::current());
+  awaitable<void> ping(std::string_view payload = {}, std::source_location at = std::source_location::current());
   /// Starts the close handshake with `code` (1000: normal) and `reason`.
-  awaitable<void> close(std::uint16_t code = static_cast<std::uint16_t>(ws_close::normal), std::string_view reason = {});
-  awaitable<void> close(ws_close code, std::string_view reason = {}) {
-    return close(static_cast<std::uint16_t>(code), reason);
+  awaitable<void> close(std::uint16_t code = static_cast<std::uint16_t>(ws_close::normal), std::string_view reason = {},
+                        std::source_location at = std::source_location::current());
+  awaitable<void> close(ws_close code, std::string_view reason = {},
+                        std::source_location at = std::source_location::current()) {
+    return close(static_cast<std::uint16_t>(code), reason, at);
   }
 
   /// The close code the peer sent (or 1006 if the connection just dropped); 0 while open.

@@ -24,24 +24,35 @@
 
 namespace loupe::testkit {
 
+// Each call carries the caller's file:line into the request's task (its
+// spawn site) and the caller's wait, as with client_session.
 class test_client {
  public:
   test_client(loop& l, std::string base_url, client_options opts = {});
   test_client(const test_client&) = delete;
   test_client& operator=(const test_client&) = delete;
 
-  awaitable<client_response> request(boost::beast::http::verb method, std::string_view path, request_options opts = {});
-  awaitable<client_response> get(std::string_view path, request_options opts = {});
-  awaitable<client_response> post(std::string_view path, request_options opts = {});
-  awaitable<client_response> put(std::string_view path, request_options opts = {});
-  awaitable<client_response> patch(std::string_view path, request_options opts = {});
-  awaitable<client_response> del(std::string_view path, request_options opts = {});
-  awaitable<client_response> head(std::string_view path, request_options opts = {});
+  awaitable<client_response> request(boost::beast::http::verb method, std::string_view path, request_options opts = {},
+                                     std::source_location at = std::source_location::current());
+  awaitable<client_response> get(std::string_view path, request_options opts = {},
+                                 std::source_location at = std::source_location::current());
+  awaitable<client_response> post(std::string_view path, request_options opts = {},
+                                  std::source_location at = std::source_location::current());
+  awaitable<client_response> put(std::string_view path, request_options opts = {},
+                                 std::source_location at = std::source_location::current());
+  awaitable<client_response> patch(std::string_view path, request_options opts = {},
+                                   std::source_location at = std::source_location::current());
+  awaitable<client_response> del(std::string_view path, request_options opts = {},
+                                 std::source_location at = std::source_location::current());
+  awaitable<client_response> head(std::string_view path, request_options opts = {},
+                                  std::source_location at = std::source_location::current());
   /// The response after its headers; read the body with read_chunk().
   awaitable<std::unique_ptr<client_stream>> stream(boost::beast::http::verb method, std::string_view path,
-                                                   request_options opts = {});
+                                                   request_options opts = {},
+                                                   std::source_location at = std::source_location::current());
   /// Opens a WebSocket to the server's ws:// URL for `path`.
-  awaitable<std::unique_ptr<websocket>> ws_connect(std::string_view path, websocket_options opts = {});
+  awaitable<std::unique_ptr<websocket>> ws_connect(std::string_view path, websocket_options opts = {},
+                                                   std::source_location at = std::source_location::current());
 
   /// base URL + path (a full URL is returned as it is).
   std::string url(std::string_view path) const;

@@ -60,8 +60,15 @@ boost::asio::io_context& loop_context(loop& l) noexcept;
 task_record* current_task() noexcept;
 std::uint64_t current_task_id() noexcept;
 
-/// The current task is about to await a task spawned at `at`: its wait.
-void note_awaiting_task(std::source_location at) noexcept;
+/// The current task awaits `child`, spawned at `at` (the caller's co_await):
+/// its wait.
+void note_awaiting_task(std::source_location at, const task_record* child) noexcept;
+/// The current task waits on something no operation of its loop stands for
+/// (a job on another thread): `operation` on `object` (string literals), at
+/// the caller's `at`. Set after the operation's own stamp, so it wins.
+void note_wait(const char* operation, const char* object, std::source_location at) noexcept;
+/// What the current task does, beyond its name (task_info::what).
+void set_task_what(std::string what);
 
 /// Makes `r` the current task while in scope (so handlers created by the
 /// spawn itself belong to the new task).
