@@ -79,11 +79,11 @@ LOUPE_TEST_F(Console, AHandlerStuckOnAnHttpCallNamesTheCallersLine) {
     for (const auto& t : loop.tasks())
       if (t.name == "http.request" && t.request.route == "/proxy" && t.awaiting != 0) handler = t.id;
     return handler != 0 && task_named(loop, "http.client") != 0 && [&] {
-             for (const auto& t : loop.tasks())
-               if (t.request.route == "/never" && t.name == "http.request" && t.state == loupe::task_state::suspended)
-                 return true;
-             return false;
-           }();
+      for (const auto& t : loop.tasks())
+        if (t.request.route == "/never" && t.name == "http.request" && t.state == loupe::task_state::suspended)
+          return true;
+      return false;
+    }();
   });
   console_client c(loop.get_executor());
   co_await c.connect(console.port());
@@ -107,8 +107,9 @@ LOUPE_TEST_F(Console, AHandlerStuckOnAnHttpCallNamesTheCallersLine) {
   for (const auto& t : client_tasks.as_array())
     if (t.as_object().contains("what") && t.at("what").as_string() == "GET " + upstream_url) ct = &t.as_object();
   EXPECT_TRUE(ct) << client_ps;
-  if (ct)
+  if (ct) {
     EXPECT_NE(std::string(ct->at("spawn_site").as_string()).find(here_at(helper_line)), std::string::npos) << client_ps;
+  }
 
   // where: the chain from the handler into the client's task, each level with its file:line.
   const auto where = co_await c.command("where " + std::to_string(handler));

@@ -33,6 +33,7 @@ const char* to_string(cancel_source s) noexcept {
     case cancel_source::shutdown: return "shutdown";
     case cancel_source::parent: return "parent";
     case cancel_source::api: return "api";
+    case cancel_source::client: return "client";
   }
   return "?";
 }
@@ -73,6 +74,7 @@ std::string to_string(const request_info& r) {
   if (r.method.empty() && r.target.empty()) return {};
   std::string out = r.method + " " + r.target;
   if (!r.route.empty()) out.append(" (route ").append(r.route).append(")");
+  if (r.client_gone) out.append(", client gone");
   return out;
 }
 
@@ -123,6 +125,12 @@ void note_awaiting_task(std::source_location at, const task_record* child) noexc
   if (!t || t == child) return;
   note_wait("await", "task", at);
   t->awaiting.store(child->id, std::memory_order_relaxed);
+}
+
+void mark_client_gone(loop& l, std::uint64_t task_id) {
+  auto& i = access::of(l);
+  std::lock_guard lock(i.mutex);
+  if (auto it = i.by_id.find(task_id); it != i.by_id.end()) it->second->request.client_gone = true;
 }
 
 void set_task_what(std::string what) {

@@ -59,5 +59,7 @@ void release(task_record* r) noexcept;
 
 /// Attaches request details to the current task (shown by the console and in reports).
 void set_request_info(request_info info);
+/// The client of the request task `task_id` of `l` has gone (registry lock).
+void mark_client_gone(loop& l, std::uint64_t task_id);
 
 }  // namespace loupe::detail

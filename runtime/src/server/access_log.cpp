@@ -9,7 +9,7 @@ using detail::refused;
 
 void server::impl::record(const request* req, const refused* r, unsigned status, std::size_t request_bytes,
                           std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id,
-                          const tcp::endpoint& remote) {
+                          const tcp::endpoint& remote, unsigned handler_status) {
   const std::int64_t took_ns = detail::now_ns() - start_ns;
   [[maybe_unused]] const double seconds = static_cast<double>(took_ns) / 1e9;
   const std::string* route = req && !req->route().empty() ? &req->route() : nullptr;
@@ -41,16 +41,37 @@ void server::impl::record(const request* req, const refused* r, unsigned status,
   char code[8];
   msg.append(code, std::to_chars(code, code + sizeof code, status).ptr);
   if (r) msg.append(" (").append(to_string(r->reason)).append(")");
+  const std::string_view route_text = route ? std::string_view(*route) : metrics::unmatched_route;
+  const double duration_ms = static_cast<double>(took_ns / 1000) / 1e3;
+  const log::context whose{task_id, task_id ? std::string_view("http.request") : std::string_view{}, request_id};
+  if (status == detail::client_closed_request) {
+    // nginx's 499: the client left before the response; what the handler
+    // would have answered is a field of its own.
+    msg.append(" (client closed request)");
+    log::write(log::access(), spdlog::level::info, msg,
+               {{"method", method},
+                {"path", path},
+                {"route", route_text},
+                {"status", status},
+                {"client_gone", true},
+                {"handler_status", handler_status},
+                {"response_bytes", response_bytes},
+                {"duration_ms", duration_ms},
+                {"remote", remote_addr},
+                {"user_agent", agent}},
+               whose);
+    return;
+  }
   log::write(log::access(), spdlog::level::info, msg,
              {{"method", method},
               {"path", path},
-              {"route", route ? std::string_view(*route) : metrics::unmatched_route},
+              {"route", route_text},
               {"status", status},
               {"response_bytes", response_bytes},
-              {"duration_ms", static_cast<double>(took_ns / 1000) / 1e3},
+              {"duration_ms", duration_ms},
               {"remote", remote_addr},
               {"user_agent", agent}},
-             {task_id, task_id ? std::string_view("http.request") : std::string_view{}, request_id});
+             whose);
 }
 
 }  // namespace loupe

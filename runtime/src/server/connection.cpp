@@ -323,6 +323,11 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   ++in_flight;
   LOUPE_HTTP_METRIC(active_gauge.Increment());
   c.in_handler = true;
+  // Bytes of a next request already buffered: a peek at the socket cannot
+  // tell whether the client is still there (client_gone.cpp).
+  c.client_gone = false;
+  c.watch_client = buf.size() == 0;
+  detail::access::set_connection(*req, c.watch_client ? c.stream.socket().native_handle() : -1, &c.client_gone);
   // The request is a task of its own, run on this coroutine (no co_spawn).
   std::exception_ptr ep;
   response res;
@@ -337,6 +342,8 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     if (task.end(ep)) co_await asio::this_coro::reset_cancellation_state();
   }
   c.in_handler = false;
+  c.watch_client = false;
+  detail::access::set_connection(*req, -1, nullptr);
   const std::uint64_t request_task = std::exchange(c.request_task, 0);
   --in_flight;
   LOUPE_HTTP_METRIC(active_gauge.Decrement());
@@ -363,6 +370,13 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     co_return after::done;
   }
   const unsigned status = res.native().result_int();
+  if (std::exchange(c.client_gone, false)) {
+    // Nobody to answer: recorded as the client's (499), nothing written.
+    record(&*req, nullptr, detail::client_closed_request, req->bytes().size(), 0, start, request_task, remote,
+           ep ? 0 : status);
+    c.stream.socket().close(ec);
+    co_return after::done;
+  }
   const auto sent = co_await write_response(c, *req, res, keep);
   detail::bump(served, 1);
   record(&*req, nullptr, sent.status_sent ? sent.status_sent : status, req->bytes().size(), sent.body_bytes, start,

@@ -71,6 +71,7 @@ void server::impl::sweep(error_code ec, std::uint64_t gen) {
       c->stream.socket().close(ignored);
     }
   }
+  check_clients();
   if (!conns.empty()) start_sweeping();
 }
 

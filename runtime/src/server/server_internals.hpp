@@ -6,6 +6,7 @@
 //   response_writer.cpp  writing a response (one gather write), closing politely
 //   error_page.cpp       the error responses the server itself sends
 //   access_log.cpp       the metrics and the access-log record of each request
+//   client_gone.cpp      noticing a client that closed its connection mid-request (499)
 //   body_budget.hpp      request bodies and the process-wide bound on them
 #pragma once
 
@@ -50,7 +51,14 @@ namespace loupe {
 namespace detail {
 
 inline constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
+/// nginx's status for a request whose client closed the connection first.
+inline constexpr unsigned client_closed_request = 499;
 using request_parser = boost::beast::http::request_parser<counted_body>;
+
+/// Whether the peer of a connection is still there, from a peek at its
+/// socket (client_gone.cpp): `unknown` when bytes are waiting to be read.
+enum class peer_state { there, gone, unknown };
+peer_state peek_peer(int fd) noexcept;
 
 /// What is known of a request refused before it reached the application.
 struct refused {
@@ -99,6 +107,11 @@ struct connection {
   bool idle = true;        // between requests: waiting for the next one's first bytes
   bool in_handler = false; // a request task is running
   std::uint64_t request_task = 0;  // its id, for cancellation at shutdown
+  // While the handler runs: whether the sweeper may ask the socket if the
+  // client is still there (not when bytes of a next request are buffered),
+  // and its answer (client_gone.cpp).
+  bool watch_client = false;
+  bool client_gone = false;
   websocket* ws = nullptr;         // set while the connection is a WebSocket
   // When the current read or write phase must be over (now_ns clock; 0: no
   // limit). The server's sweeper closes the socket once it has passed.
@@ -156,6 +169,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   void start_sweeping();
   void stop_sweeping();
   void sweep(error_code ec, std::uint64_t gen);
+  // Clients gone mid-request (client_gone.cpp): checked on each sweep.
+  void check_clients();
+  void client_left(connection& c);
 
   awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
   awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
@@ -176,8 +192,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   awaitable<written> write_response(connection& c, const request& req, response& res, bool keep);
   /// Metrics and the access log record of one answered request. `req` is
   /// null when the request could not be parsed (then `method` may be empty).
+  /// A request whose client left is recorded with client_closed_request
+  /// (499), and `handler_status` is what the handler answered.
   void record(const request* req, const detail::refused* r, unsigned status, std::size_t request_bytes,
-              std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id, const tcp::endpoint& remote);
+              std::size_t response_bytes, std::int64_t start_ns, std::uint64_t task_id, const tcp::endpoint& remote,
+              unsigned handler_status = 0);
   awaitable<void> run_websocket(connection& c, request& req, const websocket_upgrade& up);
   /// Answers a request refused before it reached the application (its status
   /// from r.reason; `detail`, or the reason's message, in the body), records

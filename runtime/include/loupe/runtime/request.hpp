@@ -146,6 +146,12 @@ class request {
   /// log record written while the request is served carries it.
   const std::string& request_id() const noexcept { return request_id_; }
 
+  /// Whether the client has closed the connection (or reset it) while this
+  /// request is being handled: asked of the socket on each call. False when
+  /// it cannot tell (the client has already sent its next request), and for
+  /// a request made in a test without a connection.
+  bool client_gone() const noexcept;
+
   /// The underlying Beast message.
   message_type& native() noexcept { return msg_; }
   const message_type& native() const noexcept { return msg_; }
@@ -168,6 +174,10 @@ class request {
   const std::string* route_;
   const std::string* route_name_;
   application* app_ = nullptr;
+  // The connection's socket and its verdict while the handler runs (set by
+  // the server; -1 / null otherwise).
+  int socket_ = -1;
+  bool* gone_ = nullptr;
 };
 
 }  // namespace loupe

@@ -54,7 +54,14 @@ enum class task_state : std::uint8_t {
 const char* to_string(task_state s) noexcept;
 
 /// Who asked for a cancellation.
-enum class cancel_source : std::uint8_t { none, console, shutdown, parent, api };
+enum class cancel_source : std::uint8_t {
+  none,
+  console,
+  shutdown,
+  parent,
+  api,
+  client,  ///< the client closed the connection (server_options::cancel_on_client_gone)
+};
 const char* to_string(cancel_source s) noexcept;
 
 /// What a task waits on: the operation it started last.
@@ -71,6 +78,9 @@ struct request_info {
   std::string route;  ///< the route template, e.g. "/users/{id}"
   std::string target;
   std::string request_id;
+  /// The client closed the connection while the request ran (to_string
+  /// says "client gone"; the access record's status is 499).
+  bool client_gone = false;
 };
 
 /// True for what an await throws (or an operation completes with) when its
@@ -81,8 +91,9 @@ bool is_cancellation(const boost::system::error_code& ec) noexcept;
 /// How a wait reads everywhere (console, logs, test failures):
 /// "async_wait on deadline_timer at app.cpp:12"; empty when nothing is known.
 std::string to_string(const wait_info& w);
-/// How a request reads everywhere: "GET /users/7 (route /users/{id})";
-/// empty when the task serves none. The request id is a field of its own.
+/// How a request reads everywhere: "GET /users/7 (route /users/{id})", with
+/// ", client gone" once its client has closed the connection; empty when the
+/// task serves none. The request id is a field of its own.
 std::string to_string(const request_info& r);
 
 /// A snapshot of one task (copyable; safe to keep).
