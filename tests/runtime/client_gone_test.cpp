@@ -64,8 +64,7 @@ LOUPE_TEST(ClientGone, TheRequestIsRecordedAs499AndTheHandlerRunsOn) {
   EXPECT_EQ(recs[0].field("response_bytes"), "0");
   EXPECT_EQ(recs[0].field("route"), "/slow");
   EXPECT_NE(recs[0].msg.find("499 (client closed request)"), std::string::npos) << recs[0].line;
-  EXPECT_EQ(srv.metric("http_server_requests_total", {{"http_route", "/slow"}, {"http_response_status_code", "499"}}),
-            1);
+  EXPECT_EQ(srv.metric("http_server_requests_total", {{"http_route", "/slow"}, {"http_response_status_code", "499"}}), 1);
   EXPECT_EQ(srv.metric("http_server_requests_total", {{"http_route", "/slow"}, {"http_response_status_code", "200"}}),
             std::nullopt);
 }

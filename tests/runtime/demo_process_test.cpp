@@ -382,7 +382,63 @@ bool readable_now(const socket_fd& s) {
   return ::poll(&p, 1, 0) > 0;
 }
 
+/// The console's port, from the demo's banner.
+unsigned short console_port_of(loupe::testkit::child& demo) {
+  if (!demo.wait_for_stdout("Monitor console on 127.0.0.1:", 5s)) throw std::runtime_error("no console banner");
+  const auto out = demo.stdout_text();
+  const auto at = out.find("Monitor console on 127.0.0.1:") + std::string_view("Monitor console on 127.0.0.1:").size();
+  return static_cast<unsigned short>(std::stoi(out.substr(at)));
+}
+
+/// One console command's reply (up to the next prompt), bounded by `deadline`.
+std::string console_command(const socket_fd& s, std::string_view line, clock_type::time_point deadline) {
+  if (!line.empty()) send_all(s, std::string(line) + "\r\n", deadline);
+  std::string out;
+  while (out.find("loupe> ") == std::string::npos) {
+    auto more = read_some(s, deadline);
+    if (!more || more->empty()) break;
+    out += *more;
+  }
+  return out;
+}
+
+/// The id of the first task `ps NAME --json` lists.
+std::uint64_t task_id_of(const socket_fd& console, std::string_view name, clock_type::time_point deadline) {
+  const auto json = console_command(console, "ps " + std::string(name) + " --json", deadline);
+  const auto at = json.find("\"id\":");
+  if (at == std::string::npos) throw std::runtime_error("no task " + std::string(name) + " in: " + json);
+  return std::stoull(json.substr(at + 5));
+}
+
 }  // namespace
+
+// `cancel` of the runtime's own tasks through the console: the accept loop
+// is refused (cancelled, its port stayed open and was never served again),
+// app.main means a graceful shutdown, said as such (it logged a false
+// "received SIGTERM", never logged "stopped" and left a process with no task).
+TEST(DemoProcess, CancellingRuntimeTasksRefusesOrShutsDownGracefully) {
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--port", "0"});
+  const unsigned short port = demo.wait_for_port(10s);
+  const unsigned short console_port = console_port_of(demo);
+  const auto deadline = clock_type::now() + 20s;
+  socket_fd console;
+  connect_to(console, console_port);
+  (void)console_command(console, "", deadline);  // the banner
+
+  const auto accept = task_id_of(console, "http.accept", deadline);
+  const auto refused = console_command(console, "cancel " + std::to_string(accept), deadline);
+  EXPECT_THAT(refused, HasSubstr("refused: task #" + std::to_string(accept) + " 'http.accept' is not cancelled"));
+  EXPECT_THAT(refused, HasSubstr("stop the server instead"));
+  EXPECT_EQ(get(port, "/").result_int(), 200u) << "the server stopped serving";
+
+  const auto main_task = task_id_of(console, "app.main", deadline);
+  const auto shutdown = console_command(console, "cancel " + std::to_string(main_task), deadline);
+  EXPECT_THAT(shutdown, HasSubstr("shuts the application down gracefully"));
+  EXPECT_EQ(demo.wait_exit(10s), 0) << demo.stderr_text();
+  EXPECT_THAT(demo.stderr_text(), HasSubstr("shutdown requested (a cancel of app.main)"));
+  EXPECT_THAT(demo.stderr_text(), HasSubstr("stopped"));
+  EXPECT_THAT(demo.stderr_text(), Not(HasSubstr("received SIGTERM")));
+}
 
 // GET /block?ms=300: exactly one slow-callback WARN, naming the task, the
 // route /block and a duration of at least 300 ms.

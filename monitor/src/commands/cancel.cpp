@@ -14,12 +14,16 @@ namespace loupe::monitor::detail {
 
 cancel_reply cancel(const command_call& call) {
   const auto id = parse_id(call.args);
-  if (!id) return {cancel_reply::usage, 0, {}};
+  if (!id) return {cancel_reply::usage, 0, {}, {}};
   const auto t = find_live(*id);
-  if (!t) return {cancel_reply::not_found, *id, {}};
-  if (loop::cancel_anywhere(*id, cancel_source::console) != cancel_result::requested)
-    return {cancel_reply::ended_first, *id, {}};
-  return {cancel_reply::requested, *id, t->name};
+  if (!t) return {cancel_reply::not_found, *id, {}, {}};
+  switch (loop::cancel_anywhere(*id, cancel_source::console)) {
+    case cancel_result::requested: return {cancel_reply::requested, *id, t->name, {}};
+    case cancel_result::refused: return {cancel_reply::refused, *id, t->name, t->cancel_note};
+    case cancel_result::redirected: return {cancel_reply::redirected, *id, t->name, t->cancel_note};
+    case cancel_result::not_found: break;
+  }
+  return {cancel_reply::ended_first, *id, {}, {}};
 }
 
 std::string to_string(const cancel_reply& r) {
@@ -28,6 +32,9 @@ std::string to_string(const cancel_reply& r) {
     case cancel_reply::not_found: return fmt::format("no live task #{} (see ps)\n", r.id);
     case cancel_reply::ended_first: return fmt::format("task #{} ended before it could be cancelled\n", r.id);
     case cancel_reply::requested: return fmt::format("cancelling task #{} '{}'...\n", r.id, r.name);
+    case cancel_reply::refused: return fmt::format("refused: task #{} '{}' is not cancelled: {}\n", r.id, r.name, r.note);
+    case cancel_reply::redirected:
+      return fmt::format("task #{} '{}' is not cancelled; instead, this {}\n", r.id, r.name, r.note);
   }
   return {};
 }

@@ -17,10 +17,11 @@ namespace loupe::monitor::detail {
 /// `requested` waits (bounded) for the task to end. (Read-only refusal is the
 /// table's: cancel never runs then.)
 struct cancel_reply {
-  enum kind { usage, not_found, ended_first, requested };
+  enum kind { usage, not_found, ended_first, requested, refused, redirected };
   kind status = usage;
   std::uint64_t id = 0;
-  std::string name;  ///< the task's, when requested
+  std::string name;  ///< the task's, when requested, refused or redirected
+  std::string note;  ///< refused: why; redirected: what the cancel does instead
 };
 
 /// The text `cancel ID` prints first.

@@ -195,20 +195,34 @@ loop_stats loop::stats() const {
 }
 
 cancel_result loop::cancel(std::uint64_t id, cancel_source by) {
-  if (!find_task(id)) return cancel_result::not_found;
+  bool redirected = false;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->by_id.find(id);
+    if (it == impl_->by_id.end() || it->second->done) return cancel_result::not_found;
+    if (it->second->cancel_refused) return cancel_result::refused;
+    redirected = static_cast<bool>(it->second->cancel_instead);
+  }
   // Looked up again on the loop's own thread: records are only ever touched there.
   boost::asio::post(impl_->ctx, [l = impl_.get(), id, by] {
     detail::task_record* found = nullptr;
+    std::function<void()> instead;
     {
       std::lock_guard lock(l->mutex);
-      if (auto it = l->by_id.find(id); it != l->by_id.end()) found = it->second;
+      if (auto it = l->by_id.find(id); it != l->by_id.end()) {
+        found = it->second;
+        instead = found->cancel_instead;
+      }
     }
-    if (found && !found->done) {
-      found->cancelled_by = by;
-      (found->cancel_via ? found->cancel_via : found)->signal.emit(boost::asio::cancellation_type::terminal);
+    if (!found || found->done) return;
+    if (instead) {
+      instead();  // the task's owner says what a cancel means
+      return;
     }
+    found->cancelled_by = by;
+    (found->cancel_via ? found->cancel_via : found)->signal.emit(boost::asio::cancellation_type::terminal);
   });
-  return cancel_result::requested;
+  return redirected ? cancel_result::redirected : cancel_result::requested;
 }
 
 loop::impl* detail::current_loop_impl() noexcept { return current_loop; }

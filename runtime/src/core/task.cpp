@@ -133,6 +133,20 @@ void mark_client_gone(loop& l, std::uint64_t task_id) {
   if (auto it = i.by_id.find(task_id); it != i.by_id.end()) it->second->request.client_gone = true;
 }
 
+}  // namespace detail
+
+void set_cancel_policy(cancel_policy p) {
+  detail::task_record* r = current_task_ptr;
+  if (!r) return;
+  auto& i = detail::access::of(*r->owner);
+  std::lock_guard lock(i.mutex);
+  r->cancel_note = std::move(p.note);
+  r->cancel_refused = !p.instead;
+  r->cancel_instead = std::move(p.instead);
+}
+
+namespace detail {
+
 void set_task_what(std::string what) {
   task_record* r = current_task_ptr;
   if (!r) return;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <source_location>
 #include <string>
 
@@ -50,6 +51,9 @@ struct task_record {
 
   request_info request;  // guarded by the registry mutex
   std::string what;      // guarded by the registry mutex
+  std::string cancel_note;              // guarded by the registry mutex
+  bool cancel_refused = false;          // guarded by the registry mutex
+  std::function<void()> cancel_instead; // guarded by the registry mutex; called on the loop's thread
 
   task_record* prev = nullptr;  // registry list, guarded by the mutex
   task_record* next = nullptr;

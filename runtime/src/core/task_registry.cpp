@@ -35,6 +35,8 @@ void loop::impl::snapshot_into(const detail::task_record& r, task_info& t) const
   t.busy = std::chrono::nanoseconds(r.busy_ns.load(std::memory_order_relaxed));
   t.request = r.request;
   t.what = r.what;
+  t.cancel_note = r.cancel_note;
+  t.cancel_refused = r.cancel_refused;
 }
 
 namespace {

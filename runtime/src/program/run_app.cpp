@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <cstdio>
+#include <tuple>
 #include <iostream>
 
 namespace loupe {
@@ -50,6 +51,15 @@ namespace {
 awaitable<void> main_task(loop& lp, application& app, const run_options& opts, int& exit_code) {
   // Installed before start-up so that an early SIGTERM is handled too.
   asio::signal_set signals(lp.context(), SIGINT, SIGTERM);
+  // A cancel of this task (from the console) is a request to shut down
+  // gracefully, said as such: cancelled outright, the process would close its
+  // port and go on with no task left.
+  bool stop_requested = false;
+  set_cancel_policy({"shuts the application down gracefully, as SIGTERM does", [&] {
+                       if (stop_requested) return;
+                       stop_requested = true;
+                       signals.cancel();
+                     }});
   server_options so = opts.server;
   so.access_log = opts.access_log == "on";
   app_runner runner(lp, app,
@@ -81,9 +91,13 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
     co_return;
   }
 
-  auto [ec, signo] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
-  log::runtime().info("received {}; shutting down (grace period {} ms)", signo == SIGINT ? "SIGINT" : "SIGTERM",
-                      opts.grace_ms);
+  int signo = 0;
+  if (!stop_requested) std::tie(std::ignore, signo) = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (stop_requested)
+    log::runtime().info("shutdown requested (a cancel of app.main); shutting down (grace period {} ms)", opts.grace_ms);
+  else
+    log::runtime().info("received {}; shutting down (grace period {} ms)", signo == SIGINT ? "SIGINT" : "SIGTERM",
+                        opts.grace_ms);
   // A second signal stops waiting for requests in flight.
   signals.async_wait([](const boost::system::error_code& e, int) {
     if (!e) {

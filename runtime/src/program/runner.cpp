@@ -23,6 +23,7 @@ namespace {
 // loop. (A function, not a lambda: a coroutine's parameters live in its frame.)
 awaitable<void> drain(server& srv, loop& main, asio::steady_timer& all_done,
                       std::shared_ptr<std::atomic<std::size_t>> pending, std::chrono::milliseconds grace) {
+  set_cancel_policy({"it drains a worker loop's server in a graceful shutdown; the grace period bounds it", {}});
   co_await srv.shutdown(grace);
   if (pending->fetch_sub(1) == 1) asio::post(main.context(), [&all_done] { all_done.cancel(); });
 }

@@ -359,7 +359,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     }
   }
   // A handler may ask for the connection to close (Connection: close).
-  const bool keep = req->keep_alive() && !stopping && !ep && res.native().keep_alive();
+  const bool keep = req->keep_alive() && !stopping && !c.close_requested && !ep && res.native().keep_alive();
   if (res.upgrade() && !ep) {
     record(&*req, nullptr, 101, req->bytes().size(), 0, start, request_task, remote);
     // A WebSocket session may last for hours: the handshake's body (if any)
@@ -424,8 +424,21 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   std::int64_t header_due = due_in(opts.header_timeout);
   bool after_response = false;  // nothing but a response since the last request
 
+  // A cancel of this task (the console's) closes the connection cleanly: at
+  // once when idle; a request in flight is cancelled (by its parent) and
+  // answered 503 with Connection: close first. Cancelled outright, the
+  // connection's own cancellation aborted that answer's write too.
+  set_cancel_policy({"closes the connection: at once when idle, else after cancelling its request in flight and "
+                     "answering it 503",
+                     [this, &c] {
+    c.close_requested = true;
+    error_code ignored;
+    if (c.idle) c.stream.socket().cancel(ignored);
+    if (c.in_handler && c.request_task) lp.cancel(c.request_task, cancel_source::parent);
+    if (c.ws) beast::get_lowest_layer(detail::access::of(*c.ws).stream).socket().cancel(ignored);
+                     }});
   for (;;) {
-    if (stopping) break;
+    if (stopping || c.close_requested) break;
     // Wait for the next request's first bytes (idle keep-alive time).
     c.idle = true;
     if (buf.size() == 0) {
@@ -444,7 +457,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
         // or at shutdown (cancelled). At shutdown a request that has already
         // arrived is still served (answered with Connection: close); a
         // connection with nothing pending closes.
-        const bool shutting_down = wec && stopping && c.stream.socket().is_open();
+        const bool shutting_down = wec && (stopping || c.close_requested) && c.stream.socket().is_open();
         if (wec && !shutting_down) break;
         n = c.stream.socket().read_some(buf.prepare(8192), rec);
         if (nothing_yet(rec)) {

@@ -153,6 +153,9 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
 
 
 awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a) {
+  set_cancel_policy({"it is the server's accept loop: cancelled, its port would stay open and never be served; "
+                     "stop the server instead (SIGTERM, or server::shutdown)",
+                     {}});
   for (;;) {
     auto [ec, sock] = co_await a.async_accept(nothrow);
     if (stopping || is_cancellation(ec) || ec == asio::error::bad_descriptor) co_return;
@@ -185,6 +188,7 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
 }
 
 awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) {
+  set_cancel_policy({"it answers 503 to a connection past the server's limits and closes it; it ends by itself", {}});
   process_refusing.fetch_add(1, std::memory_order_relaxed);
   struct done {
     impl& s;

@@ -112,6 +112,7 @@ struct connection {
   // and its answer (client_gone.cpp).
   bool watch_client = false;
   bool client_gone = false;
+  bool close_requested = false;  // a cancel of the connection's task: close after this response
   websocket* ws = nullptr;         // set while the connection is a WebSocket
   // When the current read or write phase must be over (now_ns clock; 0: no
   // limit). The server's sweeper closes the socket once it has passed.

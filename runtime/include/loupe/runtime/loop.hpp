@@ -42,8 +42,10 @@ struct slow_event {
 
 /// What `loop::cancel` did.
 enum class cancel_result : std::uint8_t {
-  requested,  ///< the cancellation was emitted on the task's loop
-  not_found,  ///< no live task has that id on this loop
+  requested,   ///< the cancellation was emitted on the task's loop
+  not_found,   ///< no live task has that id on this loop
+  refused,     ///< its owner does not allow it: task_info::cancel_note says why
+  redirected,  ///< its owner does something else instead: task_info::cancel_note says what
 };
 
 /// Counters of a loop, for the console and metrics.
@@ -143,7 +145,9 @@ class loop {
 
   /// Emits terminal cancellation on task `id`'s cancellation slot, on this
   /// loop's thread. The task's operation in progress fails with
-  /// operation_aborted; how it ends shows in finished_tasks(). Thread-safe.
+  /// operation_aborted; how it ends shows in finished_tasks(). A task with a
+  /// cancel_policy (set_cancel_policy) is refused or does what its policy
+  /// says instead. Thread-safe.
   cancel_result cancel(std::uint64_t id, cancel_source by = cancel_source::api);
   /// Cancels task `id` on whichever live loop has it (ids are unique in the
   /// process). Thread-safe.

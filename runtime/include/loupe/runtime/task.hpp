@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <source_location>
 #include <string>
@@ -113,7 +114,23 @@ struct task_info {
   request_info request;              ///< empty when it serves none
   std::string what;                  ///< what it does, when its name says too little:
                                      ///< "GET http://upstream/users" for a client request
+  /// Set by a cancel_policy: why a cancel is refused, or what it does instead.
+  std::string cancel_note;
+  bool cancel_refused = false;
 };
+
+/// What cancelling a task means, for a task whose plain cancellation would
+/// break what it runs: the runtime's accept loops refuse ("stop the server
+/// instead"), `app.main` shuts the application down gracefully, a
+/// connection closes after its response. With `instead` empty a cancel is
+/// refused; otherwise `instead` runs on the task's loop in its place.
+/// `note` is what the console says.
+struct cancel_policy {
+  std::string note;
+  std::function<void()> instead;
+};
+/// Gives the current task a cancel policy (call on its loop's thread).
+void set_cancel_policy(cancel_policy p);
 
 /// How a task ended.
 enum class task_outcome : std::uint8_t { ok, error, cancelled, abandoned };
