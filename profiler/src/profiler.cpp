@@ -162,14 +162,22 @@ void on_stall(const std::string& loop_name, std::uint64_t task_id) {
   if (last != 0 && now_s - last < 60) return;
   if (!last_stall_profile_s.compare_exchange_strong(last, now_s)) return;
   if (busy.load()) return;
-  std::thread([loop_name, task_id] {
+  // The stalling task's name and request, read now (the loop is blocked in it).
+  std::string task_name, request_id;
+  loop::for_each([&](const loop& l) {
+    if (auto t = l.find_task(task_id)) {
+      task_name = t->name;
+      request_id = t->request.request_id;
+    }
+  });
+  std::thread([loop_name, task_id, task_name, request_id] {
     try {
       profile_file f;
       create_profile_file(f, stall_dir, "stall");
       record_cpu_profile(f.proc_path(), std::chrono::milliseconds(stall_ms));
       log::write(log::runtime(), spdlog::level::warn, "CPU profile of a stall written to " + f.path,
                  {{"event", "stall_profile"}, {"loop", loop_name}, {"path", f.path}, {"duration_ms", stall_ms}},
-                 {task_id, {}, {}});
+                 {task_id, task_name, request_id});
     } catch (const std::exception& e) {
       log::runtime().warn("no CPU profile of the stall: {}", e.what());
     }

@@ -179,6 +179,13 @@ TEST_F(Tracking, WatchdogReportsTheStallWhileTheLoopIsStillBlocked) {
   EXPECT_EQ(events[0].request.route, "/block");
   EXPECT_NE(events[0].stack.find("tracking_test_block"), std::string::npos) << events[0].stack;
   EXPECT_EQ(loop.stats().stalls, 1u);
+  // The "stall ended" record is the stalling task's too (it said "task":"").
+  const auto ended = logs({.message = "stall ended"});
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].field("task"), "http.request") << ended[0].line;
+  EXPECT_NE(ended[0].field("request_id").value_or(""), "") << ended[0].line;
+  EXPECT_EQ(ended[0].field("route"), "/block") << ended[0].line;
+  EXPECT_NE(ended[0].msg.find("serving GET /block?ms=700"), std::string::npos) << ended[0].line;
 }
 
 TEST_F(Tracking, CancellingASuspendedRequestAnswers503AndTheServerGoesOn) {

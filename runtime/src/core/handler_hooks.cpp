@@ -210,11 +210,21 @@ void tracked_completion::invocation_end() noexcept {
 
   const std::uint64_t seq = l->callback_seq.load(std::memory_order_relaxed);
   if (l->stall_reported_seq.load(std::memory_order_acquire) == seq) {
+    // The record is the stalling task's: its name and request, as the
+    // watchdog's first record gives them (it said "task":"" before).
+    std::string name;
+    request_info request;
+    describe_task(*l, longest_task_id, name, request);
+    const std::string req = request.method.empty() ? std::string() : " serving " + to_string(request);
     log::write(log::runtime(), spdlog::level::warn,
-               fmt::format("loop '{}' stall ended: the callback of task {} ran {} ms in all", l->name, longest_task_id,
-                           took / 1'000'000),
-               {{"event", "stall_ended"}, {"loop", l->name}, {"duration_ms", took / 1'000'000}},
-               {longest_task_id, {}, {}});
+               fmt::format("loop '{}' stall ended: the callback of task {} '{}'{} ran {} ms in all", l->name,
+                           longest_task_id, name, req, took / 1'000'000),
+               {{"event", "stall_ended"},
+                {"loop", l->name},
+                {"duration_ms", took / 1'000'000},
+                {"method", request.method},
+                {"route", request.route}},
+               {longest_task_id, name, request.request_id});
   }
   const std::int64_t threshold = slow_threshold_ns.load(std::memory_order_relaxed);
   if (threshold > 0 && took >= threshold) {
