@@ -4,6 +4,7 @@
 #include "text.hpp"
 
 #include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/tracking.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -23,61 +24,140 @@ void loop_samples::take() {
   std::vector<std::pair<std::string, sample>> fresh;
   loop::for_each([&](const loop& l) {
     const auto s = l.stats();
-    fresh.emplace_back(l.name(), sample{now, s.callbacks, s.busy});
+    fresh.emplace_back(l.name(), sample{now, s.callbacks, s.busy_now});
   });
   std::lock_guard lock(m_);
-  std::map<std::string, std::pair<sample, sample>> next;
+  std::map<std::string, std::deque<sample>> next;
   for (auto& [name, f] : fresh) {
-    auto it = samples_.find(name);
-    next[name] = {it == samples_.end() ? f : it->second.second, f};
+    auto& q = next[name];
+    if (auto it = samples_.find(name); it != samples_.end()) q = std::move(it->second);
+    q.push_back(f);
+    while (q.size() > kept) q.pop_front();
   }
   samples_ = std::move(next);
 }
 
-std::optional<loop_samples::sample> loop_samples::base(const std::string& name) const {
+std::optional<loop_samples::sample> loop_samples::base(const std::string& name, std::chrono::seconds age) const {
   std::lock_guard lock(m_);
   const auto it = samples_.find(name);
-  if (it == samples_.end()) return std::nullopt;
-  return it->second.first;
+  if (it == samples_.end() || it->second.empty()) return std::nullopt;
+  const auto cutoff = clock_type::now() - age;
+  for (auto s = it->second.rbegin(); s != it->second.rend(); ++s)
+    if (s->at <= cutoff) return *s;
+  return it->second.front();
 }
+
+namespace {
+
+struct window_rates {
+  double callbacks_per_second = 0;
+  double busy = 0;  // 0..1
+  bool known = false;
+};
+
+// From the sample about `age` old to now; the busy time includes the
+// callback running now (loop_stats::busy_now).
+window_rates rates_over(const command_call& call, const loop& l, const loop_stats& s, clock_type::time_point now,
+                        std::chrono::seconds age) {
+  window_rates r;
+  const auto base = call.ctx.samples.base(l.name(), age);
+  if (!base) return r;
+  const double secs = std::chrono::duration<double>(now - base->at).count();
+  if (secs < 0.05) return r;
+  r.known = true;
+  r.callbacks_per_second = static_cast<double>(s.callbacks - base->callbacks) / secs;
+  r.busy = std::clamp(std::chrono::duration<double>(s.busy_now - base->busy).count() / secs, 0.0, 1.0);
+  return r;
+}
+
+json::object lag_json(const lag_window& w) {
+  return {{"samples", w.samples},
+          {"p50_ms", millis(w.p50)},
+          {"p99_ms", millis(w.p99)},
+          {"max_ms", millis(w.max)},
+          {"blocked_now", w.blocked_now}};
+}
+
+}  // namespace
 
 std::string loops(const command_call& call) {
   const bool as_json = call.json;
   const auto now = clock_type::now();
+  const auto slow = get_tracking_options().slow_callback;
   json::array a;
-  std::string out = fmt::format("{:<12} {:<8} {:>6} {:>12} {:>9} {:>9} {:>6} {:>7} {:>7}\n", "LOOP", "STATE", "TASKS",
-                                "CALLBACKS/S", "LAG P50", "LAG P99", "BUSY", "SLOW", "STALLS");
+  std::string out = fmt::format("{:<12} {:<14} {:>6} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6} {:>6}\n", "LOOP",
+                                "STATE", "TASKS", "CALLBACKS/S", "BUSY 10s", "BUSY 1m", "LAG P50", "LAG P99",
+                                "LAG MAX 1m", "SLOW", "STALLS");
+  std::string notes;
   loop::for_each([&](const loop& l) {
     const auto s = l.stats();
-    double rate = 0, busy = 0;
-    if (const auto base = call.ctx.samples.base(l.name())) {
-      // From the older sample to now: at least a second of history once the sampler has run twice.
-      const double secs = std::chrono::duration<double>(now - base->at).count();
-      if (secs > 0.05) {
-        rate = static_cast<double>(s.callbacks - base->callbacks) / secs;
-        busy = std::chrono::duration<double>(s.busy - base->busy).count() / secs;
+    const auto r10 = rates_over(call, l, s, now, std::chrono::seconds(10));
+    const auto r60 = rates_over(call, l, s, now, std::chrono::seconds(60));
+    const auto lag10 = l.lag_over(std::chrono::seconds(10));
+    const auto lag60 = l.lag_over(std::chrono::seconds(60));
+    // What runs now: a callback running past the slow-callback threshold is a blocked loop.
+    const auto cur = l.running() ? l.current_callback() : std::nullopt;
+    std::optional<task_info> task;
+    if (cur && cur->task_id) task = l.find_task(cur->task_id);
+    const bool blocked = cur && slow.count() > 0 && cur->running_for >= slow;
+    const std::string state = !l.running() ? "stopped"
+                              : blocked    ? "blocked " + human(cur->running_for)
+                              : cur        ? "running"
+                                           : "waiting";
+    std::string doing;
+    if (cur) {
+      doing = cur->task_id ? fmt::format("task #{}", cur->task_id) : "a callback outside any task";
+      if (task) {
+        doing += fmt::format(" '{}'", task->name);
+        if (!task->request.method.empty()) doing += " serving " + to_string(task->request);
       }
     }
-    const bool running = l.running();
     if (as_json) {
-      a.push_back(json::object{{"loop", l.name()},
-                               {"running", running},
-                               {"live_tasks", s.live_tasks},
-                               {"callbacks_per_second", rate},
-                               {"lag_p50_ms", millis(s.lag_p50)},
-                               {"lag_p99_ms", millis(s.lag_p99)},
-                               {"lag_max_ms", millis(s.lag_max)},
-                               {"busy_ratio", std::min(busy, 1.0)},
-                               {"callbacks", s.callbacks},
-                               {"slow_callbacks", s.slow_callbacks},
-                               {"stalls", s.stalls}});
-    } else {
-      out += fmt::format("{:<12} {:<8} {:>6} {:>12.1f} {:>9} {:>9} {:>5.0f}% {:>7} {:>7}\n", l.name(),
-                         running ? "running" : "idle", s.live_tasks, rate, s.lag_count ? human(s.lag_p50) : "-",
-                         s.lag_count ? human(s.lag_p99) : "-", std::min(busy, 1.0) * 100, s.slow_callbacks, s.stalls);
+      json::object o{{"loop", l.name()},
+                     {"running", l.running()},
+                     {"state", blocked        ? "blocked"
+                               : !l.running() ? "stopped"
+                               : cur          ? "running"
+                                              : "waiting"},
+                     {"live_tasks", s.live_tasks},
+                     {"callbacks_per_second", r10.callbacks_per_second},
+                     {"busy_ratio", r10.busy},
+                     {"busy_ratio_10s", r10.busy},
+                     {"busy_ratio_60s", r60.busy},
+                     {"lag_10s", lag_json(lag10)},
+                     {"lag_60s", lag_json(lag60)},
+                     {"lag_p50_ms", millis(lag10.p50)},
+                     {"lag_p99_ms", millis(lag10.p99)},
+                     {"lag_max_ms", millis(s.lag_max)},
+                     {"callbacks", s.callbacks},
+                     {"slow_callbacks", s.slow_callbacks},
+                     {"stalls", s.stalls}};
+      if (cur) {
+        json::object c{{"task_id", cur->task_id}, {"running_ms", millis(cur->running_for)}};
+        if (task) {
+          c["task"] = task->name;
+          if (!task->request.method.empty()) c["request"] = request_json(task->request);
+        }
+        o["current_callback"] = std::move(c);
+      }
+      a.push_back(std::move(o));
+      return;
     }
+    const auto pct = [](const window_rates& w) { return w.known ? fmt::format("{:.0f}%", w.busy * 100) : "-"; };
+    const auto lag = [](const lag_window& w, std::chrono::nanoseconds v) { return w.samples ? human(v) : "-"; };
+    out += fmt::format("{:<12} {:<14} {:>6} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6} {:>6}\n", l.name(), state,
+                       s.live_tasks, r10.known ? fmt::format("{:.1f}", r10.callbacks_per_second) : "-", pct(r10),
+                       pct(r60), lag(lag10, lag10.p50), lag(lag10, lag10.p99), lag(lag60, lag60.max), s.slow_callbacks,
+                       s.stalls);
+    if (cur && (blocked || task))
+      notes += fmt::format("  {}: {} {} for {}\n", l.name(), blocked ? "blocked by" : "running", doing,
+                           human(cur->running_for));
   });
-  return as_json ? json::serialize(a) + "\n" : out;
+  if (as_json) return json::serialize(a) + "\n";
+  out += notes;
+  out += "(rates and busy over the last 10 s and 1 min, the callback running now included; lag over the last 10 s "
+         "from raw samples)\n";
+  return out;
 }
 
 }  // namespace loupe::monitor::detail

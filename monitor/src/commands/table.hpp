@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -45,13 +46,17 @@ class loop_samples {
     std::chrono::nanoseconds busy{0};
   };
   void take();
-  /// The older of the last two samples of loop `name` (at least a second of
-  /// history once take() has run twice), or nothing.
-  std::optional<sample> base(const std::string& name) const;
+  /// The newest sample of loop `name` taken at least `age` ago, else its
+  /// oldest (a window shorter than asked while the console is young), or
+  /// nothing before the first sample.
+  std::optional<sample> base(const std::string& name, std::chrono::seconds age) const;
+
+  /// Samples kept per loop: a minute's worth, one a second.
+  static constexpr std::size_t kept = 62;
 
  private:
   mutable std::mutex m_;
-  std::map<std::string, std::pair<sample, sample>> samples_;  // name -> (older, newer)
+  std::map<std::string, std::deque<sample>> samples_;  // oldest first
 };
 
 /// What a command reads besides its words. Built by the table for each call.

@@ -170,6 +170,8 @@ loop_stats loop::stats() const {
   for (std::size_t i = 0; i < s.callback_buckets.size(); ++i)
     s.callback_buckets[i] = impl_->callback_buckets[i].load(std::memory_order_relaxed);
   s.busy = std::chrono::nanoseconds(impl_->busy_ns.load(std::memory_order_relaxed));
+  s.busy_now = s.busy;
+  if (const auto now = current_callback()) s.busy_now += now->running_for;
   for (std::size_t i = 0; i < s.lag_buckets.size(); ++i)
     s.lag_buckets[i] = impl_->lag_buckets[i].load(std::memory_order_relaxed);
   s.lag_count = impl_->lag_count.load(std::memory_order_relaxed);

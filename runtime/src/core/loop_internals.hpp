@@ -52,6 +52,11 @@ struct loop::impl {
   std::atomic<std::uint64_t> lag_count{0};
   std::atomic<std::int64_t> lag_sum_ns{0};
   std::atomic<std::int64_t> lag_max_ns{0};
+  // The recent raw samples, for windowed quantiles: each packs the sample's
+  // time (ms on the now_ns clock, low 32 bits) over its lag (µs, saturated).
+  static constexpr std::size_t lag_ring_size = 4096;
+  std::array<std::atomic<std::uint64_t>, lag_ring_size> lag_ring{};
+  std::atomic<std::uint64_t> lag_ring_next{0};
 
   // Counters (loop thread writes, others read).
   std::atomic<std::uint64_t> callbacks{0};

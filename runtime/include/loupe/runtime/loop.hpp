@@ -58,7 +58,11 @@ struct loop_stats {
   /// Finished tasks by outcome, indexed by `task_outcome`.
   std::array<std::uint64_t, 4> tasks_finished_by_outcome{};
   std::uint64_t live_tasks = 0;
-  std::chrono::nanoseconds busy{0};  ///< time spent in callbacks (the callback histogram's sum)
+  std::chrono::nanoseconds busy{0};  ///< time spent in finished callbacks (the callback histogram's sum)
+  /// `busy` plus the running time of the callback running now, so that a loop
+  /// blocked in one callback reads busy while it blocks (not monotonic at the
+  /// instant that callback ends; `busy` is, for counters).
+  std::chrono::nanoseconds busy_now{0};
   /// Callback durations, as a histogram: counts per bucket with upper bounds
   /// `callback_bucket_bounds` (the last bucket is +Inf); `callbacks` counts them all.
   static constexpr std::array<std::chrono::microseconds, 14> callback_bucket_bounds{
@@ -83,6 +87,16 @@ struct loop_stats {
   /// Quantiles estimated from the histogram (the upper bound of the bucket
   /// the quantile falls in); zero before any sample.
   std::chrono::nanoseconds lag_p50{0}, lag_p99{0};
+};
+
+/// Loop lag over a recent window, from the raw samples (not bucket edges).
+/// While a callback has been running longer than the sampling interval, its
+/// running time counts as one more sample: a timer due now is at least that
+/// late (the sampler itself cannot fire while the loop is blocked).
+struct lag_window {
+  std::size_t samples = 0;
+  std::chrono::nanoseconds p50{0}, p99{0}, max{0};
+  bool blocked_now = false;  ///< the running callback was counted
 };
 
 class loop {
@@ -142,6 +156,9 @@ class loop {
   };
   std::optional<callback_info> current_callback() const;
   loop_stats stats() const;
+  /// Lag over the last `window` (at most the last 4,096 samples: 100 s at
+  /// the default 25 ms interval). Thread-safe.
+  lag_window lag_over(std::chrono::nanoseconds window) const;
 
   /// Emits terminal cancellation on task `id`'s cancellation slot, on this
   /// loop's thread. The task's operation in progress fails with
