@@ -22,6 +22,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unistd.h>
 
 namespace loupe::monitor {
 
@@ -290,7 +291,10 @@ struct console::impl {
 
 console::console(console_options opts) : opts_(std::move(opts)) {}
 
-console::~console() { stop(); }
+console::~console() {
+  stop();
+  if (reserved_fd_ >= 0) ::close(reserved_fd_);
+}
 
 void console::add_flags(flag_set& flags) {
   enabled_flag_ = opts_.enabled ? "on" : "off";
@@ -335,27 +339,49 @@ asio::ip::address console_address(const console_options& o) {
 }
 }  // namespace
 
+namespace {
+// Binds and listens on the console's address; a configuration problem (the
+// port is taken, the address is not this host's) says so in one line.
+std::unique_ptr<tcp::acceptor> bind_console(asio::io_context& ctx, const console_options& o,
+                                            const asio::ip::address& addr) {
+  boost::system::error_code ec;
+  auto acc = std::make_unique<tcp::acceptor>(ctx);
+  const tcp::endpoint ep(addr, static_cast<unsigned short>(o.port));
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("the monitor console cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
+                             ec.message() + " (--monitor-host, --monitor-port; --monitor off for none)");
+  return acc;
+}
+}  // namespace
+
 void console::check() {
-  if (enabled()) console_address(opts_);
+  if (!enabled() || impl_ || reserved_fd_ >= 0) return;
+  // Bound now, before the application's port and its banner: a console that
+  // cannot listen stops start-up with exit 2 (it printed "Running on" and then
+  // exited 1).
+  asio::io_context scratch;
+  auto acc = bind_console(scratch, opts_, console_address(opts_));
+  reserved_fd_ = acc->release();
 }
 
 void console::start_with(application* app) {
   opts_.enabled = enabled();
   if (!opts_.enabled || impl_) return;
   if (idle_timeout_s_ > 0) opts_.idle_timeout = std::chrono::seconds(idle_timeout_s_);
-  boost::system::error_code ec;
   const auto addr = console_address(opts_);
   auto i = std::make_unique<impl>(opts_, app);
   for (auto& c : extra_) i->cmds.add(c);
   i->endpoints = endpoints_;
-  i->acceptor = std::make_unique<tcp::acceptor>(i->ctx);
-  const tcp::endpoint ep(addr, static_cast<unsigned short>(opts_.port));
-  i->acceptor->open(ep.protocol());
-  i->acceptor->set_option(tcp::acceptor::reuse_address(true));
-  i->acceptor->bind(ep, ec);
-  if (ec)
-    throw std::system_error(ec, "monitor console cannot listen on " + opts_.host + ":" + std::to_string(opts_.port));
-  i->acceptor->listen();
+  if (reserved_fd_ >= 0) {
+    i->acceptor = std::make_unique<tcp::acceptor>(i->ctx, addr.is_v6() ? tcp::v6() : tcp::v4(),
+                                                  std::exchange(reserved_fd_, -1));
+  } else {
+    i->acceptor = bind_console(i->ctx, opts_, addr);
+  }
   port_ = i->acceptor->local_endpoint().port();
   asio::co_spawn(i->ctx, i->accept_loop(), asio::detached);
   asio::co_spawn(i->ctx, i->sampler(), asio::detached);

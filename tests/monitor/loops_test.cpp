@@ -52,8 +52,7 @@ LOUPE_TEST_F(Console, LoopsShowsABlockedLoopAsBlockedAndByWhom) {
     if (text.compare(at, 12, "blocked-loop") == 0) row = text.substr(at, nl - at);
   EXPECT_NE(row.find("blocked 1."), std::string::npos) << text;
   EXPECT_EQ(row.find(" 0%"), std::string::npos) << text;  // busy while it blocks
-  EXPECT_NE(text.find("blocked-loop: blocked by task #" + std::to_string(id) + " 'blocker'"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find("blocked-loop: blocked by task #" + std::to_string(id) + " 'blocker'"), std::string::npos) << text;
 
   const auto json = boost::json::parse(co_await c.command("loops --json"));
   const boost::json::object* o = nullptr;

@@ -367,6 +367,34 @@ TEST(DemoProcess, StartupFailsOnPortInUse) {
   for (const auto& line : lines_of(demo.stderr_text()))
     if (line.find(R"("level":"error")") != std::string::npos && line.find(where) != std::string::npos) found = true;
   EXPECT_TRUE(found) << "no error record mentioning " << where << " in:\n" << demo.stderr_text();
+  // The reason in words, without Boost's source location of the error.
+  EXPECT_THAT(demo.stderr_text(), HasSubstr("Address already in use"));
+  EXPECT_THAT(demo.stderr_text(), Not(HasSubstr("[system:")));
+}
+
+// The console's port already taken: a configuration problem found before
+// anything binds or prints its banner, exit 2 and one line (it printed
+// "Running on" and exited 1). --log-level warning is accepted.
+TEST(DemoProcess, ConsolePortInUseStopsStartUpWithExit2BeforeTheBanner) {
+  socket_fd taken;
+  auto addr = loopback(0);
+  ASSERT_EQ(::bind(taken.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(taken.get(), 16), 0) << std::strerror(errno);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0) << std::strerror(errno);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+
+  loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", port, "--port", "0"});
+  EXPECT_EQ(demo.wait_exit(10s), 2) << demo.stdout_text() << demo.stderr_text();
+  EXPECT_THAT(demo.stdout_text(), Not(HasSubstr("Running on")));
+  EXPECT_THAT(demo.stderr_text(),
+              HasSubstr("the monitor console cannot listen on 127.0.0.1:" + port + ": Address already in use"));
+  EXPECT_THAT(demo.stderr_text(), Not(HasSubstr("[system:")));
+
+  loupe::testkit::child warned({LOUPE_DEMO_PATH, "--monitor", "off", "--port", "0", "--log-level", "warning"});
+  (void)warned.wait_for_port(10s);
+  warned.signal(SIGTERM);
+  EXPECT_EQ(warned.wait_exit(10s), 0) << warned.stderr_text();
 }
 
 namespace {

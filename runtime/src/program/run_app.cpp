@@ -26,7 +26,7 @@ void run_options::add_flags(flag_set& flags) {
   flags.add_int("watchdog-ms", &watchdog_ms, 0, 3600000,
                 "report a loop still blocked after this long, with its stack (0: off)");
   flags.add_choice("log-format", &log_format, {"json", "text"}, "log record format");
-  flags.add_choice("log-level", &log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"},
+  flags.add_choice("log-level", &log_level, {"trace", "debug", "info", "warning", "warn", "error", "critical", "off"},
                    "lowest level logged");
   flags.add_int("grace-ms", &grace_ms, 0, 3600000, "how long shutdown waits for requests in flight, in ms");
   flags.add_choice("access-log", &access_log, {"on", "off"}, "one log record per request (logger loupe.access)");

@@ -9,6 +9,21 @@
 
 namespace loupe {
 
+namespace {
+// A system_error whose what() is "what: reason", as a person reads it:
+// Boost's appends " [system:98 at .../reactive_socket_service.hpp:161:5 in
+// function ...]", which start-up printed.
+class plain_system_error : public boost::system::system_error {
+ public:
+  plain_system_error(const boost::system::error_code& ec, const std::string& what)
+      : boost::system::system_error(ec), text_(what + ": " + ec.message()) {}
+  const char* what() const noexcept override { return text_.c_str(); }
+
+ private:
+  std::string text_;
+};
+}  // namespace
+
 using detail::nothrow;
 using detail::process_connections;
 using detail::process_refusing;
@@ -56,7 +71,7 @@ tcp::endpoint server::listen(std::string_view host, unsigned short port) {
   } else {
     tcp::resolver resolver(impl_->lp.context());
     auto results = resolver.resolve(host, std::to_string(port), ec);
-    if (ec || results.empty()) throw boost::system::system_error(ec, "cannot resolve host '" + std::string(host) + "'");
+    if (ec || results.empty()) throw plain_system_error(ec, "cannot resolve host '" + std::string(host) + "'");
     ep = results.begin()->endpoint();
   }
   const std::string where = ep.address().to_string() + ":" + std::to_string(port);
@@ -70,7 +85,7 @@ tcp::endpoint server::listen(std::string_view host, unsigned short port) {
   }
   if (!ec) acc->bind(ep, ec);
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw boost::system::system_error(ec, "cannot listen on " + where);
+  if (ec) throw plain_system_error(ec, "cannot listen on " + where);
   const auto bound = acc->local_endpoint();
   const auto& room = impl_->room;
   static std::atomic<bool> said_capped{false};

@@ -162,6 +162,10 @@ class console : public run_extension {
   std::vector<http_endpoint> endpoints_;
   std::int64_t idle_timeout_s_ = 0;
   unsigned short port_ = 0;
+  // The listening socket bound by check() (run_main calls it before anything
+  // else binds or prints), handed to the console's thread by start(); -1 when
+  // start() binds it itself.
+  int reserved_fd_ = -1;
   std::unique_ptr<impl> impl_;
 };
 
