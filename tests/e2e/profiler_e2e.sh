@@ -10,7 +10,8 @@
 # the loop keeps serving; the heap profile is read by google-pprof; the
 # console's `profile 1` writes a readable file; LOUPE_CPUPROFILE gives a
 # readable whole-run profile after SIGTERM; the endpoints are 404 without
-# --debug-endpoints, and 404 on the application's port with it. Prints what it
+# --debug-endpoints, and 404 on the application's port with it; stderr stays
+# one JSON record per line after profiles. Prints what it
 # ran, PASS/FAIL per check and a summary; exits non-zero on a failure (2: a
 # tool is missing). Every wait is bounded.
 set -u
@@ -74,6 +75,15 @@ else
   fail "console profile" "file '$FILE'"
 fi
 demo_stop
+# After two CPU profiles stderr is still one JSON record per line: gperftools'
+# "PROFILE: interrupts/evictions/bytes = ..." became a record of its own.
+NOT_JSON=$(grep -cv '^{.*}$' "$DEMO_ERR")
+STOPPED=$(grep -c '"event":"cpu_profile_stopped"' "$DEMO_ERR")
+if [[ "$NOT_JSON" == 0 && "$STOPPED" -ge 2 ]] && ! grep -q '^PROFILE:' "$DEMO_ERR"; then
+  pass "stderr stays one JSON record per line; each profile's figures are a cpu_profile_stopped record"
+else
+  fail "stderr is JSON lines" "$NOT_JSON other line(s), $STOPPED cpu_profile_stopped record(s): $(grep -v '^{' "$DEMO_ERR" | head -2)"
+fi
 
 # ---- the whole run, flushed on SIGTERM ------------------------------------------------
 demo_start whole LOUPE_CPUPROFILE="$TMP/run.prof" || die "whole did not start: $DEMO_START_ERROR"
