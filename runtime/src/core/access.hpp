@@ -23,6 +23,7 @@ struct access {
     r.set_match(app, route, route_name, std::move(m));
   }
   static void set_upgrade(response& r, std::shared_ptr<const websocket_upgrade> u) noexcept { r.upgrade_ = std::move(u); }
+  static const std::string* route_template_of(application& a, const request& r) { return a.route_template_of(r); }
   static void set_connection(request& r, int socket, bool* gone) noexcept {
     r.socket_ = socket;
     r.gone_ = gone;

@@ -238,6 +238,7 @@ void application::resolve(const request& req, router::match_result& found, appli
     const auto mid = all.insert(all.end(), m.allowed.begin(), m.allowed.end());
     std::inplace_merge(all.begin(), mid, all.end());
     all.erase(std::unique(all.begin(), all.end()), all.end());
+    if (!not_allowed.route) not_allowed.route = m.route;
   }
   const std::string& path = req.path();
   for (auto& s : subapps_) {
@@ -248,6 +249,15 @@ void application::resolve(const request& req, router::match_result& found, appli
       if (owner) return;
     }
   }
+}
+
+const std::string* application::route_template_of(const request& req) {
+  router::match_result m;
+  application* owner = nullptr;
+  router::match_result not_allowed;
+  resolve(req, m, owner, not_allowed);
+  const route* r = owner ? m.route : not_allowed.route;
+  return r ? &r->path_template : nullptr;
 }
 
 awaitable<response> application::handle(request& req) {
@@ -263,7 +273,9 @@ awaitable<response> application::handle(request& req) {
     error = std::current_exception();  // e.g. a route regex past Boost.Regex's complexity limit
   }
 
-  detail::set_request_info({std::string(req.method_name()), owner ? m.route->path_template : std::string(),
+  // A 405 is the route's whose path matched: recorded under its template.
+  const route* labelled = owner ? m.route : not_allowed.route;
+  detail::set_request_info({std::string(req.method_name()), labelled ? labelled->path_template : std::string(),
                             std::string(req.target()), req.request_id()});
   const handler* final = &not_found_handler;
   handler method_not_allowed;
@@ -271,7 +283,8 @@ awaitable<response> application::handle(request& req) {
     detail::access::set_match(req, owner, &m.route->path_template, &m.route->name, std::move(m.params));
     final = &m.route->handler;
   } else {
-    detail::access::set_match(req, this, nullptr, nullptr, {});
+    if (labelled) detail::access::set_match(req, this, &labelled->path_template, &labelled->name, {});
+    else detail::access::set_match(req, this, nullptr, nullptr, {});
     if (!not_allowed.allowed.empty()) {
       method_not_allowed = [list = not_allowed.allow_header()](request&) -> awaitable<response> {
         throw http_method_not_allowed(list);

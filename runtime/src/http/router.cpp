@@ -246,6 +246,7 @@ router::match_result router::match(http::verb method, std::string_view method_na
     std::sort(methods.begin(), methods.end());
     methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
     res.outcome = match_result::kind::method_not_allowed;
+    res.route = path_matches.front();
   }
   return res;
 }

@@ -12,7 +12,7 @@ void server::impl::record(const request* req, const refused* r, unsigned status,
                           const tcp::endpoint& remote, unsigned handler_status) {
   const std::int64_t took_ns = detail::now_ns() - start_ns;
   [[maybe_unused]] const double seconds = static_cast<double>(took_ns) / 1e9;
-  const std::string* route = req && !req->route().empty() ? &req->route() : nullptr;
+  const std::string* route = req && !req->route().empty() ? &req->route() : r ? r->route : nullptr;
   const std::string_view method = req ? std::string_view(req->method_name()) : r ? std::string_view(r->method) : "";
   LOUPE_HTTP_METRIC(series.observe(route, detail::method_index(method), status, seconds, request_bytes, response_bytes));
   if (!opts.access_log || !log::access().should_log(spdlog::level::info)) return;

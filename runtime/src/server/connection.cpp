@@ -5,6 +5,7 @@
 #include "server/server_internals.hpp"
 
 #include "core/exceptions.hpp"
+#include "core/task_record.hpp"
 #include "websocket/websocket_internals.hpp"
 
 #include <boost/asio/post.hpp>
@@ -93,16 +94,23 @@ const char* host_problem(const http::request_header<>& h) {
 // target as soon as it has parsed the request line, so a request refused for
 // a bad header field still has them; one whose header was too large (431) is
 // refused before its request line is parsed, and has neither.
-refused describe_refused(const request_parser& parser) {
+refused describe_refused(const request_parser& parser, application& app) {
   refused r;
   const auto& h = parser.get();
   r.method = std::string(h.method_string());
   r.path = std::string(h.target());
-  if (parser.is_header_done()) {
-    r.user_agent = std::string(h[http::field::user_agent]);
-    r.request_id = detail::accept_request_id(h["X-Request-ID"]);
-  } else {
-    r.request_id = detail::accept_request_id({});
+  // The fields parsed so far: a Content-Length past the limit stops the
+  // parser at the end of the header, before is_header_done().
+  r.user_agent = std::string(h[http::field::user_agent]);
+  r.request_id = detail::accept_request_id(h["X-Request-ID"]);
+  // Routed like any request, so that a refusal counts under its route.
+  if (!r.method.empty() && !r.path.empty()) {
+    try {
+      const request probe(request::message_type(http::request_header<>(h.base())));
+      r.route = detail::access::route_template_of(app, probe);
+    } catch (const std::exception&) {
+      // an invalid target: no route
+    }
   }
   return r;
 }
@@ -113,8 +121,17 @@ awaitable<void> server::impl::refuse_request(beast::tcp_stream& stream, refused 
                                              tcp::endpoint remote) {
   const unsigned status = status_code(r.reason);
   if (detail.empty()) detail = make_error_code(r.reason).message();
+  // A refused request with a request line is a request task like any other:
+  // the console lists it, and ps-terminated keeps how it ended.
+  std::optional<detail::inline_task> task;
+  if (!r.method.empty()) {
+    task.emplace(lp, "http.request");
+    detail::set_request_info({r.method, r.route ? *r.route : std::string(), r.path, r.request_id});
+  }
   const std::size_t n = co_await send_error(stream, static_cast<http::status>(status), detail, r.request_id);
-  record(nullptr, &r, status, 0, n, start, 0, remote);
+  record(nullptr, &r, status, 0, n, start, task ? task->id() : 0, remote);
+  if (task && task->end(std::make_exception_ptr(http_error(static_cast<http::status>(status), detail))))
+    co_await asio::this_coro::reset_cancellation_state();
   co_await linger_close(stream);
 }
 
@@ -219,7 +236,7 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   }
   // A request refused before it reached the application is answered and counted.
   const auto refuse = [&](server_errc why, std::string detail) {
-    refused r = describe_refused(parser);
+    refused r = describe_refused(parser, app);
     r.reason = why;
     return refuse_request(c.stream, std::move(r), std::move(detail), start, remote);
   };

@@ -66,6 +66,9 @@ struct refused {
   std::string path;
   std::string user_agent;
   std::string request_id;  // the client's X-Request-ID if sane, else generated
+  // The template of the route it would have reached (the route's own
+  // string: the metrics cache series by its address); null for none.
+  const std::string* route = nullptr;
   server_errc reason = server_errc::malformed_request;
 };
 

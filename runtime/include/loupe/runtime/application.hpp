@@ -171,6 +171,10 @@ class application {
   using hook_entry = std::variant<app_hook, application*>;
   awaitable<void> run_hooks(std::vector<hook_entry>& hooks, const char* phase);
   void resolve(const request& req, router::match_result& found, application*& owner, router::match_result& not_allowed);
+  /// The template of the route `req` would reach (or whose path it matches,
+  /// for a 405), owned by the route; null for none. For requests refused
+  /// before their handler.
+  const std::string* route_template_of(const request& req);
   void reprefix_children();
 
   loupe::router router_;

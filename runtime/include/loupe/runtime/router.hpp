@@ -71,7 +71,9 @@ class router {
   struct match_result {
     enum class kind { found, not_found, method_not_allowed };
     kind outcome = kind::not_found;
-    const loupe::route* route = nullptr;  ///< when found
+    /// When found; when method_not_allowed, the first route whose path
+    /// matched (its template labels the 405 in the access log and metrics).
+    const loupe::route* route = nullptr;
     loupe::match_info params;             ///< when found
     std::vector<std::string> allowed;     ///< {"GET", "HEAD"}, sorted, when method_not_allowed
     /// The `Allow` header's value: "GET, HEAD".
