@@ -55,11 +55,12 @@ std::optional<std::string_view> client_response::header(std::string_view name) c
   return it->value();
 }
 
-boost::json::value client_response::json() const {
+const boost::json::value& client_response::json() const {
+  if (json_) return *json_;
   boost::system::error_code ec;
   auto v = boost::json::parse(body_, ec);
   if (ec) throw client_error(client_errc::bad_response, "response body is not JSON: " + ec.message());
-  return v;
+  return json_.emplace(std::move(v));
 }
 
 

@@ -87,9 +87,11 @@ class application {
   application& operator=(application&&) noexcept;
 
   // -- state -------------------------------------------------------------------
+  /// Stores `value` for `key` (move-only types too: the value is held
+  /// through a shared_ptr, so std::any's copyability is not asked of it).
   template <class T>
   void set(const app_key<T>& key, T value) {
-    state_[&key] = std::any(std::move(value));
+    state_[&key] = std::any(std::make_shared<T>(std::move(value)));
   }
   /// The value for `key` in this application only; throws std::out_of_range if absent.
   template <class T>
@@ -100,7 +102,9 @@ class application {
   template <class T>
   T* find(const app_key<T>& key) noexcept {
     auto it = state_.find(&key);
-    return it == state_.end() ? nullptr : std::any_cast<T>(&it->second);
+    if (it == state_.end()) return nullptr;
+    auto* held = std::any_cast<std::shared_ptr<T>>(&it->second);
+    return held ? held->get() : nullptr;
   }
 
   // -- routes ------------------------------------------------------------------

@@ -3,7 +3,13 @@
 //   loupe::client_session http(loop);
 //   auto res = co_await http.get("http://127.0.0.1:8080/json");
 //   boost::json::value v = res.json();
-//   auto created = co_await http.post("http://api.test/items", {.json = {{"name", "x"}}});
+//   loupe::request_options item{.json = {{"name", "x"}}};
+//   auto created = co_await http.post("http://api.test/items", std::move(item));
+//
+// (The options in a statement of their own: GCC 11.2-12 reject any braced
+// list inside a co_await expression, "array used as initializer", so
+// `co_await http.post(url, {.json = {{"name", "x"}}})` compiles with clang and
+// GCC 13 only. tests/runtime/banner_examples_test.cpp compiles the lines above.)
 //   co_await http.close();
 //
 // Per host and port, a pool of keep-alive connections is reused. Every request
@@ -32,15 +38,18 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/value.hpp>
+#include <boost/json/value_ref.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,11 +99,31 @@ struct client_cookie {
 };
 
 /// Optional parts of one request.
+/// A JSON request body. `{.json = {{"name", "x"}}}` is the object
+/// {"name": "x"}, by Boost.JSON's rule for a list of key-value pairs (as
+/// `boost::json::value v = {{"name", "x"}}` is); a std::optional<value> here
+/// made that the array ["name", "x"]. Any boost::json::value converts too.
+class json_body {
+ public:
+  json_body() = default;
+  json_body(std::initializer_list<boost::json::value_ref> init) : v_(boost::json::value(init)) {}
+  /// Anything a boost::json::value is made from: a value, object, array, string, number.
+  template <class T>
+    requires std::is_constructible_v<boost::json::value, T&&> && (!std::is_same_v<std::remove_cvref_t<T>, json_body>)
+  json_body(T&& v) : v_(boost::json::value(std::forward<T>(v))) {}  // NOLINT(google-explicit-constructor)
+  explicit operator bool() const noexcept { return v_.has_value(); }
+  const boost::json::value& operator*() const { return *v_; }
+  const boost::json::value* operator->() const { return &*v_; }
+
+ private:
+  std::optional<boost::json::value> v_;
+};
+
 struct request_options {
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::pair<std::string, std::string>> query;  ///< appended, percent-encoded
   std::optional<std::string> body;                         ///< raw body (Content-Type from headers)
-  std::optional<boost::json::value> json;                  ///< JSON body
+  json_body json;                                          ///< JSON body
   std::vector<std::pair<std::string, std::string>> form;   ///< application/x-www-form-urlencoded
   std::optional<std::chrono::milliseconds> timeout;        ///< overrides request_timeout
   bool follow_redirects = true;
@@ -107,8 +136,11 @@ class client_response {
   std::optional<std::string_view> header(std::string_view name) const;
   const boost::beast::http::fields& headers() const noexcept { return headers_; }
   const std::string& text() const noexcept { return body_; }
-  /// The body as JSON; throws client_error(bad_response) if it is not.
-  boost::json::value json() const;
+  /// The body as JSON, parsed once (later calls return the same value); throws
+  /// client_error(bad_response) if it is not JSON. The reference lives as long
+  /// as this response: keep the response, not only the reference, of a
+  /// `co_await http.get(...)`.
+  const boost::json::value& json() const;
   /// The URL that answered (after redirects).
   const std::string& url() const noexcept { return url_; }
   /// Redirects followed to get here.
@@ -121,6 +153,7 @@ class client_response {
   std::string body_;
   std::string url_;
   std::size_t redirects_ = 0;
+  mutable std::optional<boost::json::value> json_;  // parsed by the first json()
 };
 
 /// A response whose body is read piece by piece (client_session::stream).

@@ -130,7 +130,7 @@ class request {
   /// (aiohttp's `request.config_dict`). Throws std::out_of_range if absent.
   template <class T>
   T& config(const app_key<T>& key) const {
-    if (std::any* v = detail::find_state(app_, &key)) return std::any_cast<T&>(*v);
+    if (std::any* v = detail::find_state(app_, &key)) return *std::any_cast<std::shared_ptr<T>&>(*v);
     detail::throw_missing_state(key.name());
   }
 

@@ -1,11 +1,19 @@
 // loupe/testkit/client.hpp — a client bound to one server, for functional tests.
 //
 //   loupe::testkit::test_client http(loop, srv.url());     // inside a loupe test: client(srv)
-//   auto res = co_await http.get("/orders", {.query = {{"page", "2"}}});
+//   loupe::request_options page{.query = {{"page", "2"}}};   // a statement of its own (below)
+//   auto res = co_await http.get("/orders", std::move(page));
 //   EXPECT_EQ(res.status_code(), 200u);
-//   auto made = co_await http.post("/orders", {.json = {{"item", "tea"}}});
-//   auto form = co_await http.post("/login", {.form = {{"user", "ann"}}});   // its cookies are kept
+//   loupe::request_options tea{.json = {{"item", "tea"}}};
+//   auto made = co_await http.post("/orders", std::move(tea));
+//   loupe::request_options ann{.form = {{"user", "ann"}}};
+//   auto form = co_await http.post("/login", std::move(ann));   // its cookies are kept
 //   auto moved = co_await http.get("/old", {.follow_redirects = false});
+//
+// GCC 11.2-12 reject a braced list anywhere inside a co_await expression
+// ("array used as initializer"), so options holding lists are built in a
+// statement of their own; `{.follow_redirects = false}` has none and is fine.
+// tests/runtime/banner_examples_test.cpp compiles these lines.
 //   auto ws = co_await http.ws_connect("/ws");
 //   auto body = co_await http.stream(boost::beast::http::verb::get, "/big");  // read_chunk() ...
 //
