@@ -84,9 +84,8 @@ LOUPE_TEST(BannerExamples, ApplicationStateTakesMoveOnlyTypes) {
   static const loupe::app_key<std::unique_ptr<int>> answer_key("answer");
   loupe::application app;
   app.set(answer_key, std::make_unique<int>(42));
-  app.get("/answer", [](request& req) -> awaitable<response> {
-    co_return response::text(std::to_string(*req.config(answer_key)));
-  });
+  app.get("/answer",
+          [](request& req) -> awaitable<response> { co_return response::text(std::to_string(*req.config(answer_key))); });
   EXPECT_EQ(**app.find(answer_key), 42);
   auto& srv = server(app);
   auto& http = client(srv);
