@@ -181,6 +181,24 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
+/// Binds `s` to a free loopback port and listens on it: a port in use. Returns the port.
+unsigned short listen_on_a_free_port(const socket_fd& s) {
+  auto addr = loopback(0);
+  if (::bind(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) fail_errno("bind");
+  if (::listen(s.get(), 16) != 0) fail_errno("listen");
+  socklen_t len = sizeof addr;
+  if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) fail_errno("getsockname");
+  return ntohs(addr.sin_port);
+}
+
+/// The console's port, from the demo's banner.
+unsigned short console_port_of(loupe::testkit::child& demo) {
+  if (!demo.wait_for_stdout("Monitor console on 127.0.0.1:", 5s)) throw std::runtime_error("no console banner");
+  const auto out = demo.stdout_text();
+  const auto at = out.find("Monitor console on 127.0.0.1:") + std::string_view("Monitor console on 127.0.0.1:").size();
+  return static_cast<unsigned short>(std::stoi(out.substr(at)));
+}
+
 }  // namespace
 
 // SIGTERM while a request sleeps on the server: the request still gets its
@@ -320,10 +338,7 @@ TEST(DemoProcess, ConnectionsAreCappedToTheDescriptorLimit) {
 TEST(DemoProcess, ConsoleConnectionsCannotTakeTheServersDescriptors) {
   loupe::testkit::child demo(with_descriptor_limit(128, {"--monitor-port", "0", "--port", "0"}));
   const unsigned short port = demo.wait_for_port(10s);
-  ASSERT_TRUE(demo.wait_for_stdout("Monitor console on 127.0.0.1:", 5s));
-  const auto out = demo.stdout_text();
-  const auto at = out.find("Monitor console on 127.0.0.1:") + std::string_view("Monitor console on 127.0.0.1:").size();
-  const auto console_port = static_cast<unsigned short>(std::stoi(out.substr(at)));
+  const unsigned short console_port = console_port_of(demo);
   std::vector<std::unique_ptr<socket_fd>> consoles;
   for (int i = 0; i < 150; ++i) {
     consoles.push_back(std::make_unique<socket_fd>());
@@ -350,12 +365,7 @@ TEST(DemoProcess, ConsoleConnectionsCannotTakeTheServersDescriptors) {
 // The port is taken: exit code 1 and an error record naming the address.
 TEST(DemoProcess, StartupFailsOnPortInUse) {
   socket_fd taken;
-  auto addr = loopback(0);
-  ASSERT_EQ(::bind(taken.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
-  ASSERT_EQ(::listen(taken.get(), 16), 0) << std::strerror(errno);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0) << std::strerror(errno);
-  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const std::string port = std::to_string(listen_on_a_free_port(taken));
 
   loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", "0", "--host", "127.0.0.1", "--port", port,
                               "--log-format", "json"});
@@ -377,12 +387,7 @@ TEST(DemoProcess, StartupFailsOnPortInUse) {
 // "Running on" and exited 1). --log-level warning is accepted.
 TEST(DemoProcess, ConsolePortInUseStopsStartUpWithExit2BeforeTheBanner) {
   socket_fd taken;
-  auto addr = loopback(0);
-  ASSERT_EQ(::bind(taken.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
-  ASSERT_EQ(::listen(taken.get(), 16), 0) << std::strerror(errno);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0) << std::strerror(errno);
-  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const std::string port = std::to_string(listen_on_a_free_port(taken));
 
   loupe::testkit::child demo({LOUPE_DEMO_PATH, "--monitor-port", port, "--port", "0"});
   EXPECT_EQ(demo.wait_exit(10s), 2) << demo.stdout_text() << demo.stderr_text();
@@ -408,14 +413,6 @@ bool stderr_shows(loupe::testkit::child& demo, std::string_view needle, std::chr
 bool readable_now(const socket_fd& s) {
   pollfd p{s.get(), POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
-}
-
-/// The console's port, from the demo's banner.
-unsigned short console_port_of(loupe::testkit::child& demo) {
-  if (!demo.wait_for_stdout("Monitor console on 127.0.0.1:", 5s)) throw std::runtime_error("no console banner");
-  const auto out = demo.stdout_text();
-  const auto at = out.find("Monitor console on 127.0.0.1:") + std::string_view("Monitor console on 127.0.0.1:").size();
-  return static_cast<unsigned short>(std::stoi(out.substr(at)));
 }
 
 /// One console command's reply (up to the next prompt), bounded by `deadline`.

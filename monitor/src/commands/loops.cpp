@@ -99,11 +99,9 @@ std::string loops(const command_call& call) {
     const auto cur = l.running() ? l.current_callback() : std::nullopt;
     std::optional<task_info> task;
     if (cur && cur->task_id) task = l.find_task(cur->task_id);
-    const bool blocked = cur && slow.count() > 0 && cur->running_for >= slow;
-    const std::string state = !l.running() ? "stopped"
-                              : blocked    ? "blocked " + human(cur->running_for)
-                              : cur        ? "running"
-                                           : "waiting";
+    const std::chrono::nanoseconds running_for = cur ? cur->running_for : std::chrono::nanoseconds(0);
+    const bool blocked = cur && slow.count() > 0 && running_for >= slow;
+    const char* state = !l.running() ? "stopped" : blocked ? "blocked" : cur ? "running" : "waiting";
     std::string doing;
     if (cur) {
       doing = cur->task_id ? fmt::format("task #{}", cur->task_id) : "a callback outside any task";
@@ -115,10 +113,7 @@ std::string loops(const command_call& call) {
     if (as_json) {
       json::object o{{"loop", l.name()},
                      {"running", l.running()},
-                     {"state", blocked        ? "blocked"
-                               : !l.running() ? "stopped"
-                               : cur          ? "running"
-                                              : "waiting"},
+                     {"state", state},
                      {"live_tasks", s.live_tasks},
                      {"callbacks_per_second", r10.callbacks_per_second},
                      {"busy_ratio", r10.busy},
@@ -133,7 +128,7 @@ std::string loops(const command_call& call) {
                      {"slow_callbacks", s.slow_callbacks},
                      {"stalls", s.stalls}};
       if (cur) {
-        json::object c{{"task_id", cur->task_id}, {"running_ms", millis(cur->running_for)}};
+        json::object c{{"task_id", cur->task_id}, {"running_ms", millis(running_for)}};
         if (task) {
           c["task"] = task->name;
           if (!task->request.method.empty()) c["request"] = request_json(task->request);
@@ -145,13 +140,13 @@ std::string loops(const command_call& call) {
     }
     const auto pct = [](const window_rates& w) { return w.known ? fmt::format("{:.0f}%", w.busy * 100) : "-"; };
     const auto lag = [](const lag_window& w, std::chrono::nanoseconds v) { return w.samples ? human(v) : "-"; };
-    out += fmt::format("{:<12} {:<14} {:>6} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6} {:>6}\n", l.name(), state,
-                       s.live_tasks, r10.known ? fmt::format("{:.1f}", r10.callbacks_per_second) : "-", pct(r10),
-                       pct(r60), lag(lag10, lag10.p50), lag(lag10, lag10.p99), lag(lag60, lag60.max), s.slow_callbacks,
-                       s.stalls);
+    out += fmt::format("{:<12} {:<14} {:>6} {:>12} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6} {:>6}\n", l.name(),
+                       blocked ? "blocked " + human(running_for) : std::string(state), s.live_tasks,
+                       r10.known ? fmt::format("{:.1f}", r10.callbacks_per_second) : "-", pct(r10), pct(r60),
+                       lag(lag10, lag10.p50), lag(lag10, lag10.p99), lag(lag60, lag60.max), s.slow_callbacks, s.stalls);
     if (cur && (blocked || task))
       notes += fmt::format("  {}: {} {} for {}\n", l.name(), blocked ? "blocked by" : "running", doing,
-                           human(cur->running_for));
+                           human(running_for));
   });
   if (as_json) return json::serialize(a) + "\n";
   out += notes;
