@@ -201,8 +201,14 @@ LOUPE_TEST_F(Console, AWebSocketReceiveNamesTheCallersLine) {
   });
   auto& srv = server(app);
   auto ws = co_await loupe::websocket::connect(loop, "ws://127.0.0.1:" + std::to_string(srv.port()) + "/ws");
-  co_await loupe::testkit::wait_until([&] { return receive_line != 0; });
-  co_await loupe::sleep_for(20ms);
+  // Until the handler is suspended in receive().
+  co_await loupe::testkit::wait_until([&] {
+    for (const auto& t : loop.tasks())
+      if (t.name == "http.connection" && t.state == loupe::task_state::suspended && receive_line != 0 &&
+          t.wait.line == receive_line)
+        return true;
+    return false;
+  });
   console_client c(loop.get_executor());
   co_await c.connect(console.port());
   // (The WebSocket handler runs in its connection's task.)

@@ -43,7 +43,10 @@ LOUPE_TEST_F(Console, LoopsShowsABlockedLoopAsBlockedAndByWhom) {
 
   co_await loupe::testkit::wait_until([&] { return blocking.load(); });
   // Past the slow-callback threshold (100 ms) and a console sample or two into the block.
-  co_await loupe::sleep_for(1500ms);
+  co_await loupe::testkit::wait_until([&] {
+    const auto now = other.current_callback();
+    return now && now->running_for >= 1500ms;
+  });
   console_client c(loop.get_executor());
   co_await c.connect(console.port());
   const auto text = co_await c.command("loops");
