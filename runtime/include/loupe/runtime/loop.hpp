@@ -7,8 +7,10 @@
 // A loop owns its task registry (see task.hpp), its ring of finished tasks and
 // its ring of slow-callback and watchdog events. The registry readers
 // (`tasks()`, `find_task()`, `finished_tasks()`, `slow_events()`, `cancel()`,
-// `stats()`) may be called from any thread; everything else belongs to the
-// thread that calls `run()`.
+// `stats()`, `current_callback()`, `lag_over(window)`) may be called from any
+// thread; everything else belongs to the thread that calls `run()`. A task
+// with a cancel_policy (task.hpp) refuses `cancel()` or does something else
+// instead: cancel_result says which.
 #pragma once
 
 #include <loupe/runtime/task.hpp>

@@ -21,6 +21,13 @@
 // `to_string(request_info)` are how a wait and a request read everywhere:
 // "async_wait on deadline_timer at app.cpp:12", "GET /users/7 (route /users/{id})".
 //
+// A task awaiting another names it (`task_info::awaiting`); loupe's own
+// awaitables (client calls, WebSocket operations, executor::run, gather)
+// record the caller's `co_await` as the wait. `set_cancel_policy` makes a
+// task refuse a cancel, or do something else instead:
+//
+//   loupe::set_cancel_policy({"it owns the port; stop the server instead", {}});
+//
 // Thread safety: call `spawn` on the loop's own thread, or on any thread
 // before the loop runs.
 #pragma once
