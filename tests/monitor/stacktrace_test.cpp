@@ -48,3 +48,52 @@ LOUPE_TEST_F(Console, AnswersWhileTheLoopIsBlocked) {
   EXPECT_NE(transcript.find("blocking_function_for_test"), std::string::npos) << transcript;
   co_return;
 }
+
+// The stacks are read from DWARF: a function no symbol table exports (here in
+// an anonymous namespace, called from a lambda) is named, with its file:line
+// and the frame inlined into it, in the console's stacktrace and in the
+// watchdog's record. (They came from dladdr: both were bare addresses.)
+namespace {
+constexpr int sleep_line = __LINE__ + 3;
+[[gnu::noinline]] void block_in_anonymous_namespace(std::chrono::milliseconds d) {
+  asm volatile("" ::: "memory");
+  std::this_thread::sleep_for(d);
+  asm volatile("" ::: "memory");  // keep the frame
+}
+}  // namespace
+
+LOUPE_TEST_F(Console, StacktraceNamesStaticAndLambdaFramesWithFileAndLine) {
+  expect_log({.level = spdlog::level::err, .message = "watchdog: loop 'main' has been blocked"});
+  console.start();
+  const unsigned short port = console.port();
+  std::string transcript;
+  std::thread client([&] {
+    for (;;) {
+      const auto cb = loop.current_callback();
+      if (cb && cb->running_for >= 50ms) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    asio::io_context ctx;
+    tcp::socket s(ctx);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    asio::write(s, asio::buffer(std::string("stacktrace\nquit\n")));
+    boost::system::error_code ec;
+    asio::read(s, asio::dynamic_buffer(transcript), ec);
+  });
+  auto block = [](std::chrono::milliseconds d) __attribute__((noinline)) {
+    block_in_anonymous_namespace(d);
+    asm volatile("" ::: "memory");
+  };
+  block(1500ms);
+  client.join();
+  const std::string at = "stacktrace_test.cpp:" + std::to_string(sleep_line);
+  EXPECT_NE(transcript.find("(anonymous namespace)::block_in_anonymous_namespace"), std::string::npos) << transcript;
+  EXPECT_NE(transcript.find(at), std::string::npos) << transcript;
+  EXPECT_NE(transcript.find("sleep_for"), std::string::npos) << transcript;  // inlined into it
+  EXPECT_NE(transcript.find("{lambda("), std::string::npos) << transcript;
+  const auto stall = logs({.message = "watchdog: loop 'main' has been blocked"});
+  CO_ASSERT_EQ(stall.size(), 1u);
+  EXPECT_NE(stall[0].msg.find(at), std::string::npos) << stall[0].msg;
+  EXPECT_NE(stall[0].msg.find("(anonymous namespace)::block_in_anonymous_namespace"), std::string::npos) << stall[0].msg;
+  co_return;
+}

@@ -6,6 +6,7 @@
 // signal sent to that thread.
 
 #include "core/loop_internals.hpp"
+#include "core/symbolize.hpp"
 
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/tracking.hpp>
@@ -13,11 +14,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <csignal>
-#include <cxxabi.h>
-#include <dlfcn.h>
 #include <execinfo.h>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 namespace loupe {
@@ -27,6 +25,7 @@ namespace {
 
 int stack_signal() { return SIGRTMIN + 3; }
 std::atomic<stall_observer> the_stall_observer{nullptr};
+std::atomic<bool> warm_up_wanted{false};
 constexpr int max_frames = 40;
 
 // One capture at a time (callers hold the watchdog's mutex). The requester
@@ -52,26 +51,6 @@ void on_stack_signal(int) {
     capture.filled.store(ticket, std::memory_order_release);
   }
   errno = saved;
-}
-
-std::string symbolize(void* const* frames, int n) {
-  std::ostringstream out;
-  for (int i = 0; i < n; ++i) {
-    Dl_info info{};
-    out << "  #" << i << " " << frames[i];
-    if (::dladdr(frames[i], &info) && info.dli_sname) {
-      int status = 0;
-      char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
-      std::string_view fn = status == 0 && demangled ? demangled : info.dli_sname;
-      if (fn.size() > 160) out << " " << fn.substr(0, 157) << "...";
-      else out << " " << fn;
-      std::free(demangled);
-      out << "+" << static_cast<const char*>(frames[i]) - static_cast<const char*>(info.dli_saddr);
-    }
-    if (info.dli_fname) out << " (" << info.dli_fname << ")";
-    out << "\n";
-  }
-  return out.str();
 }
 
 class watchdog {
@@ -107,7 +86,7 @@ class watchdog {
     std::lock_guard lock(m_);
     if (std::find(loops_.begin(), loops_.end(), l) == loops_.end()) return {};
     if (pthread_equal(l->thread, pthread_self())) return "  (the loop is on this thread)\n";
-    return capture_stack(*l);
+    return capture_stack(*l).named();
   }
 
   ~watchdog() {
@@ -123,6 +102,11 @@ class watchdog {
   void run() {
     std::unique_lock lock(m_);
     while (!stop_) {
+      if (warm_up_wanted.exchange(false, std::memory_order_relaxed)) {
+        lock.unlock();
+        warm_up_symbolizer();
+        lock.lock();
+      }
       const std::int64_t threshold = watchdog_threshold_ns.load(std::memory_order_relaxed);
       const auto tick = std::chrono::nanoseconds(threshold > 0
                                                      ? std::clamp<std::int64_t>(threshold / 10, 5'000'000, 100'000'000)
@@ -133,9 +117,19 @@ class watchdog {
     }
   }
 
-  // Called with m_ held (so `l` stays attached, and its thread alive).
-  static std::string capture_stack(loop::impl& l) {
-    const std::string none = "  (stack not captured)\n";
+  struct raw_stack {
+    void* frames[max_frames];
+    int count = 0;  // 0: not captured
+    std::string named() const {
+      return count > 0 ? symbolize(frames, count, /*first_is_exact=*/true) : "  (stack not captured)\n";
+    }
+  };
+
+  // The loop thread's frames now, unnamed (naming them reads debug
+  // information: slow the first time). Called with m_ held (so `l` stays
+  // attached, and its thread alive).
+  static raw_stack capture_stack(loop::impl& l) {
+    const raw_stack none{};
     if (capture.broken) return none;
     if (++capture.last_ticket == 0) ++capture.last_ticket;  // 0 means "none"
     const unsigned ticket = capture.last_ticket;
@@ -162,8 +156,10 @@ class watchdog {
       }
     }
     // Frames 0 and 1 are the signal handler and the kernel's signal trampoline.
-    const int n = capture.count;
-    return n > 2 ? symbolize(capture.frames + 2, n - 2) : none;
+    raw_stack out;
+    out.count = std::max(capture.count - 2, 0);
+    std::copy_n(capture.frames + 2, out.count, out.frames);
+    return out;
   }
 
   // Called with m_ held (so `l` stays attached while we look at it).
@@ -174,8 +170,12 @@ class watchdog {
     if (l.stall_reported_seq.load(std::memory_order_relaxed) == seq) return;
     const std::int64_t blocked = now_ns() - start;
     if (blocked < threshold) return;
-    // Capture the loop thread's stack while it is still blocked.
-    std::string stack = capture_stack(l);
+    // Capture the loop thread's stack while it is still blocked, and what it
+    // runs; only then name the frames, which the first time reads the debug
+    // information (run_app has it read at start-up): the callback may end
+    // meanwhile, and its "stall ended" record is then written first.
+    const raw_stack raw = capture_stack(l);
+    const std::uint64_t task_id = l.callback_task.load(std::memory_order_relaxed);
     if (l.callback_seq.load(std::memory_order_relaxed) != seq) return;  // it ended meanwhile
     l.stall_reported_seq.store(seq, std::memory_order_release);
     l.stalls.fetch_add(1, std::memory_order_relaxed);
@@ -184,9 +184,10 @@ class watchdog {
     ev.type = slow_event::kind::stall;
     ev.when = std::chrono::system_clock::now();
     ev.duration = std::chrono::nanoseconds(blocked);
-    ev.task_id = l.callback_task.load(std::memory_order_relaxed);
-    ev.stack = stack;
+    ev.task_id = task_id;
     describe_task(l, ev.task_id, ev.task_name, ev.request);
+    const std::string stack = raw.named();
+    ev.stack = stack;
     const std::string req = ev.request.method.empty() ? std::string() : " serving " + to_string(ev.request);
     const std::string msg = fmt::format(
         "watchdog: loop '{}' has been blocked for {} ms by a callback of task {} '{}'{}; loop thread stack:\n{}", l.name,
@@ -213,6 +214,7 @@ class watchdog {
 }  // namespace
 
 void watchdog_attach(loop::impl& l) { watchdog::instance().attach(&l); }
+void prepare_stack_names() noexcept { warm_up_wanted.store(true, std::memory_order_relaxed); }
 std::string loop_thread_stack(loop::impl& l) { return watchdog::instance().stack_of(&l); }
 void watchdog_detach(loop::impl& l) { watchdog::instance().detach(&l); }
 

@@ -6,6 +6,8 @@
 #include <loupe/runtime/runner.hpp>
 #include <loupe/runtime/tracking.hpp>
 
+#include "core/symbolize.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -133,6 +135,7 @@ int run_app(application& app, const run_options& opts) {
   }
   loop lp("main");
   lp.enable_lag_sampling();
+  if (opts.watchdog_ms > 0) detail::prepare_stack_names();
   int exit_code = 0;
   spawn(lp, "app.main", main_task(lp, app, opts, exit_code));
   lp.run();
