@@ -76,3 +76,62 @@ LOUPE_TEST_F(Console, PsPrintsOnePageUnlessAskedForMore) {
   EXPECT_NE((co_await c.command("ps --limit x")).find("--limit takes a positive number"), std::string::npos);
   for (auto id : ids) loop.cancel(id);
 }
+
+// A task a handler spawns and leaves running outlives its request: while the
+// request runs, ps shows the request as the task's own; after it was
+// answered, "request ended" (it went on showing the request as if it were
+// still serving it). The records keep the request id; ps-terminated too.
+LOUPE_TEST_F(Console, ABackgroundTaskSaysWhenItsRequestHasEnded) {
+  console.start();
+  loupe::application app;
+  loupe::steady_timer gate(loop.get_executor(), loupe::steady_timer::time_point::max());
+  loupe::steady_timer work(loop.get_executor(), loupe::steady_timer::time_point::max());
+  auto background = [&]() -> loupe::awaitable<void> {
+    (void)co_await work.async_wait(boost::asio::as_tuple(loupe::here()));
+  };
+  app.post("/jobs", [&](loupe::request&) -> loupe::awaitable<loupe::response> {
+    loupe::spawn(loop, "job.export", background());
+    (void)co_await gate.async_wait(boost::asio::as_tuple(loupe::here()));
+    co_return loupe::response::text("accepted");
+  });
+  auto& srv = server(app);
+  loupe::testkit::raw_client http(loop.get_executor());
+  co_await http.connect(srv.endpoint());
+  co_await http.send("POST /jobs?kind=csv HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  co_await loupe::testkit::wait_until([&] {
+    for (const auto& t : loop.tasks())
+      if (t.name == "job.export" && t.wait.operation) return true;
+    return false;
+  });
+  console_client c(loop.get_executor());
+  co_await c.connect(console.port());
+  const auto during = co_await c.command("ps job.export");
+  EXPECT_NE(during.find("POST /jobs?kind=csv (route /jobs)"), std::string::npos) << during;
+  EXPECT_EQ(during.find("request ended"), std::string::npos) << during;
+
+  gate.cancel();
+  EXPECT_EQ((co_await http.read_response()).result_int(), 200);
+  co_await loupe::testkit::wait_until([&] {
+    for (const auto& t : loop.tasks())
+      if (t.name == "http.request") return false;
+    return true;
+  });
+  const auto after = co_await c.command("ps job.export");
+  EXPECT_NE(after.find("POST /jobs?kind=csv (route /jobs), request ended"), std::string::npos) << after;
+  std::uint64_t id = 0;
+  for (const auto& t : loop.tasks())
+    if (t.name == "job.export") id = t.id;
+  CO_ASSERT_NE(id, 0u);
+  const auto where = co_await c.command("where " + std::to_string(id));
+  EXPECT_NE(where.find("request ended"), std::string::npos) << where;
+  const auto json = boost::json::parse(co_await c.command("ps --json job.export"));
+  const auto& task = json.as_array().at(0);
+  EXPECT_EQ(task.at("request").at("ended"), true) << json;
+  EXPECT_NE(task.at("request").at("request_id").as_string(), "") << json;
+
+  work.cancel();
+  co_await loupe::testkit::wait_until([&] { return loop.find_task(id) == std::nullopt; });
+  const auto ended = co_await c.command("ps-terminated job.export");
+  EXPECT_NE(ended.find("request ended"), std::string::npos) << ended;
+  http.close();
+}

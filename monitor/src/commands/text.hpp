@@ -96,7 +96,8 @@ inline std::string wall_time(std::chrono::system_clock::time_point t) {
 // ---- JSON --------------------------------------------------------------------
 
 inline json::object request_json(const request_info& r) {
-  return {{"method", r.method}, {"target", r.target}, {"route", r.route}, {"request_id", r.request_id}};
+  return {{"method", r.method},         {"target", r.target},           {"route", r.route},
+          {"request_id", r.request_id}, {"client_gone", r.client_gone}, {"ended", r.ended}};
 }
 
 inline json::object task_json(const task_info& t, clock_type::time_point now) {

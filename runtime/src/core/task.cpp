@@ -75,6 +75,7 @@ std::string to_string(const request_info& r) {
   std::string out = r.method + " " + r.target;
   if (!r.route.empty()) out.append(" (route ").append(r.route).append(")");
   if (r.client_gone) out.append(", client gone");
+  if (r.ended) out.append(", request ended");
   return out;
 }
 
@@ -196,7 +197,11 @@ task_record* create_task(loop& l, std::string name, std::source_location site, b
   r->parent_id = current_task_id();
   // A task started while serving a request serves it too: its records and
   // reports carry the request (read here on the parent's own thread).
-  if (current_task_ptr && !current_task_ptr->request.request_id.empty()) r->request = current_task_ptr->request;
+  if (task_record* p = current_task_ptr; p && !p->request.request_id.empty()) {
+    r->request = p->request;
+    if (p->serves_request && !p->request_alive) p->request_alive = std::make_shared<std::atomic<bool>>(true);
+    r->request_alive = p->request_alive;
+  }
   if (!detached && current_task_ptr) {
     r->resume_to = current_task_ptr;
     ++r->resume_to->refs;
@@ -236,6 +241,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
     std::lock_guard lock(i.mutex);
     r->done = true;
     r->state.store(task_state::done, std::memory_order_relaxed);
+    if (r->serves_request && r->request_alive) r->request_alive->store(false, std::memory_order_relaxed);
     if (r->prev) r->prev->next = r->next;
     else i.head = r->next;
     if (r->next) r->next->prev = r->prev;
@@ -311,6 +317,7 @@ void set_request_info(request_info info) {
   auto& i = access::of(*r->owner);
   std::lock_guard lock(i.mutex);
   r->request = std::move(info);
+  r->serves_request = true;
 }
 
 }  // namespace detail

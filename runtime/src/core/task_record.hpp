@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <source_location>
 #include <string>
 
@@ -50,6 +51,11 @@ struct task_record {
   std::atomic<std::int64_t> busy_ns{0};
 
   request_info request;  // guarded by the registry mutex
+  // Set on the request's own task (set_request_info); a task started while
+  // serving it shares its flag, which the request's task clears as it ends,
+  // so the console can tell a background task that outlived its request.
+  bool serves_request = false;
+  std::shared_ptr<std::atomic<bool>> request_alive;
   std::string what;      // guarded by the registry mutex
   std::string cancel_note;              // guarded by the registry mutex
   bool cancel_refused = false;          // guarded by the registry mutex

@@ -7,6 +7,14 @@
 
 namespace loupe {
 
+namespace {
+// A task started while serving a request, still running after the request's
+// own task ended (registry lock held).
+bool outlived_its_request(const detail::task_record& r) noexcept {
+  return !r.serves_request && r.request_alive && !r.request_alive->load(std::memory_order_relaxed);
+}
+}  // namespace
+
 task_info loop::impl::snapshot(const detail::task_record& r) const {
   task_info t;
   snapshot_into(r, t);
@@ -34,6 +42,7 @@ void loop::impl::snapshot_into(const detail::task_record& r, task_info& t) const
   t.resume_count = r.resumes.load(std::memory_order_relaxed);
   t.busy = std::chrono::nanoseconds(r.busy_ns.load(std::memory_order_relaxed));
   t.request = r.request;
+  t.request.ended = outlived_its_request(r);
   t.what = r.what;
   t.cancel_note = r.cancel_note;
   t.cancel_refused = r.cancel_refused;
@@ -122,6 +131,7 @@ void describe_task(loop::impl& l, std::uint64_t id, std::string& name, request_i
   if (auto it = l.by_id.find(id); it != l.by_id.end()) {
     name = it->second->name;
     request = it->second->request;
+    request.ended = outlived_its_request(*it->second);
     return;
   }
   if (const auto* f = l.find_finished(id)) {

@@ -89,6 +89,10 @@ struct request_info {
   /// The client closed the connection while the request ran (to_string
   /// says "client gone"; the access record's status is 499).
   bool client_gone = false;
+  /// This task outlived the request it was started for: spawned (detached)
+  /// while serving it, it still runs after the request's own task ended
+  /// (to_string says "request ended"). Its records keep the request id.
+  bool ended = false;
 };
 
 /// True for what an await throws (or an operation completes with) when its
