@@ -11,6 +11,9 @@
 //   GET  /bytes?n=N        N bytes of 'x' (up to 16 MiB): a large response
 //   GET  /fanout           calls /json and /sleep?ms=10 on this server at once
 //                          through the client session; returns both as JSON
+//   GET  /upstream         calls the --upstream URL with the client session and
+//                          returns its answer (502 when the call fails): a
+//                          handler waiting on another service
 //   GET  /ws               WebSocket echo (text and binary)
 //   GET  /metrics          Prometheus metrics, with the demo's own demo_echo_bytes_total
 //
@@ -21,10 +24,12 @@
 #include <loupe/profiler/profiler.hpp>
 #include <loupe/runtime.hpp>
 
+#include <boost/url/parse.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
 #include <charconv>
+#include <stdexcept>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -43,6 +48,24 @@ static std::int64_t ms_param(const request& req) {
     throw loupe::http_bad_request("query parameter 'ms' must be an integer from 0 to 600000");
   return ms;
 }
+
+// --upstream URL, what GET /upstream calls: an http:// URL with a host,
+// checked before anything binds (a bad one exits 2 with the reason).
+class upstream_flag : public loupe::run_extension {
+ public:
+  void add_flags(loupe::flag_set& flags) {
+    flags.add_string("upstream", &url, "the http:// URL that GET /upstream calls (none: it answers 404)");
+  }
+  void check() override {
+    if (url.empty()) return;
+    const auto u = boost::urls::parse_absolute_uri(url);
+    if (!u || u->scheme() != "http" || u->host().empty())
+      throw std::invalid_argument("--upstream must be an http:// URL with a host, got '" + url + "'");
+  }
+  void start(loupe::application&) override {}
+  void stop() override {}
+  std::string url;
+};
 
 // Blocks the calling (loop) thread: what a handler must never do.
 [[gnu::noinline]] void demo_block_loop(std::int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
@@ -149,6 +172,23 @@ int main(int argc, char** argv) {
       },
       "fanout");
 
+  upstream_flag upstream;  // --upstream, set by run_main before the loop runs
+  app.get(
+      "/upstream",
+      [&upstream](request&) -> awaitable<response> {
+        if (upstream.url.empty()) throw loupe::http_not_found("no --upstream was given");
+        loupe::client_session session(*loupe::loop::current());
+        std::string failure;
+        try {
+          auto res = co_await session.get(upstream.url);  // waiting on another service: `where` names this line
+          co_return response::text(res.text(), static_cast<boost::beast::http::status>(res.status_code()));
+        } catch (const loupe::client_error& e) {
+          failure = e.what();
+        }
+        throw loupe::http_error(boost::beast::http::status::bad_gateway, "upstream: " + failure);
+      },
+      "upstream");
+
   app.websocket(
       "/ws",
       [](loupe::websocket& ws, request&) -> awaitable<void> {
@@ -163,6 +203,8 @@ int main(int argc, char** argv) {
   loupe::profiler::profiler profiler;                 // --debug-endpoints: /debug/pprof/profile, /heap
   profiler.add_flags(flags);
   profiler.add_to(console);                           // the console's `profile SECONDS`
+  upstream.add_flags(flags);
+  opts.extensions.push_back(&upstream);
   opts.extensions.push_back(&profiler);
   opts.extensions.push_back(&console);
   return loupe::run_main(app, argc, argv, flags, opts);
