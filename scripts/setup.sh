@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
   libgtest-dev libgmock-dev libgoogle-perftools-dev
-  curl netcat-openbsd telnet wrk prometheus python3 google-perftools slowhttptest
+  curl netcat-openbsd telnet wrk prometheus python3 google-perftools slowhttptest gdb
   clang-format-16
   "$@"
 )

@@ -14,6 +14,7 @@
 #      find_package(loupe COMPONENTS runtime monitor), then profiler, and
 #      programs with the console and the profiler, configured, built and run;
 #      linked with gperftools' libraries when loupe::profiler names them.
+#   Also: share/loupe/gdb/loupe.py is installed and loads into gdb.
 #   tests/consumer/check.sh [loupe-build-dir]      (default: build)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,6 +25,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cmake --install "$BUILD" --prefix "$WORK/prefix" >/dev/null
 echo "installed: $(cd "$WORK/prefix" && find . -name '*.a' -o -name 'loupe*.cmake' | sort | tr '\n' ' ')"
+# The gdb commands come with the package, and load into gdb.
+gdbpy="$WORK/prefix/share/loupe/gdb/loupe.py"
+[[ -f "$gdbpy" ]] || fail "no share/loupe/gdb/loupe.py installed"
+if command -v gdb >/dev/null; then
+  gdb -batch -nx -x "$gdbpy" -ex 'help loupe' 2>&1 | grep -q 'loupe tasks' || fail "the installed loupe.py does not load into gdb"
+  echo "the installed share/loupe/gdb/loupe.py loads into gdb (help loupe)"
+fi
 config="$(find "$WORK/prefix" -name loupe-config.cmake)"
 [[ -n "$config" ]] || fail "no loupe-config.cmake installed"
 pkg="$(dirname "$config")"

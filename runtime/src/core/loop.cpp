@@ -41,11 +41,35 @@ class current_loop_scope {
 
 }  // namespace
 
+}  // namespace loupe
+
+// Where a debugger finds the loops when the console cannot answer (the
+// process is wedged, or all there is is a core file): the gdb commands in
+// monitor/gdb/loupe.py read it, and through it each loop's task registry,
+// from the process's memory. The two clock readings, taken together, let
+// them date a core file's steady-clock times from its modification time.
+extern "C" {
+struct loupe_debug_root_t {
+  const std::vector<const loupe::loop*>* loops = nullptr;
+  std::int64_t steady_ns = 0;  // std::chrono::steady_clock, when the first loop was made
+  std::int64_t system_ns = 0;  // std::chrono::system_clock, at the same moment
+};
+[[gnu::used]] loupe_debug_root_t loupe_debug_root;
+}
+
+namespace loupe {
+
 namespace {
 // Every loop alive in the process, for metrics.
 std::mutex all_loops_mutex;
 std::vector<const loop*>& all_loops() {
-  static std::vector<const loop*> v;
+  static std::vector<const loop*> v = [] {
+    loupe_debug_root.steady_ns = detail::now_ns();
+    loupe_debug_root.system_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::vector<const loop*>{};
+  }();
+  loupe_debug_root.loops = &v;
   return v;
 }
 }  // namespace
