@@ -8,11 +8,13 @@
 #include <loupe/runtime/gather.hpp>
 #include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/websocket.hpp>
+#include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/test.hpp>
 
 #include "console_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
@@ -96,6 +98,7 @@ LOUPE_TEST_F(Console, AHandlerStuckOnAnHttpCallNamesTheCallersLine) {
     if (line.find("/proxy") != std::string::npos) row = line;
   }
   EXPECT_NE(row.find("await on task #"), std::string::npos) << ps;
+  EXPECT_NE(row.find(" suspended "), std::string::npos) << ps;  // not "running": it gave the thread up
   EXPECT_NE(row.find(here_at(helper_line)), std::string::npos) << ps;
   EXPECT_EQ(ps.find("session.cpp"), std::string::npos) << ps;
 
@@ -124,6 +127,65 @@ LOUPE_TEST_F(Console, AHandlerStuckOnAnHttpCallNamesTheCallersLine) {
   co_await loupe::testkit::wait_until([&] { return status.has_value(); });
   EXPECT_EQ(*status, 200u);
   co_await session.close();
+}
+
+// The demo's case: a handler awaiting a client call to a service that
+// accepted the connection and never answers (a listening socket nobody
+// accepts on). The handler is suspended, awaiting the client's task — it was
+// shown "running" for as long as it waited, with no SUSPENDED time, and
+// `where` printed no await chain, when the request came after the server had
+// started reading (as curl sends it), so that the callback running the
+// handler was the connection's.
+LOUPE_TEST_F(Console, AHandlerAwaitingASilentServiceIsSuspended) {
+  console.start();
+  boost::asio::ip::tcp::acceptor silent(loop.get_executor(), {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const std::string url = "http://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/never";
+  int get_line = 0;
+  loupe::application app;
+  app.get("/upstream", [&](request&) -> awaitable<response> {
+    loupe::client_session session(loop);
+    get_line = __LINE__ + 1;
+    auto res = co_await session.get(url);
+    co_return response::text(res.text());
+  });
+  auto& front = server(app);
+  std::optional<unsigned> status;
+  // As curl does it: connected first; the request comes once the server is reading.
+  loupe::testkit::raw_client raw(loop.get_executor());
+  auto caller = [&]() -> awaitable<void> {
+    co_await raw.connect({boost::asio::ip::make_address("127.0.0.1"), front.port()});
+    co_await loupe::sleep_for(50ms);
+    co_await raw.send("GET /upstream HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n");
+    status = (co_await raw.read_response()).result_int();
+  };
+  loupe::spawn(loop, "caller", caller());
+  std::uint64_t handler = 0;
+  co_await loupe::testkit::wait_until([&] {
+    bool client_waits = false;
+    for (const auto& t : loop.tasks()) {
+      if (t.name == "http.request" && t.request.route == "/upstream" && t.awaiting != 0) handler = t.id;
+      if (t.name == "http.client" && t.what == "GET " + url && t.wait.operation &&
+          std::string_view(t.wait.operation) == "async_receive")
+        client_waits = true;
+    }
+    return handler != 0 && client_waits;
+  });
+  console_client c(loop.get_executor());
+  co_await c.connect(console.port());
+  const auto ps = co_await c.command("ps /upstream");
+  EXPECT_NE(ps.find(" suspended "), std::string::npos) << ps;
+  EXPECT_EQ(ps.find(" running "), std::string::npos) << ps;
+  EXPECT_NE(ps.find("await on task #"), std::string::npos) << ps;
+  EXPECT_NE(ps.find(here_at(get_line)), std::string::npos) << ps;
+  const auto where = co_await c.command("where " + std::to_string(handler));
+  EXPECT_NE(where.find("await chain (each awaits the next)"), std::string::npos) << where;
+  EXPECT_NE(where.find("'http.client' GET " + url + ": async_receive"), std::string::npos) << where;
+  // Closing the listener resets the connection it never accepted: the client
+  // call fails, and the handler's exception is a 500.
+  expect_log({.level = spdlog::level::err, .logger = "loupe"});
+  silent.close();
+  co_await loupe::testkit::wait_until([&] { return status.has_value(); });
+  EXPECT_EQ(*status, 500u);
 }
 
 // A task awaiting executor::run waits on "run on executor" at its co_await,

@@ -185,13 +185,20 @@ void tracked_completion::invocation_end() noexcept {
   loop::impl* l = current_loop_impl();
   if (l) close_segment(end);
   else if (task_) bump(task_->busy_ns, took);
-  set_current_task(saved_);
   // A task that started no operation in this callback (it finished, or it
-  // was resumed by a plain callback) is no longer running.
-  if (task_ && !task_->done && task_->state.load(std::memory_order_relaxed) == task_state::running) {
-    task_->state.store(task_state::suspended, std::memory_order_relaxed);
-    task_->suspended_since_ns.store(end, std::memory_order_relaxed);
+  // was resumed by a plain callback) is no longer running; nor is the one the
+  // thread was handed to last (a task whose awaited child ended, still
+  // waiting for another).
+  // (Only at the end of an outermost callback: a nested one returns to code
+  // of its caller's, which runs on.)
+  task_record* last = !l || l->depth == 1 ? current_task() : nullptr;
+  for (task_record* t : {task_, last}) {
+    if (t && !t->done && t->state.load(std::memory_order_relaxed) == task_state::running) {
+      t->state.store(task_state::suspended, std::memory_order_relaxed);
+      t->suspended_since_ns.store(end, std::memory_order_relaxed);
+    }
   }
+  set_current_task(saved_);
   if (!l) return;
   if (--l->depth != 0) {
     l->callback_task.store(saved_ ? saved_->id : 0, std::memory_order_relaxed);

@@ -126,6 +126,10 @@ void note_awaiting_task(std::source_location at, const task_record* child) noexc
   if (!t || t == child) return;
   note_wait("await", "task", at);
   t->awaiting.store(child->id, std::memory_order_relaxed);
+  // It gives the thread up to the task it awaits, with no operation of its
+  // own that would say so: suspended from now. (It was left "running" when
+  // the callback it ran in was stamped with another task, its connection's.)
+  mark_suspended(t);
 }
 
 void mark_client_gone(loop& l, std::uint64_t task_id) {
@@ -158,10 +162,8 @@ void set_task_what(std::string what) {
 
 inline_task::inline_task(loop& l, std::string name, std::source_location site) {
   rec_ = create_task(l, std::move(name), site, false);
-  note_awaiting_task(site, rec_);
-  task_record* caller = current_task_ptr;
-  rec_->cancel_via = caller;
-  if (caller) mark_suspended(caller);  // awaiting the inline task
+  note_awaiting_task(site, rec_);  // the caller is suspended, awaiting the inline task
+  rec_->cancel_via = current_task_ptr;
   enter_task(rec_);
 }
 
@@ -291,8 +293,11 @@ void enter_task(task_record* r) noexcept {
 }
 void leave_task(task_record* r) noexcept {
   // Hand the thread back to the task that awaits this one, if it is still alive
-  // (a callback-token spawn may outlive the task that started it).
-  switch_task(r->resume_to && !r->resume_to->done ? r->resume_to : nullptr);
+  // (a callback-token spawn may outlive the task that started it): it runs
+  // again (if it goes on waiting, the callback's end says so).
+  task_record* to = r->resume_to && !r->resume_to->done ? r->resume_to : nullptr;
+  if (to) to->state.store(task_state::running, std::memory_order_relaxed);
+  switch_task(to);
 }
 
 task_ref::task_ref(task_record* r) noexcept : r_(r) { ++r_->refs; }
