@@ -168,6 +168,13 @@ def _tasks(impls):
     return tasks
 
 
+def _snapshot():
+    """What every command reads: [(name, impl)] of the loops, their live tasks, now (ns) and a note on times."""
+    root, impls = _loops()
+    now, note = _now_ns(root)
+    return impls, _tasks(impls), now, note
+
+
 # ---- text, as the console writes it ------------------------------------------
 
 def _human(ns):
@@ -234,9 +241,7 @@ class LoupeTasks(gdb.Command):
         super().__init__("loupe tasks", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
-        root, impls = _loops()
-        now, note = _now_ns(root)
-        tasks = _tasks(impls)
+        impls, tasks, now, note = _snapshot()
         f = arg.strip()
         if f:
             tasks = [t for t in tasks if f in t.name or f in t.route or f in t.target]
@@ -260,9 +265,8 @@ class LoupeWhere(gdb.Command):
         if not arg.strip().isdigit():
             raise gdb.GdbError("usage: loupe where ID")
         want = int(arg)
-        root, impls = _loops()
-        now, note = _now_ns(root)
-        by_id = {t.id: t for t in _tasks(impls)}
+        _, tasks, now, note = _snapshot()
+        by_id = {t.id: t for t in tasks}
         t = by_id.get(want)
         if t is None:
             raise gdb.GdbError("no live task #%d (see loupe tasks)" % want)
@@ -305,10 +309,9 @@ class LoupeWhere(gdb.Command):
 def _gdb_thread(impl):
     """gdb's thread for a loop's pthread_t, or None."""
     try:
-        th = gdb.selected_inferior().thread_from_handle(impl["thread"])
+        return gdb.selected_inferior().thread_from_handle(impl["thread"])
     except (gdb.error, ValueError, TypeError):
         return None
-    return th
 
 
 class LoupeLoops(gdb.Command):
@@ -318,9 +321,8 @@ class LoupeLoops(gdb.Command):
         super().__init__("loupe loops", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
-        root, impls = _loops()
-        now, note = _now_ns(root)
-        tasks = {t.id: t for t in _tasks(impls)}
+        impls, tasks, now, note = _snapshot()
+        tasks = {t.id: t for t in tasks}
         for name, impl in impls:
             running = bool(_atomic(impl["running"]))
             start = int(_atomic(impl["callback_start_ns"]))

@@ -64,12 +64,12 @@ namespace {
 std::mutex all_loops_mutex;
 std::vector<const loop*>& all_loops() {
   static std::vector<const loop*> v = [] {
+    loupe_debug_root.loops = &v;  // its address, while it is being made
     loupe_debug_root.steady_ns = detail::now_ns();
     loupe_debug_root.system_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     return std::vector<const loop*>{};
   }();
-  loupe_debug_root.loops = &v;
   return v;
 }
 }  // namespace
