@@ -38,7 +38,7 @@ SLEEP_LINE=$(grep -n 'co_await loupe::sleep_for' "$DEMO_SRC" | head -1 | cut -d:
 
 section "a live process: gdb -p"
 curl -s -m 60 -o /dev/null "$BASE/sleep?ms=15000" &
-_sleeping() { printf 'ps /sleep\nquit\n' | timeout 5 nc -N 127.0.0.1 "$MPORT" | grep -q 'GET /sleep'; }
+_sleeping() { console "ps /sleep" | grep -q 'GET /sleep'; }
 wait_until 10 _sleeping || die "GET /sleep never started"
 run_gdb -p "$DEMO_PID" -- "loupe tasks" "loupe loops" >"$TMP/live.txt"
 cat "$TMP/live.txt"
@@ -59,7 +59,7 @@ expect_eq "the demo serves after gdb detached" "$STATUS" 200
 section "a core file, written while the loop is blocked"
 curl -s -m 20 -o /dev/null "$BASE/block?ms=3000" &
 BLOCK_PID=$!
-_blocked() { printf 'loops\nquit\n' | timeout 5 nc -N 127.0.0.1 "$MPORT" | grep -q 'blocked by task'; }
+_blocked() { console loops | grep -q 'blocked by task'; }
 wait_until 5 _blocked
 show_cmd gcore -o "$TMP/core" "$DEMO_PID"
 timeout 60 gcore -o "$TMP/core" "$DEMO_PID" >/dev/null 2>&1

@@ -30,6 +30,7 @@
 # demo_stop [SECONDS]            term_wait the demo (at most SECONDS, 10 by default); clears DEMO_PID
 # do_curl CURL-ARG...            run curl (at most 10 s) and print the exchange; sets STATUS HDRS BODYF BODY CURL_RC
 # header NAME                    print the value of response header NAME from the last do_curl
+# console CMD...                 one session with the demo's console ($MPORT) through nc: the commands, one per line, then quit; the transcript on stdout (at most 10 s)
 
 # ---- set-up and clean-up -------------------------------------------------------
 
@@ -270,4 +271,12 @@ header() {
   tr -d '\r' <"$HDRS" | awk -v name="$1" '
     tolower(substr($0, 1, length(name) + 1)) == tolower(name) ":" { sub(/^[^:]*:[ \t]*/, ""); v = $0 }
     END { print v }'
+}
+
+# ---- the console -----------------------------------------------------------------
+
+# (nc -N: done as soon as the console has answered quit and closed; with -q 3
+# every session took 3 s more, longer than some of the waits it watches.)
+console() {
+  printf '%s\n' "$@" quit | timeout 10 nc -N 127.0.0.1 "$MPORT"
 }

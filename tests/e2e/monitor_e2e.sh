@@ -23,11 +23,6 @@ e2e_init monitor_e2e curl nc telnet python3 timeout
 
 now() { date +%s.%N; }
 
-# One console session through nc: the commands, one per line; the transcript on stdout.
-console() {
-  printf '%s\n' "$@" quit | timeout 10 nc -q 3 127.0.0.1 "$MPORT"
-}
-
 demo_start demo --log-format text || die "the demo did not start: $DEMO_START_ERROR"
 
 # ---- a stuck request --------------------------------------------------------

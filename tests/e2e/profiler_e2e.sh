@@ -65,7 +65,7 @@ fi
 # ---- the console's profile command -------------------------------------------------
 ( end=$((SECONDS + 3)); while ((SECONDS < end)); do curl -s -m 10 -o /dev/null "http://127.0.0.1:$PORT/cpu?ms=20"; done ) &
 LOAD=$!
-printf 'profile 1\nquit\n' | timeout 15 nc -q 5 127.0.0.1 "$MPORT" >"$TMP/console.txt"
+console "profile 1" >"$TMP/console.txt"
 kill_tree "$LOAD"
 cat "$TMP/console.txt"
 FILE=$(grep -o "written to [^ ]*\.prof" "$TMP/console.txt" | sed 's/written to //')

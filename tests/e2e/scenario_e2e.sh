@@ -26,11 +26,6 @@ DEMO_SRC="$(cd "$(dirname "$0")/../.." && pwd)/examples/demo/main.cpp"
 source "$(dirname "$0")/lib.sh"
 e2e_init scenario_e2e curl nc python3 timeout
 
-# One console session through nc: the commands, one per line; the transcript on
-# stdout. (-N: done once the console has answered `quit`, not seconds later.)
-console() {
-  printf '%s\n' "$@" quit | timeout 10 nc -N 127.0.0.1 "$MPORT"
-}
 # The id of the first live task named $1 whose ps line matches the ERE $2.
 task_id() {
   console "ps --all" | awk -v name="$1" -v re="$2" '$6 == name && $0 ~ re {print $1; exit}'

@@ -154,7 +154,11 @@ LOUPE_TEST_F(Console, AHandlerAwaitingASilentServiceIsSuspended) {
   loupe::testkit::raw_client raw(loop.get_executor());
   auto caller = [&]() -> awaitable<void> {
     co_await raw.connect({boost::asio::ip::make_address("127.0.0.1"), front.port()});
-    co_await loupe::sleep_for(50ms);
+    co_await loupe::testkit::wait_until([&] {
+      for (const auto& t : loop.tasks())
+        if (t.name == "http.connection" && t.state == loupe::task_state::suspended && t.wait.operation) return true;
+      return false;
+    });
     co_await raw.send("GET /upstream HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n");
     status = (co_await raw.read_response()).result_int();
   };

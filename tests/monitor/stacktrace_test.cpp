@@ -15,6 +15,29 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+namespace {
+// A console session on another thread while the loop's thread blocks: once
+// the loop's callback has run 50 ms (waiting at most 10 s for that), sends
+// `commands` and reads the answers until the console closes (after quit).
+std::thread console_during_block(loupe::loop& loop, unsigned short port, std::string commands, std::string& transcript) {
+  return std::thread([&loop, port, commands = std::move(commands), &transcript] {
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      const auto cb = loop.current_callback();
+      if (cb && cb->running_for >= 50ms) break;
+      if (std::chrono::steady_clock::now() >= give_up) return;  // an empty transcript fails the test
+      std::this_thread::sleep_for(1ms);
+    }
+    asio::io_context ctx;
+    tcp::socket s(ctx);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    asio::write(s, asio::buffer(commands));
+    boost::system::error_code ec;
+    asio::read(s, asio::dynamic_buffer(transcript), ec);  // until the console closes (quit)
+  });
+}
+}  // namespace
+
 // The console has its own thread: it answers while the loop's thread is
 // stuck in a callback, and its stack trace names the function.
 [[gnu::noinline]] void blocking_function_for_test(std::chrono::milliseconds d) {
@@ -27,20 +50,7 @@ LOUPE_TEST_F(Console, AnswersWhileTheLoopIsBlocked) {
   console.start();
   const unsigned short port = console.port();
   std::string transcript;
-  std::thread client([&] {
-    // Until the loop is inside the blocking call (its callback has run 50 ms).
-    for (;;) {
-      const auto cb = loop.current_callback();
-      if (cb && cb->running_for >= 50ms) break;
-      std::this_thread::sleep_for(1ms);
-    }
-    asio::io_context ctx;
-    tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), port});
-    asio::write(s, asio::buffer(std::string("ps\nstacktrace\nquit\n")));
-    boost::system::error_code ec;
-    asio::read(s, asio::dynamic_buffer(transcript), ec);  // until the console closes (quit)
-  });
+  std::thread client = console_during_block(loop, port, "ps\nstacktrace\nquit\n", transcript);
   blocking_function_for_test(1500ms);  // on the loop's thread, inside the test's callback
   client.join();
   EXPECT_NE(transcript.find("'test'"), std::string::npos) << transcript;
@@ -67,19 +77,7 @@ LOUPE_TEST_F(Console, StacktraceNamesStaticAndLambdaFramesWithFileAndLine) {
   console.start();
   const unsigned short port = console.port();
   std::string transcript;
-  std::thread client([&] {
-    for (;;) {
-      const auto cb = loop.current_callback();
-      if (cb && cb->running_for >= 50ms) break;
-      std::this_thread::sleep_for(1ms);
-    }
-    asio::io_context ctx;
-    tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), port});
-    asio::write(s, asio::buffer(std::string("stacktrace\nquit\n")));
-    boost::system::error_code ec;
-    asio::read(s, asio::dynamic_buffer(transcript), ec);
-  });
+  std::thread client = console_during_block(loop, port, "stacktrace\nquit\n", transcript);
   constexpr int lambda_line = __LINE__ + 2;
   auto block = [](std::chrono::milliseconds d) __attribute__((noinline)) {
     block_in_anonymous_namespace(d);
