@@ -1,8 +1,10 @@
 // testkit::raw_client.
 #include <loupe/testkit/raw_client.hpp>
 
+#include <loupe/runtime/detail/socket_deadline.hpp>
+#include <loupe/runtime/timer.hpp>
+
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -15,6 +17,20 @@ namespace loupe::testkit {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// The client's timeout, on loupe::clock (a test's virtual time moves it): an
+// operation it cuts off fails with beast::error::timeout, as Beast's own
+// stream timeouts report it.
+boost::system::error_code timed(boost::system::error_code ec, const loupe::detail::socket_deadline& d) {
+  return ec && d.expired() ? boost::system::error_code(beast::error::timeout) : ec;
+}
+void check(boost::system::error_code ec) {
+  if (ec) throw boost::system::system_error(ec);
+}
+}  // namespace
 
 struct raw_client::impl {
   impl(asio::any_io_executor ex, std::chrono::milliseconds t) : stream(ex), timeout(t) {}
@@ -31,22 +47,31 @@ raw_client::raw_client(raw_client&&) noexcept = default;
 raw_client& raw_client::operator=(raw_client&&) noexcept = default;
 
 awaitable<void> raw_client::connect(const asio::ip::tcp::endpoint& ep) {
-  impl_->stream.expires_after(impl_->timeout);
-  co_await impl_->stream.async_connect(ep, asio::use_awaitable);
+  loupe::detail::socket_deadline d(impl_->stream.socket());
+  d.arm_after(impl_->timeout);
+  auto [ec] = co_await impl_->stream.async_connect(ep, nothrow);
+  check(timed(ec, d));
+  // Each send() reaches the peer at once (no Nagle delay between the bytes of a trickle).
+  boost::system::error_code ignored;
+  impl_->stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
   impl_->host = ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
 awaitable<void> raw_client::send(std::string_view bytes) {
-  impl_->stream.expires_after(impl_->timeout);
-  co_await asio::async_write(impl_->stream, asio::buffer(bytes), asio::use_awaitable);
+  loupe::detail::socket_deadline d(impl_->stream.socket());
+  d.arm_after(impl_->timeout);
+  auto [ec, n] = co_await asio::async_write(impl_->stream, asio::buffer(bytes), nothrow);
+  check(timed(ec, d));
 }
 
 awaitable<http_response> raw_client::read_response(bool head) {
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   parser.skip(head);
-  impl_->stream.expires_after(impl_->timeout);
-  co_await http::async_read(impl_->stream, impl_->buffer, parser, asio::use_awaitable);
+  loupe::detail::socket_deadline d(impl_->stream.socket());
+  d.arm_after(impl_->timeout);
+  auto [ec, n] = co_await http::async_read(impl_->stream, impl_->buffer, parser, nothrow);
+  check(timed(ec, d));
   co_return parser.release();
 }
 
@@ -58,19 +83,24 @@ awaitable<http_response> raw_client::request(http::verb method, std::string_view
   req.body() = std::move(body);
   if (!req.body().empty() || method == http::verb::post || method == http::verb::put || method == http::verb::patch)
     req.prepare_payload();
-  impl_->stream.expires_after(impl_->timeout);
-  co_await http::async_write(impl_->stream, req, asio::use_awaitable);
+  {
+    loupe::detail::socket_deadline d(impl_->stream.socket());
+    d.arm_after(impl_->timeout);
+    auto [ec, n] = co_await http::async_write(impl_->stream, req, nothrow);
+    check(timed(ec, d));
+  }
   co_return co_await read_response(method == http::verb::head);
 }
 
 awaitable<bool> raw_client::closed_by_peer() {
-  impl_->stream.expires_after(impl_->timeout);
   char byte;
   // Bytes already buffered mean the peer sent more than expected: not closed.
   if (impl_->buffer.size() > 0) co_return false;
-  auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
+  loupe::detail::socket_deadline d(impl_->stream.socket());
+  d.arm_after(impl_->timeout);
+  auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(&byte, 1), nothrow);
   if (!ec) co_return false;
-  co_return ec != beast::error::timeout;
+  co_return !d.expired();
 }
 
 void raw_client::shutdown_send() {
@@ -89,16 +119,17 @@ awaitable<raw_client::slow_read> raw_client::read_slowly(std::size_t chunk, std:
                                                          std::size_t total) {
   slow_read out;
   std::string scratch(chunk, '\0');
-  asio::steady_timer pause(impl_->stream.get_executor());
+  loupe::timer pause(impl_->stream.get_executor());
   // What the response parser had already buffered counts as read.
   out.bytes = impl_->buffer.size();
   impl_->buffer.consume(impl_->buffer.size());
   while (out.bytes < total) {
-    impl_->stream.expires_after(impl_->timeout);
-    auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
+    loupe::detail::socket_deadline d(impl_->stream.socket());
+    d.arm_after(impl_->timeout);
+    auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(scratch), nothrow);
     out.bytes += n;
     if (ec) {
-      out.closed_by_peer = ec != beast::error::timeout;
+      out.closed_by_peer = !d.expired();
       break;
     }
     pause.expires_after(interval);

@@ -108,6 +108,8 @@ void test::report_body_exception(std::exception_ptr e) {
     // Already reported by CO_ASSERT_*.
   } catch (const deadline_exceeded& d) {
     fail(d.what());
+  } catch (const deadlock_detected& d) {
+    fail(d.what());
   } catch (const std::exception& x) {
     fail(std::string("the test body threw: ") + x.what());
   } catch (...) {
@@ -127,13 +129,13 @@ void test::finish() {
           for (auto& c : clients_) co_await c->close();
           // Then every server must see its connections end (bounded wait:
           // a closed client's connection ends when the server reads EOF).
-          const auto until = std::chrono::steady_clock::now() + 500ms;
+          const auto until = loupe::clock::now() + 500ms;
           auto open = [&] {
             std::size_t n = 0;
             for (auto& s : servers_) n += s->closed() ? 0 : s->native().connection_count();
             return n;
           };
-          while (open() > 0 && std::chrono::steady_clock::now() < until) co_await sleep_for(2ms);
+          while (open() > 0 && loupe::clock::now() < until) co_await sleep_for(2ms);
           for (auto& s : servers_) {
             if (s->closed()) continue;
             for (const auto& c : s->native().connections()) {
@@ -147,8 +149,8 @@ void test::finish() {
           }
           for (auto& s : servers_) co_await s->close(1s);
           // Then whatever the test started must have ended.
-          const auto drained = std::chrono::steady_clock::now() + 1s;
-          while (loop.live_task_count() > 1 && std::chrono::steady_clock::now() < drained) co_await sleep_for(2ms);
+          const auto drained = loupe::clock::now() + 1s;
+          while (loop.live_task_count() > 1 && loupe::clock::now() < drained) co_await sleep_for(2ms);
         },
         10s);
   } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 // then DNS) under a deadline: shared by the client session and the
 // WebSocket client.
 #include <loupe/runtime/client.hpp>
+#include <loupe/runtime/detail/socket_deadline.hpp>
 #include <loupe/runtime/loop.hpp>
 
 #include "client/connect.hpp"
@@ -16,7 +17,7 @@ namespace loupe {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using clock_type = std::chrono::steady_clock;
+using clock_type = loupe::clock;
 
 namespace detail {
 
@@ -41,15 +42,26 @@ url_origin origin_of(const boost::urls::url_view_base& u, std::string_view schem
 awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_type::time_point deadline) {
   asio::any_io_executor ex = l.get_executor();
   beast::tcp_stream stream(ex);
-  stream.expires_at(deadline);
   boost::system::error_code cec;
   if (auto mapped = boost::asio::use_service<host_map>(l.context()).find(to.host)) {
+    detail::socket_deadline timeout(stream.socket());
+    timeout.arm_at(deadline);
     std::tie(cec) = co_await stream.async_connect(*mapped, nothrow);
+    if (cec && timeout.expired()) cec = beast::error::timeout;
   } else {
     tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
-    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
+    tcp::resolver::results_type results;
+    {
+      // Resolved on Asio's own thread: the loop is not idle meanwhile.
+      detail::outside_work_scope away;
+      boost::system::error_code rec;
+      std::tie(rec, results) = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
+      if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
+    }
+    detail::socket_deadline timeout(stream.socket());
+    timeout.arm_at(deadline);
     std::tie(cec, std::ignore) = co_await stream.async_connect(results, nothrow);
+    if (cec && timeout.expired()) cec = beast::error::timeout;
   }
   if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + to.key + " timed out");
   if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + cec.message());

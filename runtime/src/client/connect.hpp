@@ -2,6 +2,8 @@
 // URL points, and opening a TCP connection to it under a deadline.
 #pragma once
 
+#include <loupe/runtime/clock.hpp>
+
 #include <loupe/runtime/client.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -31,7 +33,6 @@ std::string_view client_errc_name(int e);
 
 /// Resolves (or takes the loop's map_host entry) and connects (TCP_NODELAY
 /// on) before `deadline`; throws client_error(connection_failed or timeout).
-awaitable<boost::beast::tcp_stream> connect_tcp(loop& l, const url_origin& to,
-                                                std::chrono::steady_clock::time_point deadline);
+awaitable<boost::beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, loupe::clock::time_point deadline);
 
 }  // namespace loupe::detail

@@ -1,6 +1,7 @@
 // The HTTP client session (aiohttp's ClientSession): a keep-alive pool per
 // host, timeouts, redirects, cookies, streamed bodies.
 #include <loupe/runtime/client.hpp>
+#include <loupe/runtime/detail/socket_deadline.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/timer.hpp>
 
@@ -33,11 +34,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using clock_type = std::chrono::steady_clock;
+using clock_type = loupe::clock;  // deadlines; latencies are measured on the steady clock
 
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// When a request given `timeout` must be over: zero (or less) is no timeout.
+clock_type::time_point due_after(std::chrono::milliseconds timeout) {
+  return timeout > std::chrono::milliseconds::zero() ? clock_type::now() + timeout : clock_type::time_point::max();
+}
 
 struct pooled {
   std::unique_ptr<beast::tcp_stream> stream;
@@ -119,7 +125,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
     boost::urls::url u = detail::request_url(url_text, o);
     loupe::detail::set_task_what(std::string(http::to_string(method)) + " " + std::string(u.buffer()));
     detail::request_body body = detail::encode_body(o);
-    const auto deadline = clock_type::now() + o.timeout.value_or(opts.request_timeout);
+    const auto deadline = due_after(o.timeout.value_or(opts.request_timeout));
     client_response out;
 
     for (std::size_t redirects = 0;; ++redirects) {
@@ -130,16 +136,17 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
       const auto req = detail::build_request(method, to, body, o, opts.user_agent, cookie);
 
       http::response<http::string_body> res;
-      const auto started = clock_type::now();
+      const auto started = std::chrono::steady_clock::now();
       const std::uint8_t method_index = detail::method_index(req.method_string());
       auto observe = [&](unsigned status, std::string_view error) {
         series.observe(key, method_index, status, error,
-                       std::chrono::duration<double>(clock_type::now() - started).count());
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       };
       try {
         for (int attempt = 0;; ++attempt) {
           auto [stream, reused] = co_await acquire(to, deadline);
-          stream->expires_at(deadline);
+          detail::socket_deadline timeout(stream->socket());
+          timeout.arm_at(deadline);
           auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
           beast::flat_buffer buf;
           http::response_parser<http::string_body> parser;
@@ -147,6 +154,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
           parser.skip(method == http::verb::head);
           boost::system::error_code rec = wec;
           if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(*stream, buf, parser, nothrow);
+          if (rec && timeout.expired()) rec = beast::error::timeout;
           if (rec) {
           // A pooled connection the server closed meanwhile: try once more on a fresh one.
             const bool stale = reused && attempt == 0 && buf.size() == 0 && !parser.got_some() &&
@@ -227,9 +235,11 @@ awaitable<std::optional<std::string>> client_stream::read_chunk(std::source_loca
   auto& body = i.parser.get().body();
   body.data = chunk.data();
   body.size = chunk.size();
-  i.stream->expires_after(i.timeout);
+  detail::socket_deadline timeout(i.stream->socket());
+  timeout.arm_at(due_after(i.timeout));
   // Stamped with the caller's co_await: the wait is theirs.
   auto [ec, n] = co_await http::async_read_some(*i.stream, i.buffer, i.parser, asio::as_tuple(here(at)));
+  if (ec && timeout.expired()) ec = beast::error::timeout;
   if (ec == http::error::need_buffer) ec = {};
   if (ec == beast::error::timeout) throw client_error(client_errc::timeout, "reading the response body timed out");
   if (ec) throw client_error(client_errc::bad_response, "reading the response body: " + ec.message());
@@ -279,7 +289,7 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     const auto to = detail::origin_of(url_, "http");
     const std::string& key = to.key;
     const auto timeout = o.timeout.value_or(s->opts.request_timeout);
-    auto [stream, reused] = co_await s->acquire(to, clock_type::now() + timeout);
+    auto [stream, reused] = co_await s->acquire(to, due_after(timeout));
     const std::string cookie = s->opts.cookies ? s->jar.header_for(url_) : std::string();
     const auto req = detail::build_request(m, to, detail::encode_body(o), o, s->opts.user_agent, cookie);
     auto i = std::make_unique<client_stream::impl>();
@@ -288,12 +298,15 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     i->timeout = timeout;
     i->parser.body_limit(boost::none);
     i->parser.skip(m == http::verb::head);
-    stream->expires_after(timeout);
+    detail::socket_deadline deadline(stream->socket());
+    deadline.arm_at(due_after(timeout));
     auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
+    if (wec && deadline.expired()) wec = beast::error::timeout;
     if (wec)
       throw client_error(wec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
                          "sending to " + key + ": " + wec.message());
     auto [hec, hn] = co_await http::async_read_header(*stream, i->buffer, i->parser, nothrow);
+    if (hec && deadline.expired()) hec = beast::error::timeout;
     if (hec)
       throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
                          "response headers from " + key + ": " + hec.message());

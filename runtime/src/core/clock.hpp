@@ -2,13 +2,26 @@
 // and the single-writer counter bump.
 #pragma once
 
+#include <loupe/runtime/clock.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 
 namespace loupe::detail {
 
-/// Nanoseconds on the steady clock.
+/// Nanoseconds on loupe::clock: what deadlines are measured on (virtual
+/// under a test's virtual time).
+inline std::int64_t clock_ns() noexcept { return loupe::clock::now().time_since_epoch().count(); }
+
+/// A reading of now_ns() as a deadline base: itself, or clock_ns() under
+/// virtual time (one thread-local test, no second clock read in production).
+inline std::int64_t deadline_base(std::int64_t real_now_ns) noexcept {
+  return loupe::virtual_time::current() ? clock_ns() : real_now_ns;
+}
+
+/// Nanoseconds on the steady clock: durations measured for observation
+/// (callback times, latencies), never virtual.
 inline std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();

@@ -164,6 +164,12 @@ std::size_t loop::run_one_for(std::chrono::steady_clock::duration d) {
   return impl_->ctx.run_one_for(d);
 }
 
+std::size_t loop::poll() {
+  current_loop_scope scope(impl_.get());
+  running_scope running(*impl_);
+  return impl_->ctx.poll();
+}
+
 void loop::set_thread_start_hook(void (*hook)()) { thread_start_hook.store(hook, std::memory_order_release); }
 
 std::string loop::native_stack() const { return detail::loop_thread_stack(*impl_); }

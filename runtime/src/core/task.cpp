@@ -5,6 +5,9 @@
 #include "core/loop_internals.hpp"
 
 #include <loupe/runtime/log.hpp>
+#include <loupe/runtime/timer.hpp>
+
+#include <boost/asio/as_tuple.hpp>
 
 #include <atomic>
 #include <utility>
@@ -269,6 +272,7 @@ void finish_task(task_record* r, std::exception_ptr error, bool abandoned) noexc
   // breaks the cycle a parent's cancellation forwarder would otherwise keep
   // with an abandoned child (both destroyed with their loop).
   if (task_record* parent = std::exchange(r->resume_to, nullptr)) release(parent);
+  for (auto& wake : std::exchange(r->on_end, {})) wake();
   release(r);
 }
 
@@ -326,4 +330,44 @@ void set_request_info(request_info info) {
 }
 
 }  // namespace detail
+}  // namespace loupe
+
+namespace loupe {
+
+awaitable<void> join(loop& l, std::uint64_t id, std::source_location at) {
+  auto& i = detail::access::of(l);
+  detail::task_record* r = nullptr;
+  {
+    std::lock_guard lock(i.mutex);
+    if (auto it = i.by_id.find(id); it != i.by_id.end() && !it->second->done) r = it->second;
+  }
+  if (!r) co_return;
+  ++r->refs;  // kept until the wait is over (the loop's thread only)
+  struct unref {
+    detail::task_record* r;
+    ~unref() { detail::release(r); }
+  } keep{r};
+  timer wake(l.context(), clock::time_point::max());
+  struct waiter {
+    timer* wake;
+    bool ended = false;
+  };
+  auto w = std::make_shared<waiter>(waiter{&wake});
+  r->on_end.push_back([w] {
+    w->ended = true;
+    if (w->wake) w->wake->cancel();
+  });
+  struct leave {
+    std::shared_ptr<waiter> w;
+    ~leave() { w->wake = nullptr; }  // unwound (cancelled): the waker must not touch this frame
+  } guard{w};
+  auto wait = [&wake, r, at](auto handler) {
+    wake.async_wait(std::move(handler));
+    detail::note_awaiting_task(at, r);
+  };
+  auto token = boost::asio::as_tuple(here(at));
+  auto [ec] = co_await boost::asio::async_initiate<decltype(token), void(boost::system::error_code)>(wait, token);
+  if (!w->ended) throw boost::system::system_error(ec ? ec : boost::asio::error::operation_aborted);
+}
+
 }  // namespace loupe

@@ -16,6 +16,7 @@
 #include <memory>
 #include <source_location>
 #include <string>
+#include <vector>
 
 namespace loupe::detail {
 
@@ -60,6 +61,9 @@ struct task_record {
   std::string cancel_note;              // guarded by the registry mutex
   bool cancel_refused = false;          // guarded by the registry mutex
   std::function<void()> cancel_instead; // guarded by the registry mutex; called on the loop's thread
+
+  // Called on the loop's thread when the task ends: the wakers of join().
+  std::vector<std::function<void()>> on_end;
 
   task_record* prev = nullptr;  // registry list, guarded by the mutex
   task_record* next = nullptr;

@@ -144,10 +144,9 @@ awaitable<server::impl::admission> server::impl::admit_body(connection& c, detai
   }
   // No room: wait in line, the body's bytes left unread in the kernel
   // (backpressure), until admitted or the body's deadline passes.
-  asio::steady_timer t(lp.context());
-  t.expires_at(std::chrono::steady_clock::time_point(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(due_ns))));
-  auto waiting = std::make_shared<asio::steady_timer*>(&t);  // read and cleared on this loop's thread only
+  loupe::timer t(lp.context());
+  t.expires_at(clock::time_point(clock::duration(due_ns)));
+  auto waiting = std::make_shared<loupe::timer*>(&t);  // read and cleared on this loop's thread only
   auto w = std::make_shared<detail::body_budget::waiter>();
   w->want = n;
   w->limit = charge.limit();
@@ -160,7 +159,7 @@ awaitable<server::impl::admission> server::impl::admit_body(connection& c, detai
   struct leave {
     detail::body_budget& budget;
     std::shared_ptr<detail::body_budget::waiter> w;
-    std::shared_ptr<asio::steady_timer*> waiting;
+    std::shared_ptr<loupe::timer*> waiting;
     connection& c;
     bool done = false;
     ~leave() {
@@ -488,7 +487,9 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     c.idle = false;
     const std::int64_t start = detail::now_ns();
     const bool fresh = header_due == 0;
-    if (fresh) header_due = start + std::chrono::duration_cast<std::chrono::nanoseconds>(opts.header_timeout).count();
+    if (fresh)
+      header_due = detail::deadline_base(start) +
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(opts.header_timeout).count();
     // Blank lines before a request line are ignored (RFC 9112 2.2), but the
     // header deadline they started keeps running.
     std::size_t blank = 0;

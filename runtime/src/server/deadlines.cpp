@@ -35,33 +35,47 @@ void abort_if_unread(tcp::socket& s) {
 
 }  // namespace
 
-void server::impl::start_sweeping() {
+void server::impl::start_sweeping(bool only_watch) {
+  if (sweeping) {  // the watcher's tick, replaced by the sweeper's
+    if (watching_only) watcher.cancel();
+    else sweeper.cancel();
+  }
   sweeping = true;
+  watching_only = only_watch;
   // A wait cancelled (or replaced) before its handler ran must not stop the
   // sweeper that replaced it: handlers carry their generation.
   const std::uint64_t gen = ++sweep_gen;
   // The server's own callback: not a task's (it would count as the
   // connection's that happened to arm it).
   detail::task_scope outside(nullptr);
-  sweeper.expires_after(tick);
-  sweeper.async_wait([w = weak_from_this(), gen](error_code ec) {
+  auto on_tick = [w = weak_from_this(), gen](error_code ec) {
     if (auto self = w.lock()) self->sweep(ec, gen);
-  });
+  };
+  if (only_watch) {
+    watcher.expires_after(tick);
+    watcher.async_wait(std::move(on_tick));
+  } else {
+    sweeper.expires_after(tick);
+    sweeper.async_wait(std::move(on_tick));
+  }
 }
 
 void server::impl::stop_sweeping() {
   if (!sweeping) return;
   sweeping = false;
   ++sweep_gen;
-  sweeper.cancel();
+  if (watching_only) watcher.cancel();
+  else sweeper.cancel();
 }
 
 void server::impl::sweep(error_code ec, std::uint64_t gen) {
   if (gen != sweep_gen) return;  // stopped or replaced meanwhile
   sweeping = false;
   if (ec) return;
-  const std::int64_t now = detail::now_ns();
+  const std::int64_t now = detail::clock_ns();
+  bool deadlines_left = false;
   for (auto* c : conns) {
+    if (c->deadline_ns != 0 && now < c->deadline_ns) deadlines_left = true;
     if (c->deadline_ns != 0 && now >= c->deadline_ns) {
       // As tcp_stream does on its timeout: the pending operation fails and
       // the connection's task ends.
@@ -72,7 +86,7 @@ void server::impl::sweep(error_code ec, std::uint64_t gen) {
     }
   }
   check_clients();
-  if (!conns.empty()) start_sweeping();
+  if (!conns.empty()) start_sweeping(!deadlines_left);
 }
 
 }  // namespace loupe

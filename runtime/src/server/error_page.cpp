@@ -21,7 +21,8 @@ awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::stat
   res.keep_alive(false);
   res.prepare_payload();
   const std::size_t size = res.body().size();
-  s.expires_after(opts.write_timeout);
+  detail::socket_deadline deadline(s.socket());
+  deadline.arm_after(opts.write_timeout);
   co_await http::async_write(s, res, nothrow);
   co_return size;
 }

@@ -136,7 +136,7 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   }
   if (self->open == 0) co_return;
 
-  asio::steady_timer timer(self->lp.context());
+  loupe::timer timer(self->lp.context());
   self->drain_waiter = &timer;
   struct reset {
     impl& s;
@@ -177,7 +177,7 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
     if (ec) {
       accept_warning("accept failed: " + ec.message());
       // Out of descriptors or memory: back off instead of spinning.
-      asio::steady_timer t(lp.context(), std::chrono::milliseconds(50));
+      loupe::timer t(lp.context(), std::chrono::milliseconds(50));
       co_await t.async_wait(nothrow);
       continue;
     }

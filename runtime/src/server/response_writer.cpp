@@ -62,7 +62,8 @@ awaitable<void> server::impl::linger_close(beast::tcp_stream& s) {
   error_code ec;
   s.socket().shutdown(tcp::socket::shutdown_send, ec);
   if (!ec) {
-    s.expires_after(std::chrono::seconds(2));
+    detail::socket_deadline deadline(s.socket());
+    deadline.arm_after(std::chrono::seconds(2));
     std::array<char, 4096> scratch;
     for (std::size_t total = 0; total < 1024 * 1024;) {
       auto [rec, n] = co_await s.async_read_some(asio::buffer(scratch), nothrow);

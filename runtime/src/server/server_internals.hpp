@@ -14,6 +14,8 @@
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/server.hpp>
+#include <loupe/runtime/detail/socket_deadline.hpp>
+#include <loupe/runtime/timer.hpp>
 
 #include "core/access.hpp"
 #include "core/clock.hpp"
@@ -22,7 +24,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -117,13 +118,13 @@ struct connection {
   bool client_gone = false;
   bool close_requested = false;  // a cancel of the connection's task: close after this response
   websocket* ws = nullptr;         // set while the connection is a WebSocket
-  // When the current read or write phase must be over (now_ns clock; 0: no
+  // When the current read or write phase must be over (clock_ns clock; 0: no
   // limit). The server's sweeper closes the socket once it has passed.
   std::int64_t deadline_ns = 0;
   std::string head;  // the response header being sent (its storage reused)
   // While a body waits for room in the budget: its timer (cancelled to stop
   // the wait at shutdown).
-  asio::steady_timer* body_wait = nullptr;
+  loupe::timer* body_wait = nullptr;
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -149,28 +150,33 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::size_t in_flight = 0;
   std::atomic<std::uint64_t> served{0};
   bool stopping = false;
-  asio::steady_timer* drain_waiter = nullptr;
-  asio::steady_timer sweeper{lp.context()};
+  loupe::timer* drain_waiter = nullptr;
+  // The sweeper ticks on loupe::clock while a connection has a deadline; when
+  // none has (every connection in its handler), only the check for clients
+  // gone is left, on a housekeeping timer.
+  loupe::timer sweeper{lp.context()};
+  detail::housekeeping_timer watcher{lp.context()};
   const std::chrono::milliseconds tick = detail::sweep_tick(opts);
   bool sweeping = false;
+  bool watching_only = false;  // the current tick is the watcher's
   std::uint64_t sweep_gen = 0;
   const detail::descriptor_room room = detail::read_descriptor_room();
   log::throttled_warning accept_warning;
 
   /// The connection's current phase must end within `t`, or it is closed.
   void arm(connection& c, std::chrono::milliseconds t) { arm_until(c, due_in(t)); }
-  /// ... or by `due_ns` (now_ns clock).
+  /// ... or by `due_ns` (clock_ns clock).
   void arm_until(connection& c, std::int64_t due_ns) {
     c.deadline_ns = due_ns;
-    if (!sweeping) start_sweeping();
+    if (!sweeping || watching_only) start_sweeping(false);
   }
   static std::int64_t due_in(std::chrono::milliseconds t) {
-    return detail::now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(t).count();
+    return detail::clock_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(t).count();
   }
   static void disarm(connection& c) noexcept { c.deadline_ns = 0; }
   // The sweeper (deadlines.cpp): one timer per server closes the connections
   // whose deadline has passed.
-  void start_sweeping();
+  void start_sweeping(bool only_watch);
   void stop_sweeping();
   void sweep(error_code ec, std::uint64_t gen);
   // Clients gone mid-request (client_gone.cpp): checked on each sweep.

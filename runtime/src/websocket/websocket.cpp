@@ -95,7 +95,7 @@ awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string ur
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) throw client_error(client_errc::invalid_url, "invalid WebSocket URL '" + url + "'");
   const auto to = detail::origin_of(*parsed, "ws");
-  auto s = co_await detail::connect_tcp(l, to, std::chrono::steady_clock::now() + opts.handshake_timeout);
+  auto s = co_await detail::connect_tcp(l, to, loupe::clock::now() + opts.handshake_timeout);
   auto i = std::make_unique<impl>(std::move(s));
   i->configure(false, opts);
   auto [hec] = co_await i->stream.async_handshake(to.host_header, to.target, asio::as_tuple(here(at)));

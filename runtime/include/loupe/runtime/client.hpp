@@ -77,7 +77,8 @@ class client_error : public std::system_error {
 
 struct client_options {
   std::chrono::milliseconds connect_timeout{10000};
-  std::chrono::milliseconds request_timeout{60000};  ///< one request, redirects included
+  /// One request, redirects included; zero: none (the connect timeout still holds).
+  std::chrono::milliseconds request_timeout{60000};
   std::size_t max_redirects = 10;
   std::size_t max_idle_per_host = 32;
   std::chrono::milliseconds idle_timeout{15000};     ///< a pooled connection older than this is dropped
@@ -125,7 +126,7 @@ struct request_options {
   std::optional<std::string> body;                         ///< raw body (Content-Type from headers)
   json_body json;                                          ///< JSON body
   std::vector<std::pair<std::string, std::string>> form;   ///< application/x-www-form-urlencoded
-  std::optional<std::chrono::milliseconds> timeout;        ///< overrides request_timeout
+  std::optional<std::chrono::milliseconds> timeout;        ///< overrides request_timeout (zero: none)
   bool follow_redirects = true;
 };
 

@@ -20,6 +20,7 @@
 // operation_aborted.
 #pragma once
 
+#include <loupe/runtime/clock.hpp>
 #include <loupe/runtime/task.hpp>
 #include <loupe/runtime/timer.hpp>
 
@@ -99,6 +100,7 @@ class executor {
         : wake(ex, boost::asio::steady_timer::time_point::max()), back(ex) {}
     boost::asio::steady_timer wake;  // touched on the loop's thread only
     boost::asio::any_io_executor back;
+    detail::outside_work_scope away;  // the loop waits for this job: not idle, not deadlocked
     std::exception_ptr error;
     std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
   };

@@ -190,6 +190,16 @@ auto spawn(loop& l, std::string name, awaitable<T> body, CompletionToken&& token
                                                                                                  std::move(body), site);
 }
 
+/// Waits until the task `id` of `l` has ended (at once if it has, or never
+/// was). While it waits, the caller's wait reads "await on task" naming that
+/// task (task_info::awaiting), as for a task it spawned and awaits: two tasks
+/// joining each other show as a cycle in the testkit's wait graph. Call it on
+/// `l`'s thread.
+///
+///   const auto id = loupe::spawn(loop, "refresh", refresh(app));
+///   co_await loupe::join(loop, id);
+awaitable<void> join(loop& l, std::uint64_t id, std::source_location at = std::source_location::current());
+
 /// Starts `body` as a detached task named `name` on `l`. An exception that
 /// escapes it is logged as an ERROR record naming the task. Returns its id.
 template <class T>
