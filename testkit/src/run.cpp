@@ -2,8 +2,14 @@
 #include <loupe/testkit/run.hpp>
 
 #include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/timer.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
 #include <condition_variable>
+#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -50,14 +56,109 @@ std::string describe_live_tasks(const loop& l) {
   return out.str();
 }
 
+std::string describe_wait_graph(const loop& l) {
+  std::string out = describe_live_tasks(l);
+  const auto tasks = l.tasks();
+  std::map<std::uint64_t, const task_info*> by_id;
+  for (const auto& t : tasks) by_id[t.id] = &t;
+  // Each task awaits at most one task: follow the arrows from every task;
+  // a walk that comes back to a task of its own path has found a cycle.
+  std::map<std::uint64_t, int> seen;  // 1: on the current path, 2: done
+  for (const auto& start : tasks) {
+    std::vector<const task_info*> path;
+    const task_info* t = &start;
+    while (t && seen[t->id] == 0) {
+      seen[t->id] = 1;
+      path.push_back(t);
+      auto it = t->awaiting ? by_id.find(t->awaiting) : by_id.end();
+      t = it == by_id.end() ? nullptr : it->second;
+    }
+    if (t && seen[t->id] == 1) {
+      out += "a cycle of tasks awaiting each other:";
+      auto from = std::find(path.begin(), path.end(), t);
+      for (auto it = from; it != path.end(); ++it) {
+        const auto& w = (*it)->wait;
+        out += std::string(it == from ? " " : " -> ") + "#" + std::to_string((*it)->id) + " '" + (*it)->name +
+               "' awaits #" + std::to_string((*it)->awaiting);
+        if (w.file) out += std::string(" at ") + w.file + ":" + std::to_string(w.line);
+      }
+      out += "\n";
+    }
+    for (const auto* p : path) seen[p->id] = 2;
+  }
+  return out;
+}
+
 namespace detail {
+
+namespace {
+
+// Tasks waiting in settle(), by loop (the loop's thread only).
+std::map<const loop*, std::vector<loupe::timer*>>& settlers() {
+  static thread_local std::map<const loop*, std::vector<loupe::timer*>> m;
+  return m;
+}
+
+// Whether the loop stays quiet for a moment of real time: a byte written on
+// loopback, or a completion posted by another thread, shows up within it.
+// Handlers that run meanwhile are run (and the answer is no).
+bool quiet_for_a_moment(loop& l) {
+  boost::asio::steady_timer moment(l.context(), std::chrono::microseconds(50));
+  bool over = false;
+  moment.async_wait([&over](const boost::system::error_code&) { over = true; });
+  std::size_t ran = 0;
+  while (!over) {
+    ran += l.run_one_for(std::chrono::milliseconds(100));
+    if (l.stopped()) l.restart();
+  }
+  return ran <= 1;
+}
+
+// Changes whenever a task of `l` makes progress.
+std::uint64_t progress_mark(const loop& l) {
+  std::uint64_t mark = l.stats().tasks_finished + l.stats().tasks_spawned;
+  for (const auto& t : l.tasks()) mark += t.resume_count;
+  return mark;
+}
+
+std::string deadline_message(const loop& l, std::chrono::nanoseconds budget, bool is_virtual) {
+  return "test deadline of " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()) +
+         " ms" + (is_virtual ? " of virtual time" : "") + " exceeded; " + describe_wait_graph(l);
+}
+
+// Lets the test's task unwind (its awaits fail with operation_aborted).
+void cancel_test_task(loop& l, const bool& done) {
+  for (const auto& t : l.tasks())
+    if (t.name == "test") l.cancel(t.id, cancel_source::api);
+  const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (!done && std::chrono::steady_clock::now() < grace) {
+    l.run_for(std::chrono::milliseconds(10));
+    if (l.stopped()) l.restart();
+  }
+}
+
+void wake_settlers(const loop& l) {
+  auto it = settlers().find(&l);
+  if (it == settlers().end()) return;
+  for (auto* t : it->second) t->cancel();
+  settlers().erase(it);
+}
+
+bool has_settlers(const loop& l) {
+  auto it = settlers().find(&l);
+  return it != settlers().end() && !it->second.empty();
+}
+
+}  // namespace
 
 void run_until(loop& l, const bool& done, const deadline& limit) {
   const auto started = std::chrono::steady_clock::now();
+  virtual_time* vt = virtual_time::current();
+  auto started_v = clock::now();
   // The backstop: a callback that never returns (a blocking call, or a body
   // that swallows cancellation in a loop) keeps this thread from ever seeing
-  // the deadline. Ten seconds past it, another thread reports the live tasks
-  // and the loop thread's stack, and ends the process.
+  // the deadline. Ten seconds (of real time) past it, another thread reports
+  // the live tasks and the loop thread's stack, and ends the process.
   struct backstop {
     std::mutex m;
     std::condition_variable cv;
@@ -86,29 +187,117 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
     }
   });
   l.restart();
+  // Under virtual time: a timer due before every other one, armed after the
+  // clock jumps, so that the loop looks at its timers again.
+  std::optional<loupe::timer> kick;
+  bool kick_pending = false;
+  std::uint64_t last_mark = 0;
+  int housekeeping_only = 0;
+  if (vt) kick.emplace(l.context());
   while (!done) {
-    const auto now = std::chrono::steady_clock::now();
+    if (!vt && (vt = virtual_time::current())) {
+      // The body turned virtual time on (test::use_virtual_time()).
+      started_v = clock::now() - (std::chrono::steady_clock::now() - started);
+      kick.emplace(l.context());
+    }
     const auto budget = limit.get();
-    const auto until = started + budget;
-    if (now >= until) {
-      std::string message = "test deadline of " +
-                            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()) +
-                            " ms exceeded; " + describe_live_tasks(l);
-      // Let the test's task unwind (its awaits fail with operation_aborted).
-      for (const auto& t : l.tasks())
-        if (t.name == "test") l.cancel(t.id, cancel_source::api);
-      const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      while (!done && std::chrono::steady_clock::now() < grace) {
-        l.run_for(std::chrono::milliseconds(10));
-        if (l.stopped()) l.restart();
-      }
+    const auto real_now = std::chrono::steady_clock::now();
+    // Under virtual time the deadline is virtual, and real time is still
+    // bounded (timers that keep re-arming would spin the clock for ever).
+    const bool real_over = vt && real_now >= started + std::chrono::steady_clock::duration(default_deadline);
+    // (On virtual time, reaching the deadline counts once the loop is idle:
+    // a timer due at the deadline itself still fires.)
+    const bool over = vt ? clock::now() > started_v + budget || real_over : real_now >= started + budget;
+    if (over) {
+      std::string message = real_over ? "test deadline of " + ms(default_deadline) + " of real time exceeded (at " +
+                                            ms(clock::now() - started_v) + " of virtual time); " + describe_wait_graph(l)
+                                      : deadline_message(l, budget, vt != nullptr);
+      cancel_test_task(l, done);
       throw deadline_exceeded(message);
     }
     // One handler at a time, so the test ends as soon as its body does.
-    const auto step = std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50));
-    if (l.run_one_for(step) == 0 && l.stopped()) l.restart();
+    if (l.poll() > 0 || done) {
+      if (l.stopped()) l.restart();
+      continue;
+    }
+    if (l.stopped()) l.restart();
+    if (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0) {
+      // The loop's timers are being looked at, or another thread will hand
+      // work back: wait for it on real time, the clock standing still.
+      l.run_one_for(std::chrono::milliseconds(vt ? 5 : 50));
+      continue;
+    }
+    if (!vt && !has_settlers(l)) {
+      // Real time: wait for the next handler (a timer, I/O), up to the deadline.
+      const auto until = started + budget;
+      const auto now = std::chrono::steady_clock::now();
+      const auto step = std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50));
+      if (l.run_one_for(step) == 0 && l.stopped()) l.restart();
+      continue;
+    }
+    // Nothing is ready: every task waits. Make sure (bytes on loopback and
+    // completions from other threads arrive within a moment).
+    if (!quiet_for_a_moment(l) || done) continue;
+    if (has_settlers(l)) {
+      wake_settlers(l);
+      continue;
+    }
+    if (clock::now() >= started_v + budget) {
+      std::string message = deadline_message(l, budget, true);
+      cancel_test_task(l, done);
+      throw deadline_exceeded(message);
+    }
+    // Virtual time: jump to the next timer; with none, nothing can wake the
+    // loop again. Housekeeping timers alone (the server's check for clients
+    // gone) wake it, but if two of their rounds change nothing, they never will.
+    const auto next = vt->next_due();
+    const auto housekeeping = vt->next_housekeeping_due();
+    if (!next) {
+      const std::uint64_t mark = progress_mark(l);
+      housekeeping_only = (housekeeping_only > 0 && mark == last_mark) ? housekeeping_only + 1 : 1;
+      last_mark = mark;
+      if (!housekeeping || housekeeping_only > 2) {
+        std::string message = "deadlock on loop '" + l.name() +
+                              "': nothing is ready to run, no I/O is in flight and no timer is pending, so no "
+                              "task can ever be woken (found after " +
+                              ms(std::chrono::steady_clock::now() - started) + " of real time, at " +
+                              ms(clock::now() - started_v) + " of the test's virtual time); " + describe_wait_graph(l);
+        cancel_test_task(l, done);
+        throw deadlock_detected(message);
+      }
+    } else {
+      housekeeping_only = 0;
+    }
+    auto to = next ? *next : *housekeeping;
+    if (next && housekeeping && *housekeeping < to) to = *housekeeping;
+    to = std::min(to, started_v + budget);
+    vt->advance_to(to);
+    kick->expires_at(clock::now() - clock::duration(1));
+    kick->async_wait([&kick_pending](const boost::system::error_code&) { kick_pending = false; });
+    kick_pending = true;
+    vt->forget_due();  // the loop notes them again as it looks at its timers
   }
 }
 
 }  // namespace detail
+
+awaitable<void> settle(std::source_location at) {
+  loop* l = loop::current();
+  if (!l) throw std::logic_error("testkit::settle() is awaited outside a loop");
+  loupe::timer wake(l->context(), clock::time_point::max());
+  detail::settlers()[l].push_back(&wake);
+  struct leave {
+    const loop* l;
+    loupe::timer* t;
+    ~leave() {
+      auto it = detail::settlers().find(l);
+      if (it == detail::settlers().end()) return;
+      std::erase(it->second, t);
+      if (it->second.empty()) detail::settlers().erase(it);
+    }
+  } guard{l, &wake};
+  auto [ec] = co_await wake.async_wait(boost::asio::as_tuple(here(at)));
+  (void)ec;
+}
+
 }  // namespace loupe::testkit

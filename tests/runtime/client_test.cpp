@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/clock_mode.hpp"
+
 namespace http = boost::beast::http;
 using loupe::awaitable;
 using loupe::client_errc;
@@ -95,7 +97,10 @@ TEST_F(Client, JsonFormAndQueryBodies) {
   });
 }
 
-TEST_F(Client, TimeoutFiresAndTheSessionGoesOn) {
+class ClientTimes : public loupe_test::on_both_clocks<Client> {};
+INSTANTIATE_TEST_SUITE_P(Clock, ClientTimes, loupe_test::both_clocks, loupe_test::clock_mode_name);
+
+TEST_P(ClientTimes, TimeoutFiresAndTheSessionGoesOn) {
   run([&]() -> awaitable<void> {
     loupe::client_session http(loop);
     auto code = co_await error_of([&]() -> awaitable<void> {

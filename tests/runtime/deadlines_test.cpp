@@ -2,7 +2,11 @@
 // what does not restart them (blank lines, a trickle of bytes).
 #include "support/server_fixture.hpp"
 
-TEST_F(Server, SlowHeadersHitTheHeaderTimeout) {
+// Every test of ServerTimes (here, limits_test.cpp, shutdown_test.cpp) runs
+// twice: on real time, and on virtual time, where it takes no real time.
+INSTANTIATE_TEST_SUITE_P(Clock, ServerTimes, both_clocks, clock_mode_name);
+
+TEST_P(ServerTimes, SlowHeadersHitTheHeaderTimeout) {
   start({.header_timeout = 200ms});
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
@@ -12,7 +16,7 @@ TEST_F(Server, SlowHeadersHitTheHeaderTimeout) {
   });
 }
 
-TEST_F(Server, HeadersTrickledAByteAtATimeAreCutOffByTheHeaderTimeout) {
+TEST_P(ServerTimes, HeadersTrickledAByteAtATimeAreCutOffByTheHeaderTimeout) {
   // Slowloris: every byte arrives before any inactivity timer could fire, but
   // the header deadline counts from the connection's start, not the last byte.
   start({.header_timeout = 300ms});
@@ -41,7 +45,7 @@ TEST_F(Server, HeadersTrickledAByteAtATimeAreCutOffByTheHeaderTimeout) {
 // header timeout. (They re-armed the 75 s keep-alive timeout: 10,000 such
 // connections, 2 bytes a minute each, held the server at its connection
 // limit for as long as the attack ran.)
-TEST_F(Server, BlankLinesTrickledBeforeTheFirstRequestAreCutOffByTheHeaderTimeout) {
+TEST_P(ServerTimes, BlankLinesTrickledBeforeTheFirstRequestAreCutOffByTheHeaderTimeout) {
   start({.header_timeout = 300ms, .keepalive_timeout = 60s});
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
@@ -53,7 +57,7 @@ TEST_F(Server, BlankLinesTrickledBeforeTheFirstRequestAreCutOffByTheHeaderTimeou
   });
 }
 
-TEST_F(Server, BlankLinesTrickledOnAKeepAliveConnectionAreCutOffByTheHeaderTimeout) {
+TEST_P(ServerTimes, BlankLinesTrickledOnAKeepAliveConnectionAreCutOffByTheHeaderTimeout) {
   start({.header_timeout = 300ms, .keepalive_timeout = 60s});
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
@@ -67,7 +71,7 @@ TEST_F(Server, BlankLinesTrickledOnAKeepAliveConnectionAreCutOffByTheHeaderTimeo
 
 // One CRLF after a request (old clients send one after a POST body) leaves
 // the connection idle on keep-alive time, not on the header timeout.
-TEST_F(Server, OneCrlfAfterARequestKeepsTheConnectionOnKeepAlive) {
+TEST_P(ServerTimes, OneCrlfAfterARequestKeepsTheConnectionOnKeepAlive) {
   start({.header_timeout = 300ms, .keepalive_timeout = 60s});
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
@@ -78,7 +82,7 @@ TEST_F(Server, OneCrlfAfterARequestKeepsTheConnectionOnKeepAlive) {
   });
 }
 
-TEST_F(Server, DeadlinesCoverReadsAndWritesNotTheHandler) {
+TEST_P(ServerTimes, DeadlinesCoverReadsAndWritesNotTheHandler) {
   // Deadlines are enforced by a sweeper: a handler that runs longer than every
   // timeout is not cut off, and the connection still times out when idle.
   start({.header_timeout = 100ms, .keepalive_timeout = 100ms, .body_timeout = 100ms, .write_timeout = 100ms});
@@ -91,12 +95,25 @@ TEST_F(Server, DeadlinesCoverReadsAndWritesNotTheHandler) {
   });
 }
 
-TEST_F(Server, IdleKeepAliveConnectionIsClosedAfterTheTimeout) {
+TEST_P(ServerTimes, IdleKeepAliveConnectionIsClosedAfterTheTimeout) {
   start({.keepalive_timeout = 100ms});
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
     EXPECT_EQ((co_await c.request(http::verb::get, "/")).result_int(), 200);
     EXPECT_TRUE(co_await c.closed_by_peer());
     co_await until([&] { return srv->connection_count() == 0; });
+  });
+}
+
+TEST_P(ServerTimes, ABodySentTooSlowlyHitsTheBodyTimeout) {
+  start({.body_timeout = 300ms});
+  run([&]() -> awaitable<void> {
+    auto c = co_await connect();
+    co_await c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n");
+    const std::size_t sent = co_await trickle(c, "0123456789", 10, 50ms);  // 500 ms for the whole body
+    EXPECT_LT(sent, 10u) << "the whole body was accepted";
+    EXPECT_TRUE(co_await c.closed_by_peer());
+    co_await until([&] { return srv->connection_count() == 0; });
+    EXPECT_EQ(co_await fresh_get_status(), 200u);
   });
 }

@@ -88,7 +88,7 @@ TEST_F(Server, ABodyThatDoesNotFitTheBudgetWaitsForRoomThenIsServed) {
 // A body that finds no room within the body timeout is answered 503; one
 // larger than the whole budget 413; a chunked body (its length unknown) that
 // would pass it 503.
-TEST_F(Server, ABodyThatFindsNoRoomInTimeIs503) {
+TEST_P(ServerTimes, ABodyThatFindsNoRoomInTimeIs503) {
   app.post("/hold", [](request& req) -> awaitable<response> {
     co_await sleep_for(1500ms);  // holds its body's share until answered
     co_return response::text(std::to_string(req.bytes().size()));

@@ -2,7 +2,7 @@
 // outlives the grace period is cancelled, a cancelled request answers 503.
 #include "support/server_fixture.hpp"
 
-TEST_F(Server, GracefulShutdownFinishesTheRequestInFlight) {
+TEST_P(ServerTimes, GracefulShutdownFinishesTheRequestInFlight) {
   start();
   run([&]() -> awaitable<void> {
     auto busy = co_await connect();
@@ -41,7 +41,7 @@ TEST_F(Server, GracefulShutdownFinishesTheRequestInFlight) {
   });
 }
 
-TEST_F(Server, ShutdownCancelsWhatOutlivesTheGracePeriod) {
+TEST_P(ServerTimes, ShutdownCancelsWhatOutlivesTheGracePeriod) {
   start();
   run([&]() -> awaitable<void> {
     auto c = co_await connect();
@@ -67,7 +67,7 @@ TEST_F(Server, ShutdownCancelsWhatOutlivesTheGracePeriod) {
   });
 }
 
-TEST_F(Server, ShutdownCancelsTasksAwaitedByTheRequest) {
+TEST_P(ServerTimes, ShutdownCancelsTasksAwaitedByTheRequest) {
   std::uint64_t child_id = 0;
   app.get("/nested", [&](request&) -> awaitable<response> {
     auto child = [&]() -> awaitable<void> {

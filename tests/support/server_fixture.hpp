@@ -12,6 +12,8 @@
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/wait.hpp>
 
+#include "support/clock_mode.hpp"
+
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -121,6 +123,10 @@ class Server : public loupe::testkit::server_fixture {
 
   int handlers_started = 0;
 };
+
+// Server's tests on real time and on virtual time: instantiated in
+// deadlines_test.cpp, used there and in limits_test.cpp and shutdown_test.cpp.
+class ServerTimes : public on_both_clocks<Server> {};
 
 }  // namespace loupe_test
 

@@ -10,6 +10,24 @@
 // the deadline passes first, `deadline_exceeded` is thrown; its message lists
 // the loop's live tasks and what each waits on, so a hung test names what it
 // was waiting for instead of hanging. The test's task is cancelled first and given a second to unwind.
+//
+// Under virtual time (a loupe::virtual_time on this thread; what
+// test::use_virtual_time() makes):
+//
+//   loupe::virtual_time vt;
+//   loupe::testkit::run(loop, [&]() -> loupe::awaitable<void> {
+//     co_await loupe::sleep_for(std::chrono::hours(1));   // returns at once, in real time
+//   });
+//
+// the clock stands still while a handler is ready, I/O is in flight (a
+// moment of real quiet, 50 µs, is waited for before each jump) or another
+// thread works for the loop (an executor job, a DNS lookup), and jumps to the
+// next timer when none is. The deadline is then on virtual time. When the loop
+// is idle with no timer pending, no task can ever be woken: `deadlock_detected`
+// is thrown at once, its message the wait graph (each task, what it awaits,
+// where, and any cycle of tasks awaiting each other). Virtual time needs every
+// peer in the loop (testkit clients, client_session, raw_client): a peer in
+// another process or thread (curl, a worker loop) talks in real time.
 #pragma once
 
 #include <loupe/runtime/loop.hpp>
@@ -31,6 +49,9 @@ namespace loupe::testkit {
 
 /// The default deadline of a test body.
 inline constexpr std::chrono::seconds default_deadline{30};
+/// ... and of a test body on virtual time (test::use_virtual_time()), which
+/// is also ended after default_deadline of real time.
+inline constexpr std::chrono::hours virtual_default_deadline{1};
 
 /// A deadline that may change while the body runs (test::set_deadline()).
 /// The backstop thread reads it too, hence the atomic. Made from any
@@ -54,10 +75,21 @@ class deadline_exceeded : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown under virtual time when the loop can never run again: nothing is
+/// ready, no I/O is in flight, no timer is pending. Its message is the wait
+/// graph (describe_wait_graph).
+class deadlock_detected : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// One line per live task of `l`: id, name, state, age, how long it has been
 /// suspended and on what (operation, object, the co_await's file:line), the
 /// request it serves, its spawn site and parent.
 std::string describe_live_tasks(const loop& l);
+/// describe_live_tasks(), then each cycle of tasks awaiting each other, with
+/// the file:line of every await in it.
+std::string describe_wait_graph(const loop& l);
 
 namespace detail {
 std::string ms(std::chrono::nanoseconds d);
@@ -66,7 +98,10 @@ std::string request_id_text(const request_info& r);
 
 /// Runs `l` until `done` is set or the deadline passes; then cancels the
 /// live tasks named "test" and throws deadline_exceeded. `limit` is read
-/// again as the loop runs (a test may change its own deadline).
+/// again as the loop runs (a test may change its own deadline). Under this
+/// thread's virtual_time the deadline is virtual, the clock jumps to the next
+/// timer whenever the loop is idle, and an idle loop with no timer pending
+/// throws deadlock_detected at once.
 void run_until(loop& l, const bool& done, const deadline& limit);
 }  // namespace detail
 

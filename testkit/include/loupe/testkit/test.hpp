@@ -20,6 +20,8 @@
 // What every test gets, with nothing to set up:
 // - A fresh loop (`loop`), driven on the test's own thread: no second thread.
 //   The body runs as the task "test" under a deadline (30 s; set_deadline()).
+//   use_virtual_time() puts the test on virtual time: timeouts of seconds or
+//   minutes take none of real time, and a deadlock fails it at once.
 //   Past it the test fails with the live tasks, what each waits on (operation,
 //   object, the co_await's file:line), for how long, and the request it serves.
 //   A body that never gives the thread back (a blocking call, or a loop that
@@ -50,6 +52,7 @@
 
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/client.hpp>
+#include <loupe/runtime/clock.hpp>
 #include <loupe/runtime/loop.hpp>
 #include <loupe/testkit/client.hpp>
 #include <loupe/testkit/faults.hpp>
@@ -110,6 +113,21 @@ class test : public ::testing::Test {
                         boost::beast::http::verb method = boost::beast::http::verb::get, request_options opts = {});
 
   // -- checks -----------------------------------------------------------------
+  /// From now to the end of the test (teardown included), loupe::clock on
+  /// this thread is virtual: it stands still while anything is ready or in
+  /// flight and jumps to the next timer when the loop is idle, so a 75 s
+  /// keep-alive timeout takes no real time; the body's deadline is on virtual
+  /// time too (an hour by default, and still 30 s of real time at most); a
+  /// loop idle with no timer pending fails the test at once as a
+  /// deadlock, with the wait graph. Call it in SetUp, a fixture's
+  /// constructor, or first thing in the body. See run.hpp for its limits.
+  void use_virtual_time() {
+    if (virtual_time_) return;
+    virtual_time_.emplace();
+    if (deadline_.get() == default_deadline) deadline_.set(virtual_default_deadline);
+  }
+  /// The test's virtual time, or nullptr.
+  loupe::virtual_time* virtual_clock() noexcept { return virtual_time_ ? &*virtual_time_ : nullptr; }
   /// The body's deadline, counted from its start (also when set inside it).
   void set_deadline(std::chrono::steady_clock::duration d) { deadline_.set(d); }
   /// Fails the test if any callback runs longer than `limit` from now on.
@@ -124,6 +142,8 @@ class test : public ::testing::Test {
   void set_leak_check(bool on) { leak_check_ = on; }
 
  private:
+  // Before `loop`: it outlives every timer of the loop.
+  std::optional<loupe::virtual_time> virtual_time_;
   // Before `loop`: applications outlive the frames the loop destroys.
   std::deque<application> owned_apps_;
 
