@@ -216,7 +216,7 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       throw deadline_exceeded(message);
     }
     // One handler at a time, so the test ends as soon as its body does.
-    if (l.poll() > 0 || done) {
+    if (l.poll_one() > 0 || done) {
       if (l.stopped()) l.restart();
       continue;
     }

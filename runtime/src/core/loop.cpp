@@ -170,6 +170,12 @@ std::size_t loop::poll() {
   return impl_->ctx.poll();
 }
 
+std::size_t loop::poll_one() {
+  current_loop_scope scope(impl_.get());
+  running_scope running(*impl_);
+  return impl_->ctx.poll_one();
+}
+
 void loop::set_thread_start_hook(void (*hook)()) { thread_start_hook.store(hook, std::memory_order_release); }
 
 std::string loop::native_stack() const { return detail::loop_thread_stack(*impl_); }
