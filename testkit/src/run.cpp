@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <iomanip>
 #include <sstream>
 #include <thread>
 
@@ -21,8 +22,12 @@ namespace loupe::testkit {
 namespace detail {
 
 std::string ms(std::chrono::nanoseconds d) {
+  // Milliseconds below ten seconds, seconds above (virtual time runs to hours).
   std::ostringstream out;
-  out << std::chrono::duration_cast<std::chrono::microseconds>(d).count() / 1000.0 << " ms";
+  out << std::fixed << std::setprecision(3);
+  const double us = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  if (d < std::chrono::seconds(10)) out << us / 1000.0 << " ms";
+  else out << us / 1e6 << " s";
   return out.str();
 }
 
@@ -270,7 +275,14 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
     }
     auto to = next ? *next : *housekeeping;
     if (next && housekeeping && *housekeeping < to) to = *housekeeping;
-    to = std::min(to, started_v + budget);
+    if (to > started_v + budget) {
+      // Nothing happens before the deadline: say what would have, and when.
+      std::string message = deadline_message(l, budget, true) + "the loop is idle; its next timer is due at " +
+                            ms(to - started_v) + " of virtual time, after the deadline\n";
+      vt->advance_to(started_v + budget);
+      cancel_test_task(l, done);
+      throw deadline_exceeded(message);
+    }
     vt->advance_to(to);
     kick->expires_at(clock::now() - clock::duration(1));
     kick->async_wait([&kick_pending](const boost::system::error_code&) { kick_pending = false; });
