@@ -266,7 +266,9 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
                               "': nothing is ready to run, no I/O is in flight and no timer is pending, so no "
                               "task can ever be woken (found after " +
                               ms(std::chrono::steady_clock::now() - started) + " of real time, at " +
-                              ms(clock::now() - started_v) + " of the test's virtual time); " + describe_wait_graph(l);
+                              ms(clock::now() - started_v) + " of the test's virtual time); " + describe_wait_graph(l) +
+                              "(timers on loupe::clock count; a plain boost::asio::steady_timer keeps real time "
+                              "and is not seen)\n";
         cancel_test_task(l, done);
         throw deadlock_detected(message);
       }

@@ -27,7 +27,10 @@
 // is thrown at once, its message the wait graph (each task, what it awaits,
 // where, and any cycle of tasks awaiting each other). Virtual time needs every
 // peer in the loop (testkit clients, client_session, raw_client): a peer in
-// another process or thread (curl, a worker loop) talks in real time.
+// another process or thread (curl, a worker loop) talks in real time. Its
+// timers must be loupe's (sleep_for, loupe::steady_timer): a plain
+// boost::asio::steady_timer runs on real time and is not seen, so a body
+// waiting only on one is reported as a deadlock.
 #pragma once
 
 #include <loupe/runtime/loop.hpp>
