@@ -21,12 +21,8 @@ namespace http = beast::http;
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-// The client's timeout, on loupe::clock (a test's virtual time moves it): an
-// operation it cuts off fails with beast::error::timeout, as Beast's own
-// stream timeouts report it.
-boost::system::error_code timed(boost::system::error_code ec, const loupe::detail::socket_deadline& d) {
-  return ec && d.expired() ? boost::system::error_code(beast::error::timeout) : ec;
-}
+// The client's timeout runs on loupe::clock (a test's virtual time moves it):
+// an operation it cuts off fails with beast::error::timeout (socket_deadline::timed).
 void check(boost::system::error_code ec) {
   if (ec) throw boost::system::system_error(ec);
 }
@@ -50,7 +46,7 @@ awaitable<void> raw_client::connect(const asio::ip::tcp::endpoint& ep) {
   loupe::detail::socket_deadline d(impl_->stream.socket());
   d.arm_after(impl_->timeout);
   auto [ec] = co_await impl_->stream.async_connect(ep, nothrow);
-  check(timed(ec, d));
+  check(d.timed(ec));
   // Each send() reaches the peer at once (no Nagle delay between the bytes of a trickle).
   boost::system::error_code ignored;
   impl_->stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
@@ -61,7 +57,7 @@ awaitable<void> raw_client::send(std::string_view bytes) {
   loupe::detail::socket_deadline d(impl_->stream.socket());
   d.arm_after(impl_->timeout);
   auto [ec, n] = co_await asio::async_write(impl_->stream, asio::buffer(bytes), nothrow);
-  check(timed(ec, d));
+  check(d.timed(ec));
 }
 
 awaitable<http_response> raw_client::read_response(bool head) {
@@ -71,7 +67,7 @@ awaitable<http_response> raw_client::read_response(bool head) {
   loupe::detail::socket_deadline d(impl_->stream.socket());
   d.arm_after(impl_->timeout);
   auto [ec, n] = co_await http::async_read(impl_->stream, impl_->buffer, parser, nothrow);
-  check(timed(ec, d));
+  check(d.timed(ec));
   co_return parser.release();
 }
 
@@ -87,7 +83,7 @@ awaitable<http_response> raw_client::request(http::verb method, std::string_view
     loupe::detail::socket_deadline d(impl_->stream.socket());
     d.arm_after(impl_->timeout);
     auto [ec, n] = co_await http::async_write(impl_->stream, req, nothrow);
-    check(timed(ec, d));
+    check(d.timed(ec));
   }
   co_return co_await read_response(method == http::verb::head);
 }

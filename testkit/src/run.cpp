@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <map>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <iomanip>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -121,7 +121,8 @@ bool quiet_for_a_moment(loop& l) {
 
 // Changes whenever a task of `l` makes progress.
 std::uint64_t progress_mark(const loop& l) {
-  std::uint64_t mark = l.stats().tasks_finished + l.stats().tasks_spawned;
+  const auto stats = l.stats();
+  std::uint64_t mark = stats.tasks_finished + stats.tasks_spawned;
   for (const auto& t : l.tasks()) mark += t.resume_count;
   return mark;
 }
@@ -140,6 +141,13 @@ void cancel_test_task(loop& l, const bool& done) {
     l.run_for(std::chrono::milliseconds(10));
     if (l.stopped()) l.restart();
   }
+}
+
+// Ends the test with `Failure`: its task is cancelled and unwound first.
+template <class Failure>
+[[noreturn]] void end_test(loop& l, const bool& done, const std::string& message) {
+  cancel_test_task(l, done);
+  throw Failure(message);
 }
 
 void wake_settlers(const loop& l) {
@@ -217,8 +225,7 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       std::string message = real_over ? "test deadline of " + ms(default_deadline) + " of real time exceeded (at " +
                                             ms(clock::now() - started_v) + " of virtual time); " + describe_wait_graph(l)
                                       : deadline_message(l, budget, vt != nullptr);
-      cancel_test_task(l, done);
-      throw deadline_exceeded(message);
+      end_test<deadline_exceeded>(l, done, message);
     }
     // One handler at a time, so the test ends as soon as its body does.
     if (l.poll_one() > 0 || done) {
@@ -226,10 +233,10 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       continue;
     }
     if (l.stopped()) l.restart();
-    if (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0) {
+    if (vt && (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0)) {
       // The loop's timers are being looked at, or another thread will hand
       // work back: wait for it on real time, the clock standing still.
-      l.run_one_for(std::chrono::milliseconds(vt ? 5 : 50));
+      l.run_one_for(std::chrono::milliseconds(5));
       continue;
     }
     if (!vt && !has_settlers(l)) {
@@ -247,11 +254,7 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       wake_settlers(l);
       continue;
     }
-    if (clock::now() >= started_v + budget) {
-      std::string message = deadline_message(l, budget, true);
-      cancel_test_task(l, done);
-      throw deadline_exceeded(message);
-    }
+    if (clock::now() >= started_v + budget) end_test<deadline_exceeded>(l, done, deadline_message(l, budget, true));
     // Virtual time: jump to the next timer; with none, nothing can wake the
     // loop again. Housekeeping timers alone (the server's check for clients
     // gone) wake it, but if two of their rounds change nothing, they never will.
@@ -269,8 +272,7 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
                               ms(clock::now() - started_v) + " of the test's virtual time); " + describe_wait_graph(l) +
                               "(timers on loupe::clock count; a plain boost::asio::steady_timer keeps real time "
                               "and is not seen)\n";
-        cancel_test_task(l, done);
-        throw deadlock_detected(message);
+        end_test<deadlock_detected>(l, done, message);
       }
     } else {
       housekeeping_only = 0;
@@ -282,8 +284,7 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       std::string message = deadline_message(l, budget, true) + "the loop is idle; its next timer is due at " +
                             ms(to - started_v) + " of virtual time, after the deadline\n";
       vt->advance_to(started_v + budget);
-      cancel_test_task(l, done);
-      throw deadline_exceeded(message);
+      end_test<deadline_exceeded>(l, done, message);
     }
     vt->advance_to(to);
     kick->expires_at(clock::now() - clock::duration(1));

@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/child_test.hpp"
+
 #include <thread>
 
 namespace http = boost::beast::http;
@@ -331,25 +333,10 @@ LOUPE_TEST(TestkitFailing, DISABLED_CoAssertEndsTheBody) {
   co_return;
 }
 
-namespace {
-
-struct child_result {
-  int code = 0;
-  std::string out;
-};
-
-child_result run_failing(const std::string& name) {
-  loupe::testkit::child c({"/proc/self/exe", "--gtest_also_run_disabled_tests", "--gtest_filter=" + name});
-  child_result r;
-  r.code = c.wait_exit(std::chrono::seconds(30));
-  r.out = c.stdout_text() + c.stderr_text();
-  return r;
-}
-
-}  // namespace
+using loupe_test::run_child;
 
 TEST(TestkitChecks, ALeakedTaskFailsTheTestAndIsNamed) {
-  const auto r = run_failing("TestkitFailing.DISABLED_LeaksATask");
+  const auto r = run_child("TestkitFailing.DISABLED_LeaksATask");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("task(s) left alive at the end of the test"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("'leaky-background-job' suspended"), std::string::npos) << r.out;
@@ -358,14 +345,14 @@ TEST(TestkitChecks, ALeakedTaskFailsTheTestAndIsNamed) {
 }
 
 TEST(TestkitChecks, AConnectionLeftOpenFailsTheTest) {
-  const auto r = run_failing("TestkitFailingFixture.DISABLED_LeavesAConnectionOpen");
+  const auto r = run_child("TestkitFailingFixture.DISABLED_LeavesAConnectionOpen");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("connection(s) left open at the end of the test"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(idle keep-alive)"), std::string::npos) << r.out;
 }
 
 TEST(TestkitChecks, ASlowCallbackFailsTheTestNamingTaskAndRoute) {
-  const auto r = run_failing("TestkitFailing.DISABLED_SlowCallback");
+  const auto r = run_child("TestkitFailing.DISABLED_SlowCallback");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("slow callback: a callback ran"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(limit 20 ms) in task #"), std::string::npos) << r.out;
@@ -373,7 +360,7 @@ TEST(TestkitChecks, ASlowCallbackFailsTheTestNamingTaskAndRoute) {
 }
 
 TEST(TestkitChecks, AnUnexpectedErrorLogFailsTheTest) {
-  const auto r = run_failing("TestkitFailing.DISABLED_UnexpectedErrorLog");
+  const auto r = run_child("TestkitFailing.DISABLED_UnexpectedErrorLog");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("unexpected ERROR log record(s)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("unexpected kaboom"), std::string::npos) << r.out;
@@ -381,7 +368,7 @@ TEST(TestkitChecks, AnUnexpectedErrorLogFailsTheTest) {
 
 TEST(TestkitChecks, AHungHandlerHitsTheDeadlineAndTheWaitsAreListed) {
   const auto start = std::chrono::steady_clock::now();
-  const auto r = run_failing("TestkitFailing.DISABLED_HungHandlerHitsTheDeadline");
+  const auto r = run_child("TestkitFailing.DISABLED_HungHandlerHitsTheDeadline");
   EXPECT_LT(std::chrono::steady_clock::now() - start, 25s);  // it did not hang (the child's own wait is 30 s)
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("test deadline of 500 ms exceeded"), std::string::npos) << r.out;
@@ -392,7 +379,7 @@ TEST(TestkitChecks, AHungHandlerHitsTheDeadlineAndTheWaitsAreListed) {
 }
 
 TEST(TestkitChecks, ABodyThatNeverGivesTheThreadBackIsEndedByTheBackstop) {
-  const auto r = run_failing("TestkitFailing.DISABLED_SwallowsCancellationForever");
+  const auto r = run_child("TestkitFailing.DISABLED_SwallowsCancellationForever");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("still busy 10 s past its deadline"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("'test'"), std::string::npos) << r.out;
@@ -400,7 +387,7 @@ TEST(TestkitChecks, ABodyThatNeverGivesTheThreadBackIsEndedByTheBackstop) {
 }
 
 TEST(TestkitChecks, AnExpectedLogThatNeverCameFailsTheTest) {
-  const auto r = run_failing("TestkitFailing.DISABLED_ExpectedLogNeverSeen");
+  const auto r = run_child("TestkitFailing.DISABLED_ExpectedLogNeverSeen");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("expected a log record matching {level=warning, message~=a warning that never comes}, saw none"),
             std::string::npos)
@@ -408,14 +395,14 @@ TEST(TestkitChecks, AnExpectedLogThatNeverCameFailsTheTest) {
 }
 
 TEST(TestkitChecks, CoAssertEndsTheCoroutineBody) {
-  const auto r = run_failing("TestkitFailing.DISABLED_CoAssertEndsTheBody");
+  const auto r = run_child("TestkitFailing.DISABLED_CoAssertEndsTheBody");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("arithmetic"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("AFTER-CO-ASSERT"), std::string::npos) << r.out;
 }
 
 TEST(TestkitChecks, APassingTestPassesInAChildToo) {
-  const auto r = run_failing("Testkit.PingAndPongInOneLoopThroughTheHostMap");
+  const auto r = run_child("Testkit.PingAndPongInOneLoopThroughTheHostMap");
   EXPECT_EQ(r.code, 0) << r.out;
 }
 

@@ -4,12 +4,13 @@
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/executor.hpp>
 #include <loupe/runtime/timer.hpp>
-#include <loupe/testkit/process.hpp>
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/test.hpp>
 
 #include <boost/asio/experimental/channel.hpp>
 #include <gtest/gtest.h>
+
+#include "support/child_test.hpp"
 
 #include <fstream>
 #include <optional>
@@ -48,6 +49,12 @@ loupe::application timing_app(int& flaky_calls) {
     co_return response::text("ok");
   });
   return app;
+}
+
+// `n` GETs of / through `http`, counting the 200s in `fetched`: background work.
+awaitable<void> fetch_root(loupe::testkit::test_client& http, int n, int& fetched) {
+  for (int i = 0; i < n; ++i)
+    if ((co_await http.get("/")).status_code() == 200) ++fetched;
 }
 
 }  // namespace
@@ -186,16 +193,12 @@ LOUPE_TEST_F(VirtualTime, SettleWaitsForBackgroundWorkNotForSleepers) {
   auto& srv = server(timing_app(calls));
   auto& http = client(srv);
   int fetched = 0;
-  auto warm = [&]() -> awaitable<void> {
-    for (int i = 0; i < 5; ++i)
-      if ((co_await http.get("/")).status_code() == 200) ++fetched;
-  };
   bool woke = false;
   auto sleeper = [&]() -> awaitable<void> {
     co_await loupe::sleep_for(10s);
     woke = true;
   };
-  loupe::spawn(loop, "warm-cache", warm());
+  loupe::spawn(loop, "warm-cache", fetch_root(http, 5, fetched));
   const auto sleeper_id = loupe::spawn(loop, "sleeper", sleeper());
   co_await loupe::testkit::settle();
   EXPECT_EQ(fetched, 5);   // the background requests are done ...
@@ -211,11 +214,7 @@ LOUPE_TEST(Settle, WorksOnRealTimeToo) {
   auto& srv = server(timing_app(calls));
   auto& http = client(srv);
   int fetched = 0;
-  auto warm = [&]() -> awaitable<void> {
-    for (int i = 0; i < 3; ++i)
-      if ((co_await http.get("/")).status_code() == 200) ++fetched;
-  };
-  loupe::spawn(loop, "warm-cache", warm());
+  loupe::spawn(loop, "warm-cache", fetch_root(http, 3, fetched));
   co_await loupe::testkit::settle();
   EXPECT_EQ(fetched, 3);
 }
@@ -270,18 +269,7 @@ LOUPE_TEST_F(VirtualTime, DISABLED_AHandlerAwaitsAChannelNobodyWrites) {
 
 namespace {
 
-struct child_result {
-  int code = -1;
-  std::string out;
-};
-
-child_result run_child(const std::string& name) {
-  loupe::testkit::child c({"/proc/self/exe", "--gtest_also_run_disabled_tests", "--gtest_filter=" + name});
-  child_result r;
-  r.code = c.wait_exit(std::chrono::seconds(30));
-  r.out = c.stdout_text() + c.stderr_text();
-  return r;
-}
+using loupe_test::run_child;
 
 // The line of this file that holds `marker`, as "virtual_time_test.cpp:N".
 std::string line_of(const std::string& marker) {

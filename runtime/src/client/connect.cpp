@@ -42,27 +42,22 @@ url_origin origin_of(const boost::urls::url_view_base& u, std::string_view schem
 awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_type::time_point deadline) {
   asio::any_io_executor ex = l.get_executor();
   beast::tcp_stream stream(ex);
-  boost::system::error_code cec;
+  tcp::resolver::results_type results;
   if (auto mapped = boost::asio::use_service<host_map>(l.context()).find(to.host)) {
-    detail::socket_deadline timeout(stream.socket());
-    timeout.arm_at(deadline);
-    std::tie(cec) = co_await stream.async_connect(*mapped, nothrow);
-    if (cec && timeout.expired()) cec = beast::error::timeout;
+    results = tcp::resolver::results_type::create(*mapped, to.host, std::to_string(to.port));
   } else {
+    // Resolved on Asio's own thread: the loop is not idle meanwhile.
+    detail::outside_work_scope away;
     tcp::resolver resolver(ex);
-    tcp::resolver::results_type results;
-    {
-      // Resolved on Asio's own thread: the loop is not idle meanwhile.
-      detail::outside_work_scope away;
-      boost::system::error_code rec;
-      std::tie(rec, results) = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
-      if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
-    }
-    detail::socket_deadline timeout(stream.socket());
-    timeout.arm_at(deadline);
-    std::tie(cec, std::ignore) = co_await stream.async_connect(results, nothrow);
-    if (cec && timeout.expired()) cec = beast::error::timeout;
+    boost::system::error_code rec;
+    std::tie(rec, results) = co_await resolver.async_resolve(to.host, std::to_string(to.port), nothrow);
+    if (rec) throw client_error(client_errc::connection_failed, "cannot resolve " + to.host + ": " + rec.message());
   }
+  detail::socket_deadline timeout(stream.socket());
+  timeout.arm_at(deadline);
+  boost::system::error_code cec;
+  std::tie(cec, std::ignore) = co_await stream.async_connect(results, nothrow);
+  cec = timeout.timed(cec);
   if (cec == beast::error::timeout) throw client_error(client_errc::timeout, "connecting to " + to.key + " timed out");
   if (cec) throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + cec.message());
   stream.expires_never();

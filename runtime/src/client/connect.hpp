@@ -2,9 +2,8 @@
 // URL points, and opening a TCP connection to it under a deadline.
 #pragma once
 
-#include <loupe/runtime/clock.hpp>
-
 #include <loupe/runtime/client.hpp>
+#include <loupe/runtime/clock.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/core/tcp_stream.hpp>

@@ -154,7 +154,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
           parser.skip(method == http::verb::head);
           boost::system::error_code rec = wec;
           if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(*stream, buf, parser, nothrow);
-          if (rec && timeout.expired()) rec = beast::error::timeout;
+          rec = timeout.timed(rec);
           if (rec) {
           // A pooled connection the server closed meanwhile: try once more on a fresh one.
             const bool stale = reused && attempt == 0 && buf.size() == 0 && !parser.got_some() &&
@@ -239,7 +239,7 @@ awaitable<std::optional<std::string>> client_stream::read_chunk(std::source_loca
   timeout.arm_at(due_after(i.timeout));
   // Stamped with the caller's co_await: the wait is theirs.
   auto [ec, n] = co_await http::async_read_some(*i.stream, i.buffer, i.parser, asio::as_tuple(here(at)));
-  if (ec && timeout.expired()) ec = beast::error::timeout;
+  ec = timeout.timed(ec);
   if (ec == http::error::need_buffer) ec = {};
   if (ec == beast::error::timeout) throw client_error(client_errc::timeout, "reading the response body timed out");
   if (ec) throw client_error(client_errc::bad_response, "reading the response body: " + ec.message());
@@ -301,12 +301,12 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     detail::socket_deadline deadline(stream->socket());
     deadline.arm_at(due_after(timeout));
     auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
-    if (wec && deadline.expired()) wec = beast::error::timeout;
+    wec = deadline.timed(wec);
     if (wec)
       throw client_error(wec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
                          "sending to " + key + ": " + wec.message());
     auto [hec, hn] = co_await http::async_read_header(*stream, i->buffer, i->parser, nothrow);
-    if (hec && deadline.expired()) hec = beast::error::timeout;
+    hec = deadline.timed(hec);
     if (hec)
       throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
                          "response headers from " + key + ": " + hec.message());

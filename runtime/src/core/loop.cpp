@@ -164,12 +164,6 @@ std::size_t loop::run_one_for(std::chrono::steady_clock::duration d) {
   return impl_->ctx.run_one_for(d);
 }
 
-std::size_t loop::poll() {
-  current_loop_scope scope(impl_.get());
-  running_scope running(*impl_);
-  return impl_->ctx.poll();
-}
-
 std::size_t loop::poll_one() {
   current_loop_scope scope(impl_.get());
   running_scope running(*impl_);

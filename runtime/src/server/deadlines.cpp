@@ -35,11 +35,13 @@ void abort_if_unread(tcp::socket& s) {
 
 }  // namespace
 
+void server::impl::cancel_tick() {
+  if (watching_only) watcher.cancel();
+  else sweeper.cancel();
+}
+
 void server::impl::start_sweeping(bool only_watch) {
-  if (sweeping) {  // the watcher's tick, replaced by the sweeper's
-    if (watching_only) watcher.cancel();
-    else sweeper.cancel();
-  }
+  if (sweeping) cancel_tick();  // the watcher's tick, replaced by the sweeper's
   sweeping = true;
   watching_only = only_watch;
   // A wait cancelled (or replaced) before its handler ran must not stop the
@@ -64,8 +66,7 @@ void server::impl::stop_sweeping() {
   if (!sweeping) return;
   sweeping = false;
   ++sweep_gen;
-  if (watching_only) watcher.cancel();
-  else sweeper.cancel();
+  cancel_tick();
 }
 
 void server::impl::sweep(error_code ec, std::uint64_t gen) {
@@ -75,8 +76,10 @@ void server::impl::sweep(error_code ec, std::uint64_t gen) {
   const std::int64_t now = detail::clock_ns();
   bool deadlines_left = false;
   for (auto* c : conns) {
-    if (c->deadline_ns != 0 && now < c->deadline_ns) deadlines_left = true;
-    if (c->deadline_ns != 0 && now >= c->deadline_ns) {
+    if (c->deadline_ns == 0) continue;
+    if (now < c->deadline_ns) {
+      deadlines_left = true;
+    } else {
       // As tcp_stream does on its timeout: the pending operation fails and
       // the connection's task ends.
       c->deadline_ns = 0;

@@ -178,6 +178,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   // whose deadline has passed.
   void start_sweeping(bool only_watch);
   void stop_sweeping();
+  void cancel_tick();
   void sweep(error_code ec, std::uint64_t gen);
   // Clients gone mid-request (client_gone.cpp): checked on each sweep.
   void check_clients();

@@ -18,9 +18,10 @@
 // to the next timer whenever the loop has nothing else to do. Timers of the
 // loop on that thread fire when the virtual clock reaches them; their wait
 // traits tell the virtual clock which of them is due first (`next_due()`).
-// Plain Boost.Asio timers (boost::asio::steady_timer) and Beast's stream
-// timeouts keep running on real time. Durations measured for observation —
-// callback times, task ages, latency histograms — stay on the real clock.
+// Plain Boost.Asio timers (boost::asio::steady_timer) and Beast's own stream
+// and WebSocket timeouts keep running on real time. Durations measured for
+// observation — callback times, task ages, latency histograms, loop lag —
+// stay on the real clock.
 #pragma once
 
 #include <atomic>
@@ -44,7 +45,7 @@ struct clock {
 
 namespace detail {
 /// The clock of the runtime's own housekeeping timers (the server's check
-/// that a client is still there, the lag sampler): a separate timer queue, so
+/// that a client is still there): a separate timer queue, so
 /// a driver of virtual time can tell "only housekeeping is left" (nothing
 /// that could end a wait) from "a timer is pending".
 struct housekeeping_clock {

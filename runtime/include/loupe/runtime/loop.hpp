@@ -122,8 +122,6 @@ class loop {
   std::size_t run_for(std::chrono::steady_clock::duration for_at_most);
   /// Runs at most one handler, waiting up to `for_at_most` for one.
   std::size_t run_one_for(std::chrono::steady_clock::duration for_at_most);
-  /// Runs the handlers that are ready now, without waiting; returns how many ran.
-  std::size_t poll();
   /// Runs at most one handler that is ready now, without waiting.
   std::size_t poll_one();
   /// Makes `run()` return as soon as possible. Callable from any thread.

@@ -3,7 +3,7 @@
 //   detail::socket_deadline deadline(stream.socket());
 //   deadline.arm_after(std::chrono::seconds(5));      // before the operations it bounds
 //   auto [ec, n] = co_await stream.async_read_some(buf, nothrow);
-//   if (deadline.expired()) ec = boost::beast::error::timeout;
+//   ec = deadline.timed(ec);                          // boost::beast::error::timeout if it cut it off
 //
 // What Beast's stream timeouts do (their timers run on the steady clock,
 // which a test's virtual time does not move): when the deadline passes, the
@@ -16,6 +16,7 @@
 #include <loupe/runtime/timer.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/error.hpp>
 
 #include <memory>
 
@@ -43,9 +44,13 @@ class socket_deadline {
     });
   }
   void arm_after(clock::duration d) { arm_at(clock::now() + d); }
-  void disarm() { timer_.cancel(); }
   /// Whether the deadline passed (and closed the socket).
   bool expired() const noexcept { return state_->expired; }
+  /// An operation's error as Beast's own timeouts report it: a failure the
+  /// deadline caused reads as beast::error::timeout.
+  boost::system::error_code timed(boost::system::error_code ec) const noexcept {
+    return ec && expired() ? boost::system::error_code(boost::beast::error::timeout) : ec;
+  }
 
  private:
   struct state {
