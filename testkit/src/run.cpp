@@ -233,9 +233,12 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       continue;
     }
     if (l.stopped()) l.restart();
-    if (vt && (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0)) {
+    if ((vt || has_settlers(l)) &&
+        (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0)) {
       // The loop's timers are being looked at, or another thread will hand
-      // work back: wait for it on real time, the clock standing still.
+      // work back (an executor job, a DNS lookup: a client's connect resolves
+      // first): wait for it on real time, the clock standing still and
+      // settle() not returning.
       l.run_one_for(std::chrono::milliseconds(5));
       continue;
     }
