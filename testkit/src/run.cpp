@@ -233,8 +233,7 @@ void run_until(loop& l, const bool& done, const deadline& limit) {
       continue;
     }
     if (l.stopped()) l.restart();
-    if ((vt || has_settlers(l)) &&
-        (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0)) {
+    if ((vt || has_settlers(l)) && (kick_pending || loupe::detail::outside_work().load(std::memory_order_relaxed) > 0)) {
       // The loop's timers are being looked at, or another thread will hand
       // work back (an executor job, a DNS lookup: a client's connect resolves
       // first): wait for it on real time, the clock standing still and
