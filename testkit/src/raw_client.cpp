@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <loupe/runtime/memory_network.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -51,6 +52,12 @@ awaitable<void> raw_client::connect(const asio::ip::tcp::endpoint& ep) {
   boost::system::error_code ignored;
   impl_->stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
   impl_->host = ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+awaitable<void> raw_client::connect(const address& to) {
+  if (!to.in_memory()) co_return co_await connect(to.tcp);
+  impl_->stream.socket() = loupe::memory_connect(impl_->stream.get_executor(), to.memory);
+  impl_->host = to.memory;
 }
 
 awaitable<void> raw_client::send(std::string_view bytes) {

@@ -3,23 +3,22 @@
 
 #include <loupe/runtime/metrics.hpp>
 
+#include <atomic>
+
 namespace loupe::testkit {
 
-test_server::test_server(loop& l, application& app, server_options opts)
+namespace {
+std::atomic<unsigned> memory_servers{0};
+}
+
+test_server::test_server(loop& l, application& app, server_options opts, network net)
     : app_(app), srv_(std::make_unique<loupe::server>(l, app, std::move(opts))) {
-  ep_ = srv_->listen("127.0.0.1", 0);
+  if (net == network::memory)
+    where_.memory = srv_->listen_memory("server-" + std::to_string(++memory_servers) + ".memory").name;
+  else where_.tcp = srv_->listen("127.0.0.1", 0);
 }
 
 test_server::~test_server() = default;
-
-std::string test_server::url(std::string_view path, std::string_view scheme) const {
-  std::string out(scheme);
-  out += "://127.0.0.1:";
-  out += std::to_string(ep_.port());
-  if (path.empty() || path.front() != '/') out += '/';
-  out += path;
-  return out;
-}
 
 std::optional<double> test_server::metric(std::string_view name, const metric_labels& labels) const {
   return metric_value(metrics::exposition(app_), name, labels);
@@ -35,7 +34,7 @@ detail::raw_app_holder::raw_app_holder(handler h) {
   app.use([h = std::move(h)](request& req, next_handler) { return h(req); });
 }
 
-raw_test_server::raw_test_server(loop& l, handler h, server_options opts)
-    : detail::raw_app_holder(std::move(h)), test_server(l, detail::raw_app_holder::app, std::move(opts)) {}
+raw_test_server::raw_test_server(loop& l, handler h, server_options opts, network net)
+    : detail::raw_app_holder(std::move(h)), test_server(l, detail::raw_app_holder::app, std::move(opts), net) {}
 
 }  // namespace loupe::testkit

@@ -37,6 +37,7 @@ test::~test() {
        "the end-of-test checks did not run");
   finished_ = true;
   clients_.clear();
+  links_.clear();
   servers_.clear();
 }
 
@@ -45,7 +46,7 @@ void test::SetUp() {}
 void test::TearDown() { finish(); }
 
 test_server& test::server(application& app, server_options opts) {
-  servers_.push_back(std::make_unique<test_server>(loop, app, std::move(opts)));
+  servers_.push_back(std::make_unique<test_server>(loop, app, std::move(opts), network_));
   return *servers_.back();
 }
 
@@ -55,18 +56,30 @@ test_server& test::server(application&& app, server_options opts) {
 }
 
 test_server& test::raw_server(handler h, server_options opts) {
-  servers_.push_back(std::make_unique<raw_test_server>(loop, std::move(h), std::move(opts)));
+  servers_.push_back(std::make_unique<raw_test_server>(loop, std::move(h), std::move(opts), network_));
   return *servers_.back();
 }
 
 test_client& test::client(const test_server& srv, client_options opts) { return client(srv.url(""), std::move(opts)); }
+
+test_client& test::client(const chaos_link& link, client_options opts) { return client(link.url(""), std::move(opts)); }
 
 test_client& test::client(std::string base_url, client_options opts) {
   clients_.push_back(std::make_unique<test_client>(loop, std::move(base_url), std::move(opts)));
   return *clients_.back();
 }
 
-void test::map_host(std::string host, const test_server& srv) { loupe::map_host(loop, std::move(host), srv.endpoint()); }
+void test::map_host(std::string host, const test_server& srv) { map_host(std::move(host), srv.where()); }
+void test::map_host(std::string host, const chaos_link& link) { map_host(std::move(host), link.where()); }
+void test::map_host(std::string host, const address& to) {
+  if (to.in_memory()) loupe::map_host(loop, std::move(host), memory_endpoint{to.memory});
+  else loupe::map_host(loop, std::move(host), to.tcp);
+}
+
+chaos_link& test::chaos(const test_server& srv, link_faults faults) {
+  links_.push_back(std::make_unique<chaos_link>(loop, srv.where(), std::move(faults)));
+  return *links_.back();
+}
 void test::map_host(std::string host, const fault_server& srv) { loupe::map_host(loop, std::move(host), srv.endpoint()); }
 
 client_response test::fetch(const test_server& srv, std::string_view path, boost::beast::http::verb method,
@@ -127,6 +140,8 @@ void test::finish() {
         [&]() -> awaitable<void> {
           // Clients first: what they keep open is theirs, not a leak.
           for (auto& c : clients_) co_await c->close();
+          // Chaos links next: they stand between the clients and the servers.
+          for (auto& l : links_) co_await l->close();
           // Then every server must see its connections end (bounded wait:
           // a closed client's connection ends when the server reads EOF).
           const auto until = loupe::clock::now() + 500ms;
@@ -139,8 +154,10 @@ void test::finish() {
           for (auto& s : servers_) {
             if (s->closed()) continue;
             for (const auto& c : s->native().connections()) {
-              leaked_connections += "  from " + c.remote.address().to_string() + ":" + std::to_string(c.remote.port()) +
-                                    " to the server on port " + std::to_string(s->port()) +
+              leaked_connections += (c.memory ? "  in memory"
+                                              : "  from " + c.remote.address().to_string() + ":" +
+                                                    std::to_string(c.remote.port())) +
+                                    " to the server at " + s->where().text() +
                                     (c.websocket    ? " (a WebSocket)"
                                      : c.in_handler ? " (a request in its handler)"
                                                     : " (idle keep-alive)") +
@@ -172,6 +189,7 @@ void test::finish() {
     std::fputs(out.str().c_str(), stdout);
   }
   clients_.clear();
+  links_.clear();
   servers_.clear();
   if (slow_limit_) {
     auto t = get_tracking_options();

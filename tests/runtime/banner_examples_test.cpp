@@ -1,10 +1,13 @@
-// The examples in the banners of client.hpp and testkit/client.hpp, as they
+// The examples in the banners of client.hpp, testkit/client.hpp,
+// memory_network.hpp and testkit/network.hpp, as they
 // are written there, compiled (GCC in the main build, clang in the sanitizer
 // build) and run against a small application. The documented
 // `co_await http.post(url, {.json = {...}})` did not compile on GCC 12.
 // Also: client_response::json() parses once and returns a reference, and
 // application state takes move-only types.
 #include <loupe/runtime/client.hpp>
+#include <loupe/runtime/memory_network.hpp>
+#include <loupe/runtime/server.hpp>
 #include <loupe/testkit/test.hpp>
 
 #include <gtest/gtest.h>
@@ -90,4 +93,32 @@ LOUPE_TEST(BannerExamples, ApplicationStateTakesMoveOnlyTypes) {
   auto& srv = server(app);
   auto& http = client(srv);
   EXPECT_EQ((co_await http.get("/answer")).text(), "42");
+}
+
+LOUPE_TEST(BannerExamples, MemoryNetworkHpp) {
+  loupe::application app = shop();
+  // ---- as in loupe/runtime/memory_network.hpp -------------------------------
+  loupe::server srv(loop, app);
+  srv.listen_memory("shop.test");  // a name, not a port
+  loupe::client_session http(loop);
+  auto res = co_await http.get("http://shop.test/orders");  // reaches srv in memory
+  loupe::map_host(loop, "api.example.com", loupe::memory_endpoint{"shop.test"});
+  // ---------------------------------------------------------------------------
+  EXPECT_EQ(res.text(), "1");
+  EXPECT_EQ((co_await http.get("http://api.example.com/orders?page=2")).text(), "2");
+  co_await http.close();
+  co_await srv.shutdown(std::chrono::seconds(1));
+}
+
+LOUPE_TEST(BannerExamples, TestkitNetworkHpp) {
+  // ---- as in loupe/testkit/network.hpp ----------------------------------------
+  use_memory_network();  // servers listen in memory, no ports
+  auto& srv = server(shop());
+  auto& link = chaos(srv, {.to_server = {.segment_bytes = 69}, .seed = 7});
+  auto& http = client(link);  // every request crosses the link
+  loupe::request_options o{.headers = {{"Cookie", std::string(2048, 'c')}}};
+  auto res = co_await http.get("/orders", std::move(o));
+  EXPECT_EQ(res.status_code(), 200u);  // read by the server in 69-byte pieces
+  // ---------------------------------------------------------------------------
+  EXPECT_GE(link.writes_to_server(), 2048u / 69);
 }

@@ -43,8 +43,18 @@ awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_ty
   asio::any_io_executor ex = l.get_executor();
   beast::tcp_stream stream(ex);
   tcp::resolver::results_type results;
-  if (auto mapped = boost::asio::use_service<host_map>(l.context()).find(to.host)) {
-    results = tcp::resolver::results_type::create(*mapped, to.host, std::to_string(to.port));
+  auto mapped = boost::asio::use_service<host_map>(l.context()).find(to.host);
+  const std::string memory_name = mapped ? mapped->memory : memory_listening(to.host) ? to.host : std::string();
+  if (!memory_name.empty()) {
+    // The in-memory network: connected at once, no DNS, no handshake.
+    try {
+      co_return beast::tcp_stream(memory_connect(ex, memory_name));
+    } catch (const boost::system::system_error& e) {
+      throw client_error(client_errc::connection_failed, "cannot connect to " + to.key + ": " + e.what());
+    }
+  }
+  if (mapped) {
+    results = tcp::resolver::results_type::create(mapped->tcp, to.host, std::to_string(to.port));
   } else {
     // Resolved on Asio's own thread: the loop is not idle meanwhile.
     detail::outside_work_scope away;

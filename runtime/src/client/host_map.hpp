@@ -5,6 +5,7 @@
 
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <loupe/runtime/memory_network.hpp>
 
 #include <map>
 #include <optional>
@@ -18,14 +19,20 @@ class host_map : public boost::asio::execution_context::service {
   static boost::asio::execution_context::id id;
   explicit host_map(boost::asio::execution_context& ctx) : service(ctx) {}
 
+  /// Where a host goes: a TCP endpoint, or (`memory` not empty) a name on
+  /// the in-memory network.
+  struct target {
+    boost::asio::ip::tcp::endpoint tcp;
+    std::string memory;
+  };
   /// Touched on the loop's thread only.
-  void set(std::string host, boost::asio::ip::tcp::endpoint to);
+  void set(std::string host, target to);
   void erase(std::string_view host);
-  std::optional<boost::asio::ip::tcp::endpoint> find(std::string_view host) const;
+  std::optional<target> find(std::string_view host) const;
 
  private:
   void shutdown() override {}
-  std::map<std::string, boost::asio::ip::tcp::endpoint, std::less<>> entries_;
+  std::map<std::string, target, std::less<>> entries_;
 };
 
 }  // namespace loupe::detail

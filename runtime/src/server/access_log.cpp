@@ -23,7 +23,8 @@ void server::impl::record(const request* req, const refused* r, unsigned status,
   thread_local std::string last_text;
   if (last_text.empty() || remote.address() != last_addr) {
     last_addr = remote.address();
-    last_text = last_addr.to_string();
+    // Only an in-memory connection has no address and port (see serve()).
+    last_text = remote.port() == 0 && last_addr.is_unspecified() ? "memory" : last_addr.to_string();
   }
   const std::string& remote_addr = last_text;
   std::string_view agent = r ? std::string_view(r->user_agent) : std::string_view{};

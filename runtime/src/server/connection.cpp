@@ -411,8 +411,8 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
 }
 
 
-awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock) {
-  connection c(std::move(sock));
+awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock, bool memory) {
+  connection c(std::move(sock), memory);
   conns.insert(&c);
   struct done {
     impl& s;
@@ -424,10 +424,11 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   } guard{*self, &c};
 
   error_code ec;
-  const auto remote = c.stream.socket().remote_endpoint(ec);
+  // (An in-memory connection has no address: the empty endpoint.)
+  const auto remote = memory ? tcp::endpoint() : c.stream.socket().remote_endpoint(ec);
   // Reads after a readiness wait must not block the loop if woken for nothing.
   c.stream.socket().non_blocking(true, ec);
-  const auto local = c.stream.socket().local_endpoint(ec);
+  const auto local = memory ? tcp::endpoint() : c.stream.socket().local_endpoint(ec);
   // Bounded: what is buffered is at most a header or a chunk's header line
   // (bodies move into the request), so a line that never ends (a huge chunk
   // extension) is refused instead of growing the buffer without limit.

@@ -53,6 +53,7 @@ server::~server() {
   // the next time the loop runs (or are destroyed with it).
   error_code ec;
   for (auto& a : impl_->acceptors) a->close(ec);
+  for (auto& m : impl_->memory_listeners) m->close();
   impl_->stopping = true;
   for (auto* c : impl_->conns) {
     if (c->in_handler && c->request_task) impl_->lp.cancel(c->request_task, cancel_source::shutdown);
@@ -100,6 +101,21 @@ tcp::endpoint server::listen(std::string_view host, unsigned short port) {
   return bound;
 }
 
+memory_endpoint server::listen_memory(std::string name) {
+  impl_->app.freeze();
+  impl_->memory_listeners.push_back(std::make_unique<memory_acceptor>(impl_->lp.get_executor(), std::move(name)));
+  auto& a = *impl_->memory_listeners.back();
+  spawn(impl_->lp, "http.accept", impl_->memory_accept_loop(impl_, a));
+  return a.endpoint();
+}
+
+std::vector<memory_endpoint> server::memory_endpoints() const {
+  std::vector<memory_endpoint> out;
+  for (auto& l : impl_->memory_listeners)
+    if (l->is_open()) out.push_back({l->name()});
+  return out;
+}
+
 std::vector<tcp::endpoint> server::endpoints() const {
   std::vector<tcp::endpoint> out;
   error_code ec;
@@ -114,7 +130,8 @@ std::vector<server::connection_info> server::connections() const {
   std::vector<connection_info> out;
   for (const auto* c : impl_->conns) {
     error_code ec;
-    out.push_back({c->stream.socket().remote_endpoint(ec), c->idle, c->in_handler, c->ws != nullptr});
+    out.push_back({c->memory ? tcp::endpoint() : c->stream.socket().remote_endpoint(ec), c->idle, c->in_handler,
+                   c->ws != nullptr, c->memory});
   }
   return out;
 }
@@ -128,6 +145,7 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   self->stopping = true;
   error_code ec;
   for (auto& a : self->acceptors) a->close(ec);
+  for (auto& m : self->memory_listeners) m->close();
   // Idle keep-alive connections close now; busy ones after their response.
   for (auto* c : self->conns) {
     if (c->idle) c->stream.socket().cancel(ec);
@@ -183,26 +201,42 @@ awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, tcp::accep
     }
     error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
-    ++open;
-    const std::size_t in_process = process_connections.fetch_add(1, std::memory_order_relaxed) + 1;
-    LOUPE_HTTP_METRIC(open_gauge.Increment());
-    LOUPE_HTTP_METRIC(accepted_counter.Increment());
-    if (open > opts.max_connections || in_process > room.connections) {
-      // Refused with a 503; but when even the refusals would eat the
-      // descriptors kept in reserve, closed at once.
-      if (process_refusing.load(std::memory_order_relaxed) >= room.reserve / 2 && room.limit != 0) {
-        sock.close(ignored);
-        connection_done();
-        continue;
-      }
-      spawn(lp, "http.reject", reject(self, std::move(sock)));
-      continue;
-    }
-    spawn(lp, "http.connection", serve(self, std::move(sock)));
+    admit(self, std::move(sock), false);
   }
 }
 
-awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) {
+awaitable<void> server::impl::memory_accept_loop(std::shared_ptr<impl> self, memory_acceptor& a) {
+  set_cancel_policy({"it is the server's accept loop on the in-memory network '" + a.name() +
+                         "': cancelled, the name would stay taken and never be served; stop the server instead",
+                     {}});
+  for (;;) {
+    auto [ec, sock] = co_await a.accept();
+    if (stopping || ec) co_return;
+    admit(self, std::move(sock), true);
+  }
+}
+
+void server::impl::admit(const std::shared_ptr<impl>& self, tcp::socket sock, bool memory) {
+  error_code ignored;
+  ++open;
+  const std::size_t in_process = process_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+  LOUPE_HTTP_METRIC(open_gauge.Increment());
+  LOUPE_HTTP_METRIC(accepted_counter.Increment());
+  if (open > opts.max_connections || in_process > room.connections) {
+    // Refused with a 503; but when even the refusals would eat the
+    // descriptors kept in reserve, closed at once.
+    if (process_refusing.load(std::memory_order_relaxed) >= room.reserve / 2 && room.limit != 0) {
+      sock.close(ignored);
+      connection_done();
+      return;
+    }
+    spawn(lp, "http.reject", reject(self, std::move(sock), memory));
+    return;
+  }
+  spawn(lp, "http.connection", serve(self, std::move(sock), memory));
+}
+
+awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s, bool memory) {
   set_cancel_policy({"it answers 503 to a connection past the server's limits and closes it; it ends by itself", {}});
   process_refusing.fetch_add(1, std::memory_order_relaxed);
   struct done {
@@ -214,7 +248,7 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s) 
   } guard{*self};
   beast::tcp_stream stream(std::move(s));
   error_code ec;
-  const auto remote = stream.socket().remote_endpoint(ec);
+  const auto remote = memory ? tcp::endpoint() : stream.socket().remote_endpoint(ec);
   const auto start = detail::now_ns();
   refused r;
   r.request_id = detail::accept_request_id({});

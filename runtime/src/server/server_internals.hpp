@@ -49,6 +49,7 @@
 
 namespace loupe {
 
+
 namespace detail {
 
 inline constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
@@ -106,8 +107,9 @@ using boost::system::error_code;
 
 /// One client connection. Lives in the frame of its connection task.
 struct connection {
-  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  connection(tcp::socket s, bool in_memory) : stream(std::move(s)), memory(in_memory) {}
   beast::tcp_stream stream;
+  bool memory = false;     // on the in-memory network (memory_network.hpp)
   bool idle = true;        // between requests: waiting for the next one's first bytes
   bool in_handler = false; // a request task is running
   std::uint64_t request_task = 0;  // its id, for cancellation at shutdown
@@ -145,6 +147,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   prometheus::Gauge& open_gauge;
   prometheus::Counter& accepted_counter;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<std::unique_ptr<memory_acceptor>> memory_listeners;
   std::unordered_set<connection*> conns;
   std::size_t open = 0;  // connections counted from accept, including ones not yet started
   std::size_t in_flight = 0;
@@ -185,7 +188,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   void client_left(connection& c);
 
   awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor& a);
-  awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s);
+  awaitable<void> memory_accept_loop(std::shared_ptr<impl> self, memory_acceptor& a);
+  /// A new connection: served, or refused past the limits.
+  void admit(const std::shared_ptr<impl>& self, tcp::socket s, bool memory);
+  awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket s, bool memory);
   enum class admission { admitted, no_room, closed };
   /// Admits a body of `n` declared bytes into the process-wide budget,
   /// waiting (up to the body timeout) for room.
@@ -194,7 +200,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   enum class after { next, close, done };  // read the next one; close; already closed (or upgraded)
   awaitable<after> serve_request(connection& c, beast::flat_buffer& buf, std::int64_t header_due, std::int64_t start,
                                  const tcp::endpoint& remote, const tcp::endpoint& local);
-  awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s);
+  awaitable<void> reject(std::shared_ptr<impl> self, tcp::socket s, bool memory);
   struct written {
     bool ok = false;
     std::size_t body_bytes = 0;

@@ -26,11 +26,15 @@
 // `map_host(loop, "pong.test", endpoint)` sends every connection this loop's
 // sessions and WebSocket clients make to `pong.test` (any port) to that
 // endpoint, without DNS: the test kit uses it to put several servers behind
-// names in one loop.
+// names in one loop. A host some server listens under on the in-memory
+// network (server::listen_memory, memory_network.hpp) is reached there,
+// without TCP, unless map_host says otherwise; map_host can also point a
+// host at an in-memory name.
 //
 // Owned by one loop and used from its thread. Not thread-safe.
 #pragma once
 
+#include <loupe/runtime/memory_network.hpp>
 #include <loupe/runtime/task.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -225,6 +229,8 @@ class client_session {
 /// on loop `l` go to `to`, without DNS. Replaces an earlier mapping of `host`.
 /// Call on the loop's thread (or before it runs).
 void map_host(loop& l, std::string host, boost::asio::ip::tcp::endpoint to);
+/// ... or to the server listening under `to.name` on the in-memory network.
+void map_host(loop& l, std::string host, memory_endpoint to);
 void unmap_host(loop& l, std::string_view host);
 
 }  // namespace loupe

@@ -3,6 +3,7 @@
 //   loupe::loop loop;
 //   loupe::server srv(loop, app);
 //   auto ep = srv.listen("127.0.0.1", 0);        // port 0: the kernel picks one
+//   srv.listen_memory("shop.test");              // and/or the in-memory network
 //   ...                                          // loop.run() serves
 //   co_await srv.shutdown(std::chrono::seconds(10));
 //
@@ -33,6 +34,7 @@
 // The loop and the application must outlive it.
 #pragma once
 
+#include <loupe/runtime/memory_network.hpp>
 #include <loupe/runtime/task.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -128,8 +130,15 @@ class server {
   /// the address if it cannot listen there.
   boost::asio::ip::tcp::endpoint listen(std::string_view host, unsigned short port);
 
+  /// Starts accepting on the in-memory network under `name` (see
+  /// memory_network.hpp): clients of this process reach it as
+  /// http://NAME/... Freezes the application. Throws
+  /// boost::system::system_error (address_in_use) if the name is taken.
+  memory_endpoint listen_memory(std::string name);
+
   /// The endpoints being listened on.
   std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
+  std::vector<memory_endpoint> memory_endpoints() const;
 
   /// Graceful shutdown (see above). Completes when every connection is closed.
   awaitable<void> shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
@@ -142,6 +151,7 @@ class server {
     bool idle = false;       ///< waiting for a request (keep-alive)
     bool in_handler = false; ///< a request's handler is running
     bool websocket = false;
+    bool memory = false;     ///< on the in-memory network (`remote` is empty)
   };
   std::vector<connection_info> connections() const;
   /// Requests whose handlers are running.

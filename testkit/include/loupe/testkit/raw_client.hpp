@@ -1,7 +1,7 @@
 // loupe/testkit/raw_client.hpp — an HTTP/1.1 client for tests, byte-exact when needed.
 //
 //   loupe::testkit::raw_client c(loop.get_executor());
-//   co_await c.connect(server_endpoint);
+//   co_await c.connect(server_endpoint);                 // or c.connect(srv.where()): TCP or in memory
 //   auto res = co_await c.request(http::verb::get, "/users/7");      // one request
 //   co_await c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n");
 //   auto a = co_await c.read_response();                              // pipelined: in order
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <loupe/runtime/task.hpp>
+#include <loupe/testkit/network.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -41,6 +42,9 @@ class raw_client {
   raw_client& operator=(raw_client&&) noexcept;
 
   awaitable<void> connect(const boost::asio::ip::tcp::endpoint& ep);
+  /// A TCP endpoint, or a name on the in-memory network (a test server's or
+  /// a chaos link's where()).
+  awaitable<void> connect(const address& to);
   /// Writes `bytes` exactly as given.
   awaitable<void> send(std::string_view bytes);
   /// Reads one response (for a HEAD request, pass `head = true`).

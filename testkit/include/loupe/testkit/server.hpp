@@ -4,6 +4,9 @@
 //   srv.url("/orders?page=2");                            // "http://127.0.0.1:PORT/orders?page=2"
 //   srv.metric("http_server_requests_total", {{"http_route", "/orders"}});
 //
+//   loupe::testkit::test_server mem(loop, app, {}, loupe::testkit::network::memory);
+//   mem.url("/orders");                                   // "http://server-1.memory/orders": no port
+//
 //   loupe::testkit::raw_test_server echo(loop, [](loupe::request& req) -> loupe::awaitable<loupe::response> {
 //     co_return loupe::response::text(std::string(req.target()));   // every method and path
 //   });
@@ -15,6 +18,7 @@
 #include <loupe/runtime/application.hpp>
 #include <loupe/runtime/server.hpp>
 #include <loupe/testkit/metrics.hpp>
+#include <loupe/testkit/network.hpp>
 
 #include <chrono>
 #include <memory>
@@ -26,16 +30,24 @@ namespace loupe::testkit {
 
 class test_server {
  public:
-  /// Starts serving `app` (which must outlive the server) on 127.0.0.1, port 0.
-  test_server(loop& l, application& app, server_options opts = {});
+  /// Starts serving `app` (which must outlive the server) on 127.0.0.1,
+  /// port 0, or on the in-memory network under a name of its own
+  /// ("server-N.memory").
+  test_server(loop& l, application& app, server_options opts = {}, network net = network::tcp);
   virtual ~test_server();
   test_server(const test_server&) = delete;
   test_server& operator=(const test_server&) = delete;
 
-  unsigned short port() const noexcept { return ep_.port(); }
-  const boost::asio::ip::tcp::endpoint& endpoint() const noexcept { return ep_; }
-  /// "http://127.0.0.1:PORT" + path; `scheme` "ws" for WebSocket routes.
-  std::string url(std::string_view path = "/", std::string_view scheme = "http") const;
+  /// The TCP port and endpoint (0 and empty on the in-memory network).
+  unsigned short port() const noexcept { return where_.tcp.port(); }
+  const boost::asio::ip::tcp::endpoint& endpoint() const noexcept { return where_.tcp; }
+  /// Where it listens, on either network.
+  const address& where() const noexcept { return where_; }
+  network net() const noexcept { return where_.in_memory() ? network::memory : network::tcp; }
+  /// "http://127.0.0.1:PORT" (or "http://NAME") + path; `scheme` "ws" for WebSocket routes.
+  std::string url(std::string_view path = "/", std::string_view scheme = "http") const {
+    return where_.url(path, scheme);
+  }
   application& app() noexcept { return app_; }
   loupe::server& native() noexcept { return *srv_; }
 
@@ -49,7 +61,7 @@ class test_server {
  private:
   application& app_;
   std::unique_ptr<loupe::server> srv_;
-  boost::asio::ip::tcp::endpoint ep_;
+  address where_;
   bool closed_ = false;
 };
 
@@ -64,7 +76,7 @@ struct raw_app_holder {
 /// goes to it (aiohttp's RawTestServer).
 class raw_test_server : private detail::raw_app_holder, public test_server {
  public:
-  raw_test_server(loop& l, handler h, server_options opts = {});
+  raw_test_server(loop& l, handler h, server_options opts = {}, network net = network::tcp);
 };
 
 }  // namespace loupe::testkit

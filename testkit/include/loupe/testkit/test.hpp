@@ -33,6 +33,10 @@
 //   client(url); several servers in one loop, and map_host("pong.test", srv)
 //   so that application code calling http://pong.test/... through any client
 //   session on this loop reaches that server, with no DNS and no fixed port.
+//   use_memory_network() puts the servers on the in-memory network (no
+//   ports, no TCP); chaos(srv, faults) puts a chaos link in front of one
+//   (network.hpp). One body can run on both networks, e.g. from a
+//   parameterized fixture's SetUp.
 // - Teardown in order: clients closed; then every server must have no open
 //   connection (a test that leaves one open fails, naming it); servers shut
 //   down gracefully; then no task may be left alive (a leaked task fails the
@@ -57,6 +61,7 @@
 #include <loupe/testkit/client.hpp>
 #include <loupe/testkit/faults.hpp>
 #include <loupe/testkit/logs.hpp>
+#include <loupe/testkit/network.hpp>
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/server.hpp>
@@ -102,11 +107,24 @@ class test : public ::testing::Test {
   test_server& raw_server(handler h, server_options opts = {});
   /// A client for `srv` (paths are relative to its URL).
   test_client& client(const test_server& srv, client_options opts = {});
+  /// A client whose requests cross the chaos link `link`.
+  test_client& client(const chaos_link& link, client_options opts = {});
   test_client& client(std::string base_url, client_options opts = {});
   /// Connections from this loop to `host` (any port) reach `srv`.
   void map_host(std::string host, const test_server& srv);
   void map_host(std::string host, const fault_server& srv);
+  void map_host(std::string host, const chaos_link& link);
+  void map_host(std::string host, const address& to);
 
+  /// From now on, server() and raw_server() listen on the in-memory network
+  /// (memory_network.hpp) instead of 127.0.0.1: no ports, no TCP, and an
+  /// idle loop is exactly idle. Clients reach them by their url() as before.
+  void use_memory_network() { network_ = testkit::network::memory; }
+  void use_network(testkit::network n) { network_ = n; }
+  testkit::network network_in_use() const noexcept { return network_; }
+  /// A chaos link in front of `srv` (on its network; see network.hpp),
+  /// closed before the servers at the end of the test.
+  chaos_link& chaos(const test_server& srv, link_faults faults);
   /// One request run to completion on the test's loop, for tests that are
   /// not coroutines. Call it outside a coroutine body.
   client_response fetch(const test_server& srv, std::string_view path,
@@ -159,6 +177,8 @@ class test : public ::testing::Test {
   testkit::deadline deadline_{default_deadline};
   std::deque<std::unique_ptr<test_server>> servers_;
   std::deque<std::unique_ptr<test_client>> clients_;
+  std::deque<std::unique_ptr<chaos_link>> links_;
+  testkit::network network_ = testkit::network::tcp;
   std::vector<log_query> expected_logs_;
   log_capture capture_;
   std::optional<std::chrono::milliseconds> slow_limit_;
