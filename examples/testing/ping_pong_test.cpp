@@ -2,8 +2,9 @@
 //
 // "ping" is an application whose handler calls another service, "pong", over
 // HTTP at http://pong.test. The test starts both on 127.0.0.1 (ports the
-// kernel picks), tells the loop that pong.test is the pong server (no DNS, no
-// fixed port), and talks to ping like a user would. Everything runs on the
+// kernel picks) or on the in-memory network (no ports at all), tells the loop
+// that pong.test is the pong server (no DNS, no fixed port), and talks to
+// ping like a user would; a chaos link in front of pong makes it slow. Everything runs on the
 // test's thread; the test fails — instead of hanging — if anything waits past
 // its deadline, and it checks at the end that nothing was left running and
 // that no unexpected ERROR was logged.
@@ -47,27 +48,59 @@ loupe::application make_ping_service() {
 
 // -- the tests ---------------------------------------------------------------
 
-// A coroutine test body on a fresh loop (deadline: 30 s).
-LOUPE_TEST(PingPong, PingReachesPongInTheSameLoop) {
+// A coroutine test body on a fresh loop (deadline: 30 s), as a fixture's
+// member so that it runs on both networks below.
+class PingPong : public loupe::testkit::test {
+ protected:
+  awaitable<void> ping_reaches_pong() {
+    auto& pong = server(make_pong_service());
+    auto& ping = server(make_ping_service());
+    map_host("pong.test", pong);            // http://pong.test/... now reaches `pong`
+    forbid_slow_callbacks(100ms);           // and no callback may block the loop for longer
+
+    auto& user = client(ping);
+    auto res = co_await user.get("/ping");
+    CO_ASSERT_EQ(res.status_code(), 200u);  // CO_ASSERT_*: the coroutine form of ASSERT_*
+    const auto body = res.json().as_object();
+    EXPECT_EQ(body.at("pong").at("from"), "ping-service");
+
+    // What production would see: pong's request counter and ping's access log.
+    co_await loupe::testkit::wait_until([&] { return pong.metric("http_server_requests_total").has_value(); });
+    EXPECT_EQ(pong.metric("http_server_requests_total", {{"http_route", "/pong"}}), 1);
+    EXPECT_FALSE(logs({.logger = "loupe.access", .fields = {{"route", "/ping"}}}).empty());
+  }
+};
+
+// Over TCP on 127.0.0.1, ports the kernel picks.
+LOUPE_TEST_F(PingPong, PingReachesPongInTheSameLoop) { co_await ping_reaches_pong(); }
+
+// The same test on the in-memory network: no ports, no TCP, the same code.
+LOUPE_TEST_F(PingPong, PingReachesPongInMemory) {
+  use_memory_network();
+  co_await ping_reaches_pong();
+}
+
+// Through a bad network, on virtual time: pong's answers cross a chaos link
+// that splits them into 69-byte segments and delays them 3 s, past ping's 2 s
+// timeout. The test takes no real time, and the link's seed is in the log.
+LOUPE_TEST_F(PingPong, PingSaysWhenPongIsTooSlow) {
+  use_memory_network();
+  use_virtual_time();
   auto& pong = server(make_pong_service());
+  auto& slow_pong = chaos(pong, {.to_client = {.delay = 3s, .segment_bytes = 69}});
+  map_host("pong.test", slow_pong);
   auto& ping = server(make_ping_service());
-  map_host("pong.test", pong);            // http://pong.test/... now reaches `pong`
-  forbid_slow_callbacks(100ms);           // and no callback may block the loop for longer
-
   auto& user = client(ping);
-  auto res = co_await user.get("/ping");
-  CO_ASSERT_EQ(res.status_code(), 200u);  // CO_ASSERT_*: the coroutine form of ASSERT_*
-  const auto body = res.json().as_object();
-  EXPECT_EQ(body.at("pong").at("from"), "ping-service");
 
-  // What production would see: pong's request counter and ping's access log.
-  co_await loupe::testkit::wait_until([&] { return pong.metric("http_server_requests_total").has_value(); });
-  EXPECT_EQ(pong.metric("http_server_requests_total", {{"http_route", "/pong"}}), 1);
-  EXPECT_FALSE(logs({.logger = "loupe.access", .fields = {{"route", "/ping"}}}).empty());
+  const auto start = loupe::clock::now();
+  auto res = co_await user.get("/ping");
+  EXPECT_EQ(res.status_code(), 502u);
+  EXPECT_EQ(loupe::clock::now() - start, 2s);  // ping's timeout, on virtual time
+  expect_log({.level = spdlog::level::warn, .message = "pong is unreachable"});
 }
 
 // When pong dies half-way through its answer, ping says so instead of hanging.
-LOUPE_TEST(PingPong, PingReportsABrokenPong) {
+LOUPE_TEST_F(PingPong, PingReportsABrokenPong) {
   loupe::testkit::fault_server broken_pong(loop, loupe::testkit::fault::close_mid_response());
   map_host("pong.test", broken_pong);
   auto& ping = server(make_ping_service());

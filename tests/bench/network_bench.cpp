@@ -1,0 +1,106 @@
+// network_bench — requests per second over the in-memory network against loopback TCP.
+//
+//   build/tests/network_bench [--benchmark_min_time=1]
+//
+// One loop serves GET / (a loupe server, access log off) and a
+// client_session on the same loop sends the requests one after another on
+// one keep-alive connection (`sequential`), or from 16 tasks at once on 16
+// connections (`concurrent`): first over 127.0.0.1, then over the in-memory
+// network (AF_UNIX socket pairs, memory_network.hpp). Everything else —
+// parser, router, tracking, metrics, client — is the same code. After the
+// table it prints the in-memory figure against TCP's of the same run.
+#include <loupe/runtime/application.hpp>
+#include <loupe/runtime/client.hpp>
+#include <loupe/runtime/loop.hpp>
+#include <loupe/runtime/response.hpp>
+#include <loupe/runtime/server.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+void requests(benchmark::State& state, bool memory, int tasks) {
+  loupe::loop loop("bench");
+  loupe::application app;
+  app.get("/",
+          [](loupe::request&) -> loupe::awaitable<loupe::response> { co_return loupe::response::text("Hello, world!"); });
+  loupe::server srv(loop, app, {.access_log = false});
+  std::string url;
+  if (memory) {
+    url = "http://" + srv.listen_memory("bench-" + std::to_string(tasks) + ".memory").name + "/";
+  } else {
+    url = "http://127.0.0.1:" + std::to_string(srv.listen("127.0.0.1", 0).port()) + "/";
+  }
+  loupe::client_session http(loop);
+  std::int64_t left = 0;
+  bool failed = false;
+  auto worker = [&]() -> loupe::awaitable<void> {
+    while (left > 0) {
+      --left;
+      auto res = co_await http.get(url);
+      if (res.status_code() != 200) failed = true;
+    }
+  };
+  auto body = [&]() -> loupe::awaitable<void> {
+    for (auto _ : state) {
+      // One batch of `tasks` requests per iteration.
+      left = tasks;
+      std::vector<std::uint64_t> ids;
+      for (int i = 0; i < tasks; ++i) ids.push_back(loupe::spawn(loop, "worker", worker()));
+      for (auto id : ids) co_await loupe::join(loop, id);
+    }
+    co_await http.close();
+    co_await srv.shutdown(1s);
+  };
+  loupe::spawn(loop, "bench", body(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  loop.run();
+  if (failed) state.SkipWithError("a request failed");
+  state.SetItemsProcessed(state.iterations() * tasks);
+}
+
+BENCHMARK_CAPTURE(requests, sequential_tcp, false, 1)->UseRealTime();
+BENCHMARK_CAPTURE(requests, sequential_memory, true, 1)->UseRealTime();
+BENCHMARK_CAPTURE(requests, concurrent_tcp, false, 16)->UseRealTime();
+BENCHMARK_CAPTURE(requests, concurrent_memory, true, 16)->UseRealTime();
+
+class ratio_reporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs)
+      if (r.run_type == Run::RT_Iteration && !r.error_occurred)
+        if (auto it = r.counters.find("items_per_second"); it != r.counters.end()) rate_[r.benchmark_name()] = it->second;
+    ConsoleReporter::ReportRuns(runs);
+  }
+  void print_ratios() const {
+    std::printf("\nin memory against loopback TCP, this run:\n");
+    for (const char* k : {"sequential", "concurrent"}) {
+      const auto tcp = rate_.find(std::string("requests/") + k + "_tcp");
+      const auto mem = rate_.find(std::string("requests/") + k + "_memory");
+      if (tcp == rate_.end() || mem == rate_.end()) continue;
+      std::printf("  %-11s tcp %9.0f req/s   memory %9.0f req/s   %.2fx\n", k, tcp->second, mem->second,
+                  mem->second / tcp->second);
+    }
+  }
+
+ private:
+  std::map<std::string, double> rate_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  ratio_reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.print_ratios();
+  benchmark::Shutdown();
+}
