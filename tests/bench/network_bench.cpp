@@ -83,8 +83,9 @@ class ratio_reporter : public benchmark::ConsoleReporter {
   void print_ratios() const {
     std::printf("\nin memory against loopback TCP, this run:\n");
     for (const char* k : {"sequential", "concurrent"}) {
-      const auto tcp = rate_.find(std::string("requests/") + k + "_tcp");
-      const auto mem = rate_.find(std::string("requests/") + k + "_memory");
+      // (UseRealTime() names them ".../real_time".)
+      const auto tcp = rate_.find(std::string("requests/") + k + "_tcp/real_time");
+      const auto mem = rate_.find(std::string("requests/") + k + "_memory/real_time");
       if (tcp == rate_.end() || mem == rate_.end()) continue;
       std::printf("  %-11s tcp %9.0f req/s   memory %9.0f req/s   %.2fx\n", k, tcp->second, mem->second,
                   mem->second / tcp->second);
