@@ -95,6 +95,21 @@ awaitable<http_response> raw_client::request(http::verb method, std::string_view
   co_return co_await read_response(method == http::verb::head);
 }
 
+awaitable<std::string> raw_client::read_some() {
+  if (impl_->buffer.size() > 0) {
+    std::string out(static_cast<const char*>(impl_->buffer.data().data()), impl_->buffer.size());
+    impl_->buffer.consume(impl_->buffer.size());
+    co_return out;
+  }
+  std::string out(64 * 1024, '\0');
+  loupe::detail::socket_deadline d(impl_->stream.socket());
+  d.arm_after(impl_->timeout);
+  auto [ec, n] = co_await impl_->stream.async_read_some(asio::buffer(out), nothrow);
+  check(d.timed(ec));
+  out.resize(n);
+  co_return out;
+}
+
 awaitable<bool> raw_client::closed_by_peer() {
   char byte;
   // Bytes already buffered mean the peer sent more than expected: not closed.

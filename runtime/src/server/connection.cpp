@@ -187,8 +187,14 @@ awaitable<server::impl::admission> server::impl::admit_body(connection& c, detai
 awaitable<void> server::impl::run_websocket(connection& c, request& req, const websocket_upgrade& up) {
   auto w = std::make_unique<websocket::impl>(std::move(c.stream));
   w->configure(true, up.options);
-  auto [aec] = co_await w->stream.async_accept(req.native(), nothrow);
+  auto& ws_impl = *w;
+  const auto aec = co_await w->timed_handshake([&]() -> awaitable<error_code> {
+    auto [ec] = co_await ws_impl.stream.async_accept(req.native(), nothrow);
+    co_return ec;
+  });
   if (aec) co_return;
+  w->heard();
+  w->start_idle_watch();
   detail::bump(served, 1);
   websocket session(std::move(w));
   c.ws = &session;

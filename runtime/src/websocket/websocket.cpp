@@ -5,6 +5,8 @@
 #include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/websocket.hpp>
 
+#include <loupe/runtime/detail/socket_deadline.hpp>
+
 #include "client/connect.hpp"
 #include "core/access.hpp"
 #include "websocket/websocket_internals.hpp"
@@ -26,16 +28,71 @@ using tcp = asio::ip::tcp;
 namespace {}
 
 void websocket::impl::configure(bool server, const websocket_options& o) {
-  stream.set_option(ws::stream_base::timeout{o.handshake_timeout, o.idle_timeout, true});
+  // Timeouts are ours, on loupe::clock (start_idle_watch, timed_handshake).
+  stream.set_option(ws::stream_base::timeout{ws::stream_base::none(), ws::stream_base::none(), false});
+  idle = o.idle_timeout;
+  handshake = o.handshake_timeout;
   stream.set_option(ws::stream_base::decorator([server](auto& m) {
     m.set(beast::http::field::server, "loupe");
     (void)server;
   }));
   stream.read_message_max(o.max_message_bytes);
   stream.control_callback([this](ws::frame_type kind, beast::string_view) {
+    heard();
     if (kind == ws::frame_type::pong) ++pongs;
   });
 }
+
+void websocket::impl::start_idle_watch() {
+  if (idle <= loupe::clock::duration::zero()) return;
+  // Due at half the timeout after the peer was last heard (time to ping),
+  // or at the whole of it once pinged.
+  const bool pinged = pinged_for == last_heard;
+  idle_timer.expires_at(last_heard + (pinged ? idle : idle / 2));
+  idle_timer.async_wait([this, a = alive](const boost::system::error_code& ec) {
+    if (*a && !ec) idle_tick();
+  });
+}
+
+void websocket::impl::idle_tick() {
+  if (!stream.is_open()) return;
+  const auto quiet = loupe::clock::now() - last_heard;
+  if (quiet >= idle) {
+    idle_dropped = true;
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(stream).socket().close(ignored);
+    return;
+  }
+  if (quiet >= idle / 2 && pinged_for != last_heard && !ping_out) {
+    // Beast allows one ping beside a pending write and read; ping() and
+    // close() wait for this one to be written first.
+    ping_out = true;
+    pinged_for = last_heard;
+    stream.async_ping({}, [this, a = alive](const boost::system::error_code&) {
+      if (*a) ping_out = false;
+    });
+  }
+  start_idle_watch();
+}
+
+awaitable<boost::system::error_code> websocket::impl::timed_handshake(
+    std::function<awaitable<boost::system::error_code>()> step) {
+  detail::socket_deadline deadline(beast::get_lowest_layer(stream).socket());
+  if (handshake > loupe::clock::duration::zero()) deadline.arm_after(handshake);
+  auto ec = co_await step();
+  co_return deadline.timed(ec);
+}
+
+namespace {
+// A control frame of the caller's waits for a keep-alive ping being written.
+awaitable<void> wait_for_keepalive_ping(websocket::impl& i) {
+  loupe::timer t(i.stream.get_executor());
+  while (i.ping_out) {
+    t.expires_after(loupe::clock::duration::zero());
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+}  // namespace
 
 websocket::websocket(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 websocket::~websocket() = default;
@@ -44,6 +101,7 @@ awaitable<std::optional<ws_message>> websocket::receive(std::source_location at)
   auto& i = *impl_;
   if (i.code != 0) co_return std::nullopt;
   auto [ec, n] = co_await i.stream.async_read(i.buffer, asio::as_tuple(here(at)));
+  if (!ec) i.heard();
   if (ec) {
     // The peer's close frame counts even if tearing down the TCP connection
     // failed afterwards (the peer may reset it right after closing).
@@ -68,6 +126,7 @@ awaitable<void> websocket::send(std::string_view data, bool binary, std::source_
 }
 
 awaitable<void> websocket::ping(std::string_view payload, std::source_location at) {
+  co_await wait_for_keepalive_ping(*impl_);
   co_await impl_->stream.async_ping(ws::ping_data(payload.data(), payload.size()), here(at));
 }
 
@@ -76,6 +135,8 @@ awaitable<void> websocket::close(std::uint16_t code, std::string_view reason, st
   if (!i.stream.is_open()) co_return;
   ws::close_reason why(code);
   why.reason = ws::reason_string(reason.data(), std::min<std::size_t>(reason.size(), 123));
+  co_await wait_for_keepalive_ping(i);
+  if (!i.stream.is_open()) co_return;
   auto [ec] = co_await i.stream.async_close(why, asio::as_tuple(here(at)));
   if (i.code == 0) i.code = code;
   // Read until the peer's close frame arrives (the handshake's second half).
@@ -98,8 +159,16 @@ awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string ur
   auto s = co_await detail::connect_tcp(l, to, loupe::clock::now() + opts.handshake_timeout);
   auto i = std::make_unique<impl>(std::move(s));
   i->configure(false, opts);
-  auto [hec] = co_await i->stream.async_handshake(to.host_header, to.target, asio::as_tuple(here(at)));
+  auto& ref = *i;
+  auto hec = co_await i->timed_handshake([&]() -> awaitable<boost::system::error_code> {
+    auto [ec] = co_await ref.stream.async_handshake(to.host_header, to.target, asio::as_tuple(here(at)));
+    co_return ec;
+  });
+  if (hec == beast::error::timeout)
+    throw client_error(client_errc::timeout, "WebSocket handshake with " + url + " timed out (handshake_timeout)");
   if (hec) throw client_error(client_errc::bad_response, "WebSocket handshake with " + url + " failed: " + hec.message());
+  i->heard();
+  i->start_idle_watch();
   co_return std::make_unique<websocket>(std::move(i));
 }
 

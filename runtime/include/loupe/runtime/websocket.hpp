@@ -10,8 +10,9 @@
 //   auto reply = co_await ws->receive();
 //   co_await ws->close(1000, "done");                  // or ws->close(loupe::ws_close::normal)
 //
-// Control frames are handled for you: pings are answered, an idle peer is
-// pinged and dropped after `idle_timeout`, and a message larger than
+// Control frames are handled for you: pings are answered, a peer heard from
+// nothing for half of `idle_timeout` is pinged and, silent for all of it,
+// dropped (receive() then ends with 1006), and a message larger than
 // `max_message_bytes` closes the connection with 1009 (too big). After the
 // close handshake `receive()` returns std::nullopt and `close_code()` says
 // why. A websocket belongs to the loop that made it; not thread-safe.
@@ -39,6 +40,7 @@ class request;
 
 struct websocket_options {
   std::size_t max_message_bytes = 1024 * 1024;
+  /// Both on loupe::clock (virtual time in tests); zero: none.
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds handshake_timeout{30};
 };

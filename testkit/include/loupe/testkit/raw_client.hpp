@@ -52,6 +52,9 @@ class raw_client {
   /// Sends one well-formed request (Host and Content-Length filled in) and reads its response.
   awaitable<http_response> request(boost::beast::http::verb method, std::string_view target, std::string body = {},
                                    const header_list& headers = {});
+  /// The bytes that have arrived (waiting for at least one; none buffered
+  /// by an earlier read_response are lost). Throws on end of stream.
+  awaitable<std::string> read_some();
   /// True when the server has closed the connection (EOF or reset) within the timeout.
   awaitable<bool> closed_by_peer();
   /// Ends the request side (the server reads EOF); responses can still be read.
