@@ -19,10 +19,14 @@
 //     co_await loupe::sleep_for(std::chrono::hours(1));   // returns at once, in real time
 //   });
 //
-// the clock stands still while a handler is ready, I/O is in flight (a
-// moment of real quiet, 50 µs, is waited for before each jump) or another
-// thread works for the loop (an executor job, a DNS lookup), and jumps to the
-// next timer when none is. The deadline is then on virtual time. When the loop
+// the clock stands still while a handler is ready, I/O is in flight or
+// another thread works for the loop (an executor job, a DNS lookup), and
+// jumps to the next timer when none is. On the in-memory network (see
+// network.hpp) "no I/O in flight" is exact: a write is in its peer's queue
+// when it returns. Over loopback TCP the kernel may still be carrying bytes
+// when the loop looks idle, so a moment of real quiet (50 µs) is waited for
+// before each jump: enough on an idle machine, not a proof on a loaded one —
+// prefer the in-memory network for tests on virtual time. The deadline is then on virtual time. When the loop
 // is idle with no timer pending, no task can ever be woken: `deadlock_detected`
 // is thrown at once, its message the wait graph (each task, what it awaits,
 // where, and any cycle of tasks awaiting each other). Virtual time needs every
