@@ -30,7 +30,7 @@ class memory_listener : public std::enable_shared_from_this<memory_listener> {
   awaitable<std::tuple<boost::system::error_code, boost::asio::ip::tcp::socket>> accept();
   /// Stops listening: the name is free again, a pending accept ends, and
   /// connections not yet accepted are closed (their clients read EOF).
-  void close();
+  void close() { close(true); }
   bool is_open() const;
   const std::string& name() const noexcept { return name_; }
 
@@ -40,6 +40,7 @@ class memory_listener : public std::enable_shared_from_this<memory_listener> {
 
  private:
   memory_listener(boost::asio::any_io_executor ex, std::string name);
+  void close(bool wake_accept);
   void wake();
 
   boost::asio::any_io_executor ex_;

@@ -78,9 +78,13 @@ std::shared_ptr<memory_listener> memory_listener::open(asio::any_io_executor ex,
   return l;
 }
 
-memory_listener::~memory_listener() { close(); }
+memory_listener::~memory_listener() {
+  // No accept can be waiting (it holds a reference), and the executor's
+  // context may be shutting down (destroying frames): nothing to post.
+  close(false);
+}
 
-void memory_listener::close() {
+void memory_listener::close(bool wake_accept) {
   std::deque<int> left;
   {
     std::lock_guard lock(m_);
@@ -95,7 +99,7 @@ void memory_listener::close() {
     auto it = r.by_name.find(name_);
     if (it != r.by_name.end() && (it->second.expired() || it->second.lock().get() == this)) r.by_name.erase(it);
   }
-  wake();
+  if (wake_accept) wake();
 }
 
 bool memory_listener::is_open() const {
