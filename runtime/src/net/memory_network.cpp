@@ -45,16 +45,13 @@ std::shared_ptr<detail::memory_listener> find(std::string_view name) {
                                     "no server listens on the in-memory network under '" + std::string(name) + "'");
 }
 
-tcp::socket socket_of(const asio::any_io_executor& ex, int fd) {
+// The socket is an AF_UNIX stream: Asio's stream operations only need a
+// descriptor; TCP options set on it fail and are ignored by their callers.
+// On failure `fd` is closed.
+tcp::socket adopt(const asio::any_io_executor& ex, int fd, error_code& ec) {
   tcp::socket s(ex);
-  error_code ec;
-  // The socket is an AF_UNIX stream: Asio's stream operations only need a
-  // descriptor; TCP options set on it fail and are ignored by their callers.
   s.assign(tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    throw boost::system::system_error(ec, "cannot open an in-memory connection");
-  }
+  if (ec) ::close(fd);
   return s;
 }
 
@@ -136,10 +133,8 @@ awaitable<std::tuple<error_code, tcp::socket>> memory_listener::accept() {
       }
     }
     if (fd >= 0) {
-      tcp::socket s(ex_);
       error_code ec;
-      s.assign(tcp::v4(), fd, ec);
-      if (ec) ::close(fd);
+      auto s = adopt(ex_, fd, ec);
       co_return std::tuple{ec, std::move(s)};
     }
     wake_.expires_at(clock::time_point::max());
@@ -182,7 +177,10 @@ tcp::socket memory_connect(const asio::any_io_executor& ex, std::string_view nam
     ::close(fds[1]);
     refused(name);
   }
-  return socket_of(ex, fds[0]);
+  error_code ec;
+  auto s = adopt(ex, fds[0], ec);
+  if (ec) throw boost::system::system_error(ec, "cannot open an in-memory connection");
+  return s;
 }
 
 }  // namespace loupe

@@ -430,8 +430,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   } guard{*self, &c};
 
   error_code ec;
-  // (An in-memory connection has no address: the empty endpoint.)
-  const auto remote = memory ? tcp::endpoint() : c.stream.socket().remote_endpoint(ec);
+  const auto remote = peer_endpoint(c.stream.socket(), memory);
   // Reads after a readiness wait must not block the loop if woken for nothing.
   c.stream.socket().non_blocking(true, ec);
   const auto local = memory ? tcp::endpoint() : c.stream.socket().local_endpoint(ec);

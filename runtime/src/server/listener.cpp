@@ -128,11 +128,8 @@ std::size_t server::connection_count() const noexcept { return impl_->open; }
 
 std::vector<server::connection_info> server::connections() const {
   std::vector<connection_info> out;
-  for (const auto* c : impl_->conns) {
-    error_code ec;
-    out.push_back({c->memory ? tcp::endpoint() : c->stream.socket().remote_endpoint(ec), c->idle, c->in_handler,
-                   c->ws != nullptr, c->memory});
-  }
+  for (const auto* c : impl_->conns)
+    out.push_back({peer_endpoint(c->stream.socket(), c->memory), c->idle, c->in_handler, c->ws != nullptr, c->memory});
   return out;
 }
 std::size_t server::requests_in_flight() const noexcept { return impl_->in_flight; }
@@ -247,8 +244,7 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s, 
     }
   } guard{*self};
   beast::tcp_stream stream(std::move(s));
-  error_code ec;
-  const auto remote = memory ? tcp::endpoint() : stream.socket().remote_endpoint(ec);
+  const auto remote = peer_endpoint(stream.socket(), memory);
   const auto start = detail::now_ns();
   refused r;
   r.request_id = detail::accept_request_id({});

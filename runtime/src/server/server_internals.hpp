@@ -49,7 +49,6 @@
 
 namespace loupe {
 
-
 namespace detail {
 
 inline constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
@@ -104,6 +103,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+
+/// The peer's address: the empty endpoint for an in-memory connection (the
+/// access log then says "memory"), or what the socket says.
+inline tcp::endpoint peer_endpoint(const tcp::socket& s, bool memory) {
+  error_code ec;
+  return memory ? tcp::endpoint() : s.remote_endpoint(ec);
+}
 
 /// One client connection. Lives in the frame of its connection task.
 struct connection {

@@ -58,7 +58,6 @@ void websocket::impl::idle_tick() {
   if (!stream.is_open()) return;
   const auto quiet = loupe::clock::now() - last_heard;
   if (quiet >= idle) {
-    idle_dropped = true;
     boost::system::error_code ignored;
     beast::get_lowest_layer(stream).socket().close(ignored);
     return;
@@ -69,7 +68,9 @@ void websocket::impl::idle_tick() {
     ping_out = true;
     pinged_for = last_heard;
     stream.async_ping({}, [this, a = alive](const boost::system::error_code&) {
-      if (*a) ping_out = false;
+      if (!*a) return;
+      ping_out = false;
+      ping_done.cancel();  // wakes ping() or close() waiting for it
     });
   }
   start_idle_watch();
@@ -86,11 +87,7 @@ awaitable<boost::system::error_code> websocket::impl::timed_handshake(
 namespace {
 // A control frame of the caller's waits for a keep-alive ping being written.
 awaitable<void> wait_for_keepalive_ping(websocket::impl& i) {
-  loupe::timer t(i.stream.get_executor());
-  while (i.ping_out) {
-    t.expires_after(loupe::clock::duration::zero());
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  while (i.ping_out) co_await i.ping_done.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 }  // namespace
 

@@ -11,7 +11,9 @@
 namespace loupe {
 
 struct websocket::impl {
-  explicit impl(boost::beast::tcp_stream s) : stream(std::move(s)), idle_timer(stream.get_executor()) {}
+  explicit impl(boost::beast::tcp_stream s)
+      : stream(std::move(s)), idle_timer(stream.get_executor()),
+        ping_done(stream.get_executor(), loupe::clock::time_point::max()) {}
   ~impl() { *alive = false; }
   void configure(bool server, const websocket_options& o);
 
@@ -36,7 +38,7 @@ struct websocket::impl {
   loupe::clock::time_point last_heard = loupe::clock::now();
   loupe::clock::time_point pinged_for{};  // the last_heard a keep-alive ping was sent for
   bool ping_out = false;                  // a keep-alive ping is being written
-  bool idle_dropped = false;
+  loupe::timer ping_done;                 // never due: cancelled when that ping is written
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
 
