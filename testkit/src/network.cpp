@@ -67,6 +67,7 @@ struct chaos_link::impl : std::enable_shared_from_this<impl> {
     tcp::socket up;    // to the server
     loupe::timer park[2];  // a direction that stopped reading (or an accept stall) waits here
     std::size_t index;
+    std::uint64_t task = 0;  // its task (chaos.link), for close() to join
     bool ended = false;
   };
 
@@ -100,6 +101,15 @@ struct chaos_link::impl : std::enable_shared_from_this<impl> {
     for (auto& p : c.park) p.cancel();
   }
 
+  // Stops accepting and ends every connection (their tasks end at their next turn).
+  void stop() {
+    closing = true;
+    if (mem) mem->close();
+    error_code ignored;
+    if (acc) acc->close(ignored);
+    for (auto& c : conns) end(*c, false);
+  }
+
   awaitable<void> accept_loop(std::shared_ptr<impl> self) {
     for (;;) {
       error_code ec;
@@ -115,8 +125,7 @@ struct chaos_link::impl : std::enable_shared_from_this<impl> {
       error_code ignored;
       c->down.set_option(tcp::no_delay(true), ignored);
       conns.insert(c);
-      auto t = spawn(lp, "chaos.link", serve(self, c));
-      (void)t;
+      c->task = spawn(lp, "chaos.link", serve(self, c));
     }
   }
 
@@ -269,13 +278,7 @@ chaos_link::chaos_link(loop& l, const address& upstream, link_faults faults)
   impl_->accept_task = spawn(l, "chaos.accept", impl_->accept_loop(impl_));
 }
 
-chaos_link::~chaos_link() {
-  impl_->closing = true;
-  if (impl_->mem) impl_->mem->close();
-  error_code ignored;
-  if (impl_->acc) impl_->acc->close(ignored);
-  for (auto& c : impl_->conns) impl::end(*c, false);
-}
+chaos_link::~chaos_link() { impl_->stop(); }
 
 const address& chaos_link::where() const noexcept { return impl_->where; }
 std::uint64_t chaos_link::seed() const noexcept { return impl_->faults.seed; }
@@ -287,14 +290,11 @@ std::size_t chaos_link::writes_to_client() const noexcept { return impl_->writes
 
 awaitable<void> chaos_link::close() {
   auto self = impl_;
-  self->closing = true;
-  if (self->mem) self->mem->close();
-  error_code ignored;
-  if (self->acc) self->acc->close(ignored);
-  for (auto& c : std::set(self->conns)) impl::end(*c, false);
-  // Their tasks end at their next turn.
+  self->stop();
   co_await join(self->lp, self->accept_task);
-  while (!self->conns.empty()) co_await sleep_for(std::chrono::milliseconds(1));
+  std::vector<std::uint64_t> tasks;
+  for (const auto& c : self->conns) tasks.push_back(c->task);
+  for (auto id : tasks) co_await join(self->lp, id);
 }
 
 }  // namespace loupe::testkit

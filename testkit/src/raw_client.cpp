@@ -2,6 +2,7 @@
 #include <loupe/testkit/raw_client.hpp>
 
 #include <loupe/runtime/detail/socket_deadline.hpp>
+#include <loupe/runtime/memory_network.hpp>
 #include <loupe/runtime/timer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,7 +10,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <loupe/runtime/memory_network.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 

@@ -17,6 +17,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "recording_reporter.hpp"
+
 #include <cstdio>
 #include <map>
 #include <string>
@@ -72,36 +74,24 @@ BENCHMARK_CAPTURE(requests, sequential_memory, true, 1)->UseRealTime();
 BENCHMARK_CAPTURE(requests, concurrent_tcp, false, 16)->UseRealTime();
 BENCHMARK_CAPTURE(requests, concurrent_memory, true, 16)->UseRealTime();
 
-class ratio_reporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration && !r.error_occurred)
-        if (auto it = r.counters.find("items_per_second"); it != r.counters.end()) rate_[r.benchmark_name()] = it->second;
-    ConsoleReporter::ReportRuns(runs);
+void print_ratios(const loupe_bench::recording_reporter& reporter) {
+  std::printf("\nin memory against loopback TCP, this run:\n");
+  for (const char* k : {"sequential", "concurrent"}) {
+    // (UseRealTime() names them ".../real_time".)
+    const auto* tcp = reporter.find(std::string("requests/") + k + "_tcp/real_time");
+    const auto* mem = reporter.find(std::string("requests/") + k + "_memory/real_time");
+    if (!tcp || !mem) continue;
+    const double t = tcp->counter("items_per_second"), m = mem->counter("items_per_second");
+    std::printf("  %-11s tcp %9.0f req/s   memory %9.0f req/s   %.2fx\n", k, t, m, m / t);
   }
-  void print_ratios() const {
-    std::printf("\nin memory against loopback TCP, this run:\n");
-    for (const char* k : {"sequential", "concurrent"}) {
-      // (UseRealTime() names them ".../real_time".)
-      const auto tcp = rate_.find(std::string("requests/") + k + "_tcp/real_time");
-      const auto mem = rate_.find(std::string("requests/") + k + "_memory/real_time");
-      if (tcp == rate_.end() || mem == rate_.end()) continue;
-      std::printf("  %-11s tcp %9.0f req/s   memory %9.0f req/s   %.2fx\n", k, tcp->second, mem->second,
-                  mem->second / tcp->second);
-    }
-  }
-
- private:
-  std::map<std::string, double> rate_;
-};
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  ratio_reporter reporter;
+  loupe_bench::recording_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print_ratios();
+  print_ratios(reporter);
   benchmark::Shutdown();
 }

@@ -15,6 +15,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "recording_reporter.hpp"
+
 #include <cstdio>
 #include <map>
 #include <string>
@@ -87,46 +89,34 @@ void registry_find_one(benchmark::State& state) {
 }
 BENCHMARK(registry_find_one)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 
-class ratio_reporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration && !r.error_occurred)
-        ns_[r.benchmark_name()] = r.GetAdjustedRealTime() * (r.time_unit == benchmark::kMillisecond   ? 1e6
-                                                             : r.time_unit == benchmark::kMicrosecond ? 1e3
-                                                                                                      : 1.0);
-    ConsoleReporter::ReportRuns(runs);
+// The router against its 10-route table, the registry against 10,000 tasks.
+void print_ratios(const loupe_bench::recording_reporter& reporter) {
+  std::printf("\nagainst the smallest size of the same kind, this run:\n");
+  for (const char* k : {"0", "1", "2"}) {
+    const std::string base = std::string("router_match/kind:") + k + "/routes:";
+    const auto* ten = reporter.find(base + "10");
+    if (!ten) continue;
+    for (const char* n : {"100", "1000"})
+      if (const auto* r = reporter.find(base + n))
+        std::printf("  %-34s %8.1f ns  %5.2fx the 10-route table\n", (base + n).c_str(), r->real_ns,
+                    r->real_ns / ten->real_ns);
   }
-  void print_ratios() const {
-    std::printf("\nagainst the smallest size of the same kind, this run:\n");
-    for (const char* k : {"0", "1", "2"}) {
-      const std::string base = std::string("router_match/kind:") + k + "/routes:";
-      const auto ten = ns_.find(base + "10");
-      if (ten == ns_.end()) continue;
-      for (const char* n : {"100", "1000"})
-        if (auto it = ns_.find(base + n); it != ns_.end())
-          std::printf("  %-34s %8.1f ns  %5.2fx the 10-route table\n", it->first.c_str(), it->second,
-                      it->second / ten->second);
-    }
-    for (const char* b : {"registry_snapshot", "registry_find_one"}) {
-      const auto small = ns_.find(std::string(b) + "/10000");
-      const auto big = ns_.find(std::string(b) + "/100000");
-      if (small != ns_.end() && big != ns_.end())
-        std::printf("  %-34s %8.1f us  %5.2fx the 10,000-task loop (%.0f ns per task)\n", big->first.c_str(),
-                    big->second / 1e3, big->second / small->second, big->second / 100000);
-    }
+  for (const char* b : {"registry_snapshot", "registry_find_one"}) {
+    const auto* small = reporter.find(std::string(b) + "/10000");
+    const auto* big = reporter.find(std::string(b) + "/100000");
+    if (small && big)
+      std::printf("  %-34s %8.1f us  %5.2fx the 10,000-task loop (%.0f ns per task)\n",
+                  (std::string(b) + "/100000").c_str(), big->real_ns / 1e3, big->real_ns / small->real_ns,
+                  big->real_ns / 100000);
   }
-
- private:
-  std::map<std::string, double> ns_;
-};
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  ratio_reporter reporter;
+  loupe_bench::recording_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print_ratios();
+  print_ratios(reporter);
   benchmark::Shutdown();
 }
