@@ -8,7 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
-  libgtest-dev libgmock-dev libgoogle-perftools-dev
+  libgtest-dev libgmock-dev libgoogle-perftools-dev libssl-dev openssl
   curl netcat-openbsd telnet wrk prometheus python3 google-perftools slowhttptest gdb
   clang-format-16
   "$@"

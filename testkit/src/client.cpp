@@ -11,7 +11,9 @@ test_client::test_client(loop& l, std::string base_url, client_options opts)
 }
 
 std::string test_client::url(std::string_view path) const {
-  if (path.starts_with("http://") || path.starts_with("ws://")) return std::string(path);
+  if (path.starts_with("http://") || path.starts_with("https://") || path.starts_with("ws://") ||
+      path.starts_with("wss://"))
+    return std::string(path);
   std::string out = base_;
   if (path.empty() || path.front() != '/') out += '/';
   out += path;

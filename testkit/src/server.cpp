@@ -1,5 +1,6 @@
 // testkit: test servers.
 #include <loupe/testkit/server.hpp>
+#include <loupe/testkit/tls.hpp>
 
 #include <loupe/runtime/metrics.hpp>
 
@@ -11,10 +12,20 @@ namespace {
 std::atomic<unsigned> memory_servers{0};
 }
 
+namespace {
+// A TLS server in memory is reached under its own name: a context from
+// server_tls() gets a certificate for it too.
+server_options for_name(server_options opts, const std::string& name) {
+  if (opts.tls && !name.empty()) opts.tls = detail::with_host(opts.tls, name);
+  return opts;
+}
+}  // namespace
+
 test_server::test_server(loop& l, application& app, server_options opts, network net)
-    : app_(app), srv_(std::make_unique<loupe::server>(l, app, std::move(opts))) {
-  if (net == network::memory)
-    where_.memory = srv_->listen_memory("server-" + std::to_string(++memory_servers) + ".memory").name;
+    : app_(app), secure_(opts.tls != nullptr) {
+  const std::string name = net == network::memory ? "server-" + std::to_string(++memory_servers) + ".memory" : "";
+  srv_ = std::make_unique<loupe::server>(l, app, for_name(std::move(opts), name));
+  if (net == network::memory) where_.memory = srv_->listen_memory(name).name;
   else where_.tcp = srv_->listen("127.0.0.1", 0);
 }
 

@@ -1,6 +1,7 @@
 // testkit: the loupe test fixture — servers, clients, the host map, teardown
 // in order, and the end-of-test checks (connections, tasks, logs, slow callbacks).
 #include <loupe/testkit/test.hpp>
+#include <loupe/testkit/tls.hpp>
 
 #include <loupe/runtime/log.hpp>
 #include <loupe/runtime/timer.hpp>
@@ -65,6 +66,9 @@ test_client& test::client(const test_server& srv, client_options opts) { return 
 test_client& test::client(const chaos_link& link, client_options opts) { return client(link.url(""), std::move(opts)); }
 
 test_client& test::client(std::string base_url, client_options opts) {
+  // An https base URL: the test CA's servers are trusted (tls.hpp).
+  if (base_url.starts_with("https://") && opts.tls.verify && opts.tls.ca_file.empty() && opts.tls.ca_pem.empty())
+    opts.tls.ca_pem = test_ca::shared().cert_pem();
   clients_.push_back(std::make_unique<test_client>(loop, std::move(base_url), std::move(opts)));
   return *clients_.back();
 }

@@ -1,6 +1,6 @@
-// Where a URL points, and opening a TCP connection to it (map_host first,
-// then DNS) under a deadline: shared by the client session and the
-// WebSocket client.
+// Where a URL points, and opening a connection to it (map_host first, then
+// the in-memory network, then DNS; TLS over it for https) under a deadline:
+// shared by the client session and the WebSocket client.
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/detail/socket_deadline.hpp>
 #include <loupe/runtime/loop.hpp>
@@ -9,6 +9,7 @@
 #include "client/host_map.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -25,18 +26,54 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
-url_origin origin_of(const boost::urls::url_view_base& u, std::string_view scheme) {
-  if (u.scheme() != scheme || u.host().empty())
-    throw client_error(client_errc::invalid_url,
-                       "invalid URL '" + std::string(u.buffer()) + "' (" + std::string(scheme) + ":// with a host only)");
+url_origin origin_of(const boost::urls::url_view_base& u, bool websocket) {
+  const std::string_view plain = websocket ? "ws" : "http";
+  const std::string_view secure = websocket ? "wss" : "https";
+  const bool is_secure = u.scheme() == secure;
+  if ((u.scheme() != plain && !is_secure) || u.host().empty())
+    throw client_error(client_errc::invalid_url, "invalid URL '" + std::string(u.buffer()) + "' (" + std::string(plain) +
+                                                     ":// or " + std::string(secure) + ":// with a host)");
   url_origin o;
   o.host = u.host();
-  o.port = u.has_port() ? u.port_number() : 80;
+  o.secure = is_secure;
+  o.port = u.has_port() ? u.port_number() : is_secure ? 443 : 80;
   o.key = o.host + ":" + std::to_string(o.port);
+  o.pool_key = is_secure ? "https://" + o.key : o.key;
   o.host_header = u.has_port() ? o.key : o.host;
   o.target = std::string(u.encoded_target());
   if (o.target.empty()) o.target = "/";
   return o;
+}
+
+const std::shared_ptr<asio::ssl::context>& client_tls::context() {
+  if (!ctx) {
+    try {
+      ctx = make_client_context(options);
+    } catch (const tls_config_error& e) {
+      throw client_error(client_errc::tls_handshake_failed, e.what());
+    }
+  }
+  return ctx;
+}
+
+awaitable<std::unique_ptr<client_conn>> open_connection(loop& l, const url_origin& to, clock_type::time_point deadline,
+                                                        client_tls& tls) {
+  auto c = std::make_unique<client_conn>(co_await connect_tcp(l, to, deadline));
+  if (!to.secure) co_return c;
+  c->tls_ctx = tls.context();
+  c->tls = std::make_unique<tls_stream>(c->tcp, *c->tls_ctx);
+  prepare_client(*c->tls, to.host, tls.options.verify);
+  detail::socket_deadline timeout(c->socket());
+  timeout.arm_at(deadline);
+  auto [hec] = co_await c->tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+  hec = timeout.timed(hec);
+  if (hec == beast::error::timeout)
+    throw client_error(client_errc::timeout, "TLS handshake with " + to.key + " timed out");
+  if (hec) {
+    auto [code, message] = client_failure(*c->tls, hec, to.key);
+    throw client_error(code, message);
+  }
+  co_return c;
 }
 
 awaitable<beast::tcp_stream> connect_tcp(loop& l, const url_origin& to, clock_type::time_point deadline) {

@@ -84,7 +84,9 @@ std::string cookie_jar::header_for(const boost::urls::url& to) {
   drop_expired();
   const std::string host = to_lower(to.host());
   const std::string path = to.path().empty() ? "/" : std::string(to.path());
-  const bool loopback = host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+  // Secure cookies go over https, and to loopback hosts (as browsers allow).
+  const bool loopback = to.scheme() == "https" || to.scheme() == "wss" || host == "localhost" || host == "127.0.0.1" ||
+                        host == "[::1]";
   std::string out;
   for (const auto& c : cookies_) {
     if (c.host_only ? host != c.domain : !domain_match(host, c.domain)) continue;

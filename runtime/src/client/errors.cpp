@@ -21,6 +21,10 @@ class client_category_impl : public std::error_category {
       case client_errc::too_many_redirects: return "too many redirects";
       case client_errc::response_too_large: return "response too large";
       case client_errc::session_closed: return "session closed";
+      case client_errc::certificate_untrusted: return "certificate not trusted";
+      case client_errc::certificate_expired: return "certificate expired or not yet valid";
+      case client_errc::certificate_wrong_host: return "certificate for another host";
+      case client_errc::tls_handshake_failed: return "TLS handshake failed";
     }
     return "unknown client error";
   }
@@ -45,6 +49,10 @@ std::string_view client_errc_name(int e) {
     case client_errc::too_many_redirects: return "too_many_redirects";
     case client_errc::response_too_large: return "response_too_large";
     case client_errc::session_closed: return "session_closed";
+    case client_errc::certificate_untrusted: return "certificate_untrusted";
+    case client_errc::certificate_expired: return "certificate_expired";
+    case client_errc::certificate_wrong_host: return "certificate_wrong_host";
+    case client_errc::tls_handshake_failed: return "tls_handshake_failed";
   }
   return "other";
 }

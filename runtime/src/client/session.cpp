@@ -13,6 +13,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -46,7 +47,7 @@ clock_type::time_point due_after(std::chrono::milliseconds timeout) {
 }
 
 struct pooled {
-  std::unique_ptr<beast::tcp_stream> stream;
+  std::unique_ptr<detail::client_conn> stream;
   clock_type::time_point idle_since;
 };
 
@@ -73,7 +74,7 @@ const boost::json::value& client_response::json() const {
 struct client_stream::impl {
   std::shared_ptr<client_session::impl> session;
   std::string key;
-  std::unique_ptr<beast::tcp_stream> stream;
+  std::unique_ptr<detail::client_conn> stream;
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   std::chrono::milliseconds timeout;
@@ -81,9 +82,10 @@ struct client_stream::impl {
 };
 
 struct client_session::impl : std::enable_shared_from_this<impl> {
-  impl(loop& l, client_options o) : lp(l), opts(std::move(o)) {}
+  impl(loop& l, client_options o) : lp(l), opts(std::move(o)), tls{opts.tls, {}} {}
   loop& lp;
   client_options opts;
+  detail::client_tls tls;  // https: what is trusted
   bool closed = false;
   std::size_t opened = 0;
   std::map<std::string, std::vector<pooled>> idle;
@@ -97,9 +99,9 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
   }
 
   // A pooled connection if one is fresh enough, else a new one.
-  awaitable<std::pair<std::unique_ptr<beast::tcp_stream>, bool>> acquire(const detail::url_origin& to,
-                                                                         clock_type::time_point deadline) {
-    auto& list = idle[to.key];
+  awaitable<std::pair<std::unique_ptr<detail::client_conn>, bool>> acquire(const detail::url_origin& to,
+                                                                           clock_type::time_point deadline) {
+    auto& list = idle[to.pool_key];
     while (!list.empty()) {
       pooled p = std::move(list.back());
       list.pop_back();
@@ -107,15 +109,15 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
         co_return std::pair{std::move(p.stream), true};
     }
     const auto connect_deadline = std::min(deadline, clock_type::now() + opts.connect_timeout);
-    auto stream = std::make_unique<beast::tcp_stream>(co_await detail::connect_tcp(lp, to, connect_deadline));
+    auto stream = co_await detail::open_connection(lp, to, connect_deadline, tls);
     ++opened;
     co_return std::pair{std::move(stream), false};
   }
 
-  void release(const std::string& key, std::unique_ptr<beast::tcp_stream> s) {
-    auto& list = idle[key];
+  void release(const std::string& pool_key, std::unique_ptr<detail::client_conn> s) {
+    auto& list = idle[pool_key];
     if (closed || list.size() >= opts.max_idle_per_host) return;  // closes it
-    s->expires_never();
+    s->tcp.expires_never();
     list.push_back(pooled{std::move(s), clock_type::now()});
   }
 
@@ -129,7 +131,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
     client_response out;
 
     for (std::size_t redirects = 0;; ++redirects) {
-      const auto to = detail::origin_of(u, "http");
+      const auto to = detail::origin_of(u, false);
       const std::string& key = to.key;
 
       const std::string cookie = opts.cookies ? jar.header_for(u) : std::string();
@@ -147,19 +149,23 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
           auto [stream, reused] = co_await acquire(to, deadline);
           detail::socket_deadline timeout(stream->socket());
           timeout.arm_at(deadline);
-          auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
+          auto [wec, wn] = co_await stream->with([&](auto& s) { return http::async_write(s, req, nothrow); });
           beast::flat_buffer buf;
           http::response_parser<http::string_body> parser;
           parser.body_limit(opts.max_response_bytes);
           parser.skip(method == http::verb::head);
           boost::system::error_code rec = wec;
-          if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(*stream, buf, parser, nothrow);
+          if (!rec)
+            std::tie(rec, std::ignore) = co_await stream->with([&](auto& s) {
+              return http::async_read(s, buf, parser, nothrow);
+            });
           rec = timeout.timed(rec);
           if (rec) {
           // A pooled connection the server closed meanwhile: try once more on a fresh one.
             const bool stale = reused && attempt == 0 && buf.size() == 0 && !parser.got_some() &&
                                (rec == http::error::end_of_stream || rec == asio::error::connection_reset ||
-                                rec == asio::error::broken_pipe || rec == asio::error::eof);
+                                rec == asio::ssl::error::stream_truncated || rec == asio::error::broken_pipe ||
+                                rec == asio::error::eof);
             if (stale) continue;
             if (rec == beast::error::timeout)
               throw client_error(client_errc::timeout,
@@ -170,7 +176,7 @@ struct client_session::impl : std::enable_shared_from_this<impl> {
             throw client_error(client_errc::bad_response, "bad response from " + key + ": " + rec.message());
           }
           res = parser.release();
-          if (res.keep_alive() && buf.size() == 0) release(key, std::move(stream));
+          if (res.keep_alive() && buf.size() == 0) release(to.pool_key, std::move(stream));
           break;
         }
       } catch (const client_error& e) {
@@ -238,7 +244,9 @@ awaitable<std::optional<std::string>> client_stream::read_chunk(std::source_loca
   detail::socket_deadline timeout(i.stream->socket());
   timeout.arm_at(due_after(i.timeout));
   // Stamped with the caller's co_await: the wait is theirs.
-  auto [ec, n] = co_await http::async_read_some(*i.stream, i.buffer, i.parser, asio::as_tuple(here(at)));
+  auto [ec, n] = co_await i.stream->with([&](auto& s) {
+    return http::async_read_some(s, i.buffer, i.parser, asio::as_tuple(here(at)));
+  });
   ec = timeout.timed(ec);
   if (ec == http::error::need_buffer) ec = {};
   if (ec == beast::error::timeout) throw client_error(client_errc::timeout, "reading the response body timed out");
@@ -286,7 +294,7 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     if (s->closed) throw client_error(client_errc::session_closed, "the client session is closed");
     const boost::urls::url url_ = detail::request_url(u, o);
     loupe::detail::set_task_what(std::string(http::to_string(m)) + " " + std::string(url_.buffer()));
-    const auto to = detail::origin_of(url_, "http");
+    const auto to = detail::origin_of(url_, false);
     const std::string& key = to.key;
     const auto timeout = o.timeout.value_or(s->opts.request_timeout);
     auto [stream, reused] = co_await s->acquire(to, due_after(timeout));
@@ -294,18 +302,19 @@ awaitable<std::unique_ptr<client_stream>> client_session::stream(http::verb meth
     const auto req = detail::build_request(m, to, detail::encode_body(o), o, s->opts.user_agent, cookie);
     auto i = std::make_unique<client_stream::impl>();
     i->session = s;
-    i->key = key;
+    i->key = to.pool_key;
     i->timeout = timeout;
     i->parser.body_limit(boost::none);
     i->parser.skip(m == http::verb::head);
     detail::socket_deadline deadline(stream->socket());
     deadline.arm_at(due_after(timeout));
-    auto [wec, wn] = co_await http::async_write(*stream, req, nothrow);
+    auto [wec, wn] = co_await stream->with([&](auto& s) { return http::async_write(s, req, nothrow); });
     wec = deadline.timed(wec);
     if (wec)
       throw client_error(wec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,
                          "sending to " + key + ": " + wec.message());
-    auto [hec, hn] = co_await http::async_read_header(*stream, i->buffer, i->parser, nothrow);
+    auto [hec,
+          hn] = co_await stream->with([&](auto& s) { return http::async_read_header(s, i->buffer, i->parser, nothrow); });
     hec = deadline.timed(hec);
     if (hec)
       throw client_error(hec == beast::error::timeout ? client_errc::timeout : client_errc::bad_response,

@@ -63,7 +63,15 @@ http_server_families::http_server_families(prometheus::Registry& r)
       accepted(prometheus::BuildCounter()
                    .Name("http_server_connections_accepted_total")
                    .Help("Client connections accepted, by loop.")
-                   .Register(r)) {}
+                   .Register(r)),
+      tls_handshakes(prometheus::BuildCounter()
+                         .Name("http_server_tls_handshakes_total")
+                         .Help("TLS handshakes completed, by loop and protocol version.")
+                         .Register(r)),
+      tls_handshake_failures(prometheus::BuildCounter()
+                                 .Name("http_server_tls_handshake_failures_total")
+                                 .Help("TLS handshakes that failed, by loop and reason.")
+                                 .Register(r)) {}
 
 http_series& http_server_series::get(const std::string* route, std::uint8_t method, unsigned status) {
   const key k{route, (static_cast<std::uint32_t>(method) << 16) | (status & 0xffff)};

@@ -38,6 +38,8 @@ struct http_server_families {
   prometheus::Family<prometheus::Gauge>& active;
   prometheus::Family<prometheus::Gauge>& open_connections;
   prometheus::Family<prometheus::Counter>& accepted;
+  prometheus::Family<prometheus::Counter>& tls_handshakes;          // by loop and TLS version
+  prometheus::Family<prometheus::Counter>& tls_handshake_failures;  // by loop and reason
 };
 
 /// What an application owns for metrics.

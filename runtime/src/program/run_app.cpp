@@ -4,6 +4,7 @@
 #include <loupe/runtime/loop.hpp>
 #include <loupe/runtime/run_app.hpp>
 #include <loupe/runtime/runner.hpp>
+#include <loupe/runtime/tls.hpp>
 #include <loupe/runtime/tracking.hpp>
 
 #include "core/symbolize.hpp"
@@ -46,7 +47,44 @@ void run_options::add_flags(flag_set& flags) {
                  "largest request body, past it 413 (0: the application's client_max_size, 1 MiB unless set)");
   flags.add_size("max-body-bytes-in-flight", &server.max_body_bytes_in_flight, 1024, std::size_t{1} << 40,
                  "request body bytes held at once by all requests, past it 503");
+  flags.add_string("tls-cert", &tls_cert, "HTTPS: PEM file of the certificate chain (reloaded on SIGHUP)");
+  flags.add_string("tls-key", &tls_key, "HTTPS: PEM file of the private key (default: in the --tls-cert file)");
 }
+
+namespace {
+
+// --tls-cert/--tls-key into opts.server.tls; throws flag_error saying what is wrong.
+void load_tls(run_options& opts) {
+  if (opts.server.tls) return;
+  if (opts.tls_cert.empty()) {
+    if (!opts.tls_key.empty()) throw flag_error("--tls-key needs --tls-cert");
+    return;
+  }
+  try {
+    tls_certificate files;
+    files.cert_file = opts.tls_cert;
+    files.key_file = opts.tls_key;
+    opts.server.tls = tls_context::server(std::move(files));
+  } catch (const tls_config_error& e) {
+    throw flag_error(std::string("--tls-cert: ") + e.what());
+  }
+}
+
+// SIGHUP: the certificate is loaded again; a failure keeps the current one.
+void reload_on_sighup(asio::signal_set& hup, tls_context& tls) {
+  hup.async_wait([&hup, &tls](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    try {
+      tls.reload();
+      log::runtime().info("SIGHUP: TLS certificate reloaded: {}", tls.describe());
+    } catch (const tls_config_error& e) {
+      log::runtime().warn("SIGHUP: TLS certificate not reloaded, keeping the current one: {}", e.what());
+    }
+    reload_on_sighup(hup, tls);
+  });
+}
+
+}  // namespace
 
 namespace {
 
@@ -64,6 +102,12 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
                      }});
   server_options so = opts.server;
   so.access_log = opts.access_log == "on";
+  asio::signal_set hup(lp.context());
+  if (so.tls) {
+    hup.add(SIGHUP);
+    reload_on_sighup(hup, *so.tls);
+  }
+  const char* scheme = so.tls ? "https" : "http";
   app_runner runner(lp, app,
                     {opts.host, static_cast<unsigned short>(opts.port), static_cast<std::size_t>(opts.workers), so,
                      true});
@@ -71,10 +115,11 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
     const auto ep = co_await runner.start();
     std::string host = ep.address().to_string();
     if (ep.address().is_v6()) host = "[" + host + "]";
-    std::printf("======== Running on http://%s:%u ========\n(Press CTRL+C to quit)\n", host.c_str(),
+    std::printf("======== Running on %s://%s:%u ========\n(Press CTRL+C to quit)\n", scheme, host.c_str(),
                 static_cast<unsigned>(ep.port()));
     std::fflush(stdout);
-    log::runtime().info("listening on http://{}:{} with {} loop(s)", host, ep.port(), runner.loop_count());
+    log::runtime().info("listening on {}://{}:{} with {} loop(s)", scheme, host, ep.port(), runner.loop_count());
+    if (so.tls) log::runtime().info("TLS certificate: {}", so.tls->describe());
     for (auto* x : opts.extensions) x->start(app);
   } catch (const std::exception& e) {
     log::runtime().error("start-up failed: {}", e.what());
@@ -112,13 +157,21 @@ awaitable<void> main_task(loop& lp, application& app, const run_options& opts, i
   if (!co_await runner.stop(std::chrono::milliseconds(opts.grace_ms))) exit_code = 1;
   for (auto it = opts.extensions.rbegin(); it != opts.extensions.rend(); ++it) (*it)->stop();
   signals.cancel();
+  hup.cancel();
   log::runtime().info("stopped");
   lp.stop();
 }
 
 }  // namespace
 
-int run_app(application& app, const run_options& opts) {
+int run_app(application& app, const run_options& given) {
+  run_options opts = given;
+  try {
+    load_tls(opts);
+  } catch (const flag_error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
   log::options lo;
   lo.format = log::parse_format(opts.log_format);
   lo.level = log::parse_level(opts.log_level);
@@ -149,6 +202,7 @@ int run_main(application& app, int argc, char** argv, flag_set& flags, run_optio
   try {
     const auto rest = flags.parse(argc, argv);
     if (!rest.empty()) throw flag_error("unexpected argument '" + rest.front() + "'");
+    load_tls(opts);
   } catch (const help_requested&) {
     std::cout << flags.usage();
     return 0;

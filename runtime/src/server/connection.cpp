@@ -117,7 +117,7 @@ refused describe_refused(const request_parser& parser, application& app) {
 
 }  // namespace
 
-awaitable<void> server::impl::refuse_request(beast::tcp_stream& stream, refused r, std::string detail, std::int64_t start,
+awaitable<void> server::impl::refuse_request(connection& c, refused r, std::string detail, std::int64_t start,
                                              tcp::endpoint remote) {
   const unsigned status = status_code(r.reason);
   if (detail.empty()) detail = make_error_code(r.reason).message();
@@ -128,11 +128,11 @@ awaitable<void> server::impl::refuse_request(beast::tcp_stream& stream, refused 
     task.emplace(lp, "http.request");
     detail::set_request_info({r.method, r.route ? *r.route : std::string(), r.path, r.request_id});
   }
-  const std::size_t n = co_await send_error(stream, static_cast<http::status>(status), detail, r.request_id);
+  const std::size_t n = co_await send_error(c, static_cast<http::status>(status), detail, r.request_id);
   record(nullptr, &r, status, 0, n, start, task ? task->id() : 0, remote);
   if (task && task->end(std::make_exception_ptr(http_error(static_cast<http::status>(status), detail))))
     co_await asio::this_coro::reset_cancellation_state();
-  co_await linger_close(stream);
+  co_await linger_close(c);
 }
 
 awaitable<server::impl::admission> server::impl::admit_body(connection& c, detail::body_charge& charge, std::size_t n,
@@ -185,6 +185,13 @@ awaitable<server::impl::admission> server::impl::admit_body(connection& c, detai
 
 
 awaitable<void> server::impl::run_websocket(connection& c, request& req, const websocket_upgrade& up) {
+  if (c.tls) {
+    // The WebSocket session is built on a TCP stream; over TLS it is not served yet.
+    log::runtime().warn("WebSocket upgrade of {} over TLS refused (501): not supported yet", req.target());
+    co_await send_error(c, http::status::not_implemented, "WebSocket over TLS is not supported yet", req.request_id());
+    co_await linger_close(c);
+    co_return;
+  }
   auto w = std::make_unique<websocket::impl>(std::move(c.stream));
   w->configure(true, up.options);
   auto& ws_impl = *w;
@@ -236,14 +243,14 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
   // otherwise read the rest.
   error_code hec = parse_buffered_header(parser, buf);
   if (!hec && !parser.is_header_done()) {
-    auto [rec, rn] = co_await http::async_read_header(c.stream, buf, parser, nothrow);
+    auto [rec, rn] = co_await on_stream(c, [&](auto& s) { return http::async_read_header(s, buf, parser, nothrow); });
     hec = rec;
   }
   // A request refused before it reached the application is answered and counted.
   const auto refuse = [&](server_errc why, std::string detail) {
     refused r = describe_refused(parser, app);
     r.reason = why;
-    return refuse_request(c.stream, std::move(r), std::move(detail), start, remote);
+    return refuse_request(c, std::move(r), std::move(detail), start, remote);
   };
   const auto refuse_too_large = [&] {
     return refuse(server_errc::body_too_large, "body exceeds " + std::to_string(app.client_max_size()) + " bytes");
@@ -311,11 +318,13 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
     parser.get().body().charge = &charge;
     if (parser.get().version() >= 11 && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       arm(c, opts.write_timeout);
-      auto [cec, cn] = co_await asio::async_write(c.stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
+      auto [cec, cn] = co_await on_stream(c, [&](auto& s) {
+        return asio::async_write(s, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n"sv), nothrow);
+      });
       if (cec) co_return after::close;
     }
     arm_until(c, body_due);
-    auto [bec, bn] = co_await http::async_read(c.stream, buf, parser, nothrow);
+    auto [bec, bn] = co_await on_stream(c, [&](auto& s) { return http::async_read(s, buf, parser, nothrow); });
     if (bec) {
       // The body is dropped before the refusal (which may linger for seconds).
       std::string().swap(parser.get().body().data);
@@ -405,11 +414,11 @@ awaitable<server::impl::after> server::impl::serve_request(connection& c, beast:
          request_task, remote);
   if (!sent.ok) co_return after::close;
   if (!keep) {
-    if (buf.size() == 0) {
+    if (buf.size() == 0 && !c.tls) {
       c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
       c.stream.socket().close(ec);
     } else {
-      co_await linger_close(c.stream);
+      co_await linger_close(c);
     }
     co_return after::done;
   }
@@ -434,6 +443,9 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   // Reads after a readiness wait must not block the loop if woken for nothing.
   c.stream.socket().non_blocking(true, ec);
   const auto local = memory ? tcp::endpoint() : c.stream.socket().local_endpoint(ec);
+  // HTTPS: the handshake first, within the header timeout.
+  std::int64_t header_due = due_in(opts.header_timeout);
+  if (opts.tls && !co_await tls_handshake(c, header_due, remote)) co_return;
   // Bounded: what is buffered is at most a header or a chunk's header line
   // (bodies move into the request), so a line that never ends (a huge chunk
   // extension) is refused instead of growing the buffer without limit.
@@ -443,7 +455,6 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
   // from the accept, a later one's from its first byte: blank lines before a
   // request line count as its bytes, so a client trickling CRLFs is cut off at
   // the header timeout (it would re-arm the keep-alive timeout otherwise).
-  std::int64_t header_due = due_in(opts.header_timeout);
   bool after_response = false;  // nothing but a response since the last request
 
   // A cancel of this task (the console's) closes the connection cleanly: at
@@ -471,7 +482,12 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
       // socket to become readable without holding a read buffer (10,000 idle
       // keep-alive connections held 80 MB of 8 KB buffers otherwise).
       error_code rec;
-      std::size_t n = c.stream.socket().read_some(buf.prepare(8192), rec);
+      // (Over TLS, a read that finds nothing is one that needs bytes from
+      // the socket: what TLS had decrypted and buffered was read first.)
+      const auto read_now = [&] {
+        return c.tls ? c.tls->read_some(buf.prepare(8192), rec) : c.stream.socket().read_some(buf.prepare(8192), rec);
+      };
+      std::size_t n = read_now();
       if (nothing_yet(rec)) {
         buf.shrink_to_fit();
         auto [wec] = co_await c.stream.socket().async_wait(tcp::socket::wait_read, nothrow);
@@ -481,7 +497,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
         // connection with nothing pending closes.
         const bool shutting_down = wec && (stopping || c.close_requested) && c.stream.socket().is_open();
         if (wec && !shutting_down) break;
-        n = c.stream.socket().read_some(buf.prepare(8192), rec);
+        n = read_now();
         if (nothing_yet(rec)) {
           if (shutting_down) break;
           continue;  // woken for nothing

@@ -10,7 +10,7 @@ namespace loupe {
 using detail::nothrow;
 using detail::http_date;
 
-awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::status status, std::string_view message,
+awaitable<std::size_t> server::impl::send_error(connection& c, http::status status, std::string_view message,
                                                 std::string_view request_id) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -21,9 +21,9 @@ awaitable<std::size_t> server::impl::send_error(beast::tcp_stream& s, http::stat
   res.keep_alive(false);
   res.prepare_payload();
   const std::size_t size = res.body().size();
-  detail::socket_deadline deadline(s.socket());
+  detail::socket_deadline deadline(c.stream.socket());
   deadline.arm_after(opts.write_timeout);
-  co_await http::async_write(s, res, nothrow);
+  co_await on_stream(c, [&](auto& s) { return http::async_write(s, res, nothrow); });
   co_return size;
 }
 

@@ -243,13 +243,23 @@ awaitable<void> server::impl::reject(std::shared_ptr<impl> self, tcp::socket s, 
       s.connection_done();
     }
   } guard{*self};
-  beast::tcp_stream stream(std::move(s));
-  const auto remote = peer_endpoint(stream.socket(), memory);
+  connection c(std::move(s), memory);
+  const auto remote = peer_endpoint(c.stream.socket(), memory);
   const auto start = detail::now_ns();
+  // Over HTTPS the 503 needs a handshake too (bounded by the header timeout;
+  // the connection is not in `conns`, so its own deadline closes it).
+  if (opts.tls) {
+    detail::socket_deadline deadline(c.stream.socket());
+    deadline.arm_after(opts.header_timeout);
+    c.tls_ctx = opts.tls->internals().current();
+    c.tls = std::make_unique<detail::tls_stream>(c.stream, *c.tls_ctx);
+    auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::server, nothrow);
+    if (hec) co_return;
+  }
   refused r;
   r.request_id = detail::accept_request_id({});
   r.reason = server_errc::too_many_connections;
-  co_await refuse_request(stream, std::move(r), {}, start, remote);
+  co_await refuse_request(c, std::move(r), {}, start, remote);
 }
 
 }  // namespace loupe

@@ -58,20 +58,28 @@ void serialize_header(http::response<http::string_body>& msg, std::string& out) 
 // Half-close, then read and discard what the client still sends (bounded), so
 // that unread input does not turn our close into a reset that destroys the
 // response in flight.
-awaitable<void> server::impl::linger_close(beast::tcp_stream& s) {
+awaitable<void> server::impl::linger_close(connection& c) {
   error_code ec;
-  s.socket().shutdown(tcp::socket::shutdown_send, ec);
+  auto& socket = c.stream.socket();
+  if (c.tls && socket.is_open()) {
+    // TLS says goodbye first (close_notify), then waits for the client's
+    // (or its end of stream), briefly.
+    detail::socket_deadline deadline(socket);
+    deadline.arm_after(std::chrono::seconds(2));
+    co_await c.tls->async_shutdown(nothrow);
+  }
+  socket.shutdown(tcp::socket::shutdown_send, ec);
   if (!ec) {
-    detail::socket_deadline deadline(s.socket());
+    detail::socket_deadline deadline(socket);
     deadline.arm_after(std::chrono::seconds(2));
     std::array<char, 4096> scratch;
     for (std::size_t total = 0; total < 1024 * 1024;) {
-      auto [rec, n] = co_await s.async_read_some(asio::buffer(scratch), nothrow);
+      auto [rec, n] = co_await socket.async_read_some(asio::buffer(scratch), nothrow);
       if (rec) break;
       total += n;
     }
   }
-  s.socket().close(ec);
+  socket.close(ec);
 }
 
 
@@ -95,13 +103,13 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
     fm.body().open(res.file_path()->c_str(), beast::file_mode::scan, ec);
     if (ec) {
       log::runtime().error("cannot open {}: {}", res.file_path()->string(), ec.message());
-      const std::size_t n = co_await send_error(c.stream, http::status::internal_server_error, {}, req.request_id());
-      co_await linger_close(c.stream);
+      const std::size_t n = co_await send_error(c, http::status::internal_server_error, {}, req.request_id());
+      co_await linger_close(c);
       co_return written{false, n, 500};
     }
     fm.prepare_payload();
     const std::size_t size = fm.body().size();
-    auto [wec, n] = co_await http::async_write(c.stream, fm, nothrow);
+    auto [wec, n] = co_await on_stream(c, [&](auto& s) { return http::async_write(s, fm, nothrow); });
     co_return written{!wec, size};
   }
   if (res.file_path()) {
@@ -117,12 +125,12 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
     http::response<http::empty_body> hm{std::move(msg.base())};
     http::response_serializer<http::empty_body> sr{hm};
     sr.split(true);
-    auto [wec, n] = co_await http::async_write_header(c.stream, sr, nothrow);
+    auto [wec, n] = co_await on_stream(c, [&](auto& s) { return http::async_write_header(s, sr, nothrow); });
     co_return written{!wec, 0};
   }
   const std::size_t size = msg.body().size();
   if (msg.chunked()) {
-    auto [wec, n] = co_await http::async_write(c.stream, msg, nothrow);
+    auto [wec, n] = co_await on_stream(c, [&](auto& s) { return http::async_write(s, msg, nothrow); });
     co_return written{!wec, size};
   }
   // Beast serializes the header; it is copied out once into the connection's
@@ -131,6 +139,17 @@ awaitable<server::impl::written> server::impl::write_response(connection& c, con
   // every write_some: that was a third of the request path's instructions.)
   serialize_header(msg, c.head);
   const std::array<asio::const_buffer, 2> out{asio::buffer(c.head), asio::buffer(msg.body())};
+  if (c.tls) {
+    // TLS writes a record per buffer: a small body goes in the header's
+    // record (copied after it), a large one in records of its own.
+    if (msg.body().size() <= 16 * 1024) {
+      c.head.append(msg.body());
+      auto [wec, n] = co_await asio::async_write(*c.tls, asio::buffer(c.head), nothrow);
+      co_return written{!wec, size};
+    }
+    auto [wec, n] = co_await asio::async_write(*c.tls, out, nothrow);
+    co_return written{!wec, size};
+  }
   auto [wec, n] = co_await asio::async_write(c.stream.socket(), out, nothrow);
   co_return written{!wec, size};
 }

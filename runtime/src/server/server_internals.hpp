@@ -8,6 +8,7 @@
 //   access_log.cpp       the metrics and the access-log record of each request
 //   client_gone.cpp      noticing a client that closed its connection mid-request (499)
 //   body_budget.hpp      request bodies and the process-wide bound on them
+//   tls_handshake.cpp    an HTTPS connection's handshake, and its failures
 #pragma once
 
 #include <loupe/runtime/application.hpp>
@@ -21,6 +22,7 @@
 #include "core/clock.hpp"
 #include "observe/http_metrics.hpp"
 #include "server/body_budget.hpp"
+#include "tls/tls_internals.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -114,7 +116,11 @@ inline tcp::endpoint peer_endpoint(const tcp::socket& s, bool memory) {
 /// One client connection. Lives in the frame of its connection task.
 struct connection {
   connection(tcp::socket s, bool in_memory) : stream(std::move(s)), memory(in_memory) {}
-  beast::tcp_stream stream;
+  beast::tcp_stream stream;  // TCP (or in memory): what deadlines close
+  // HTTPS: the context it was made with (a reload does not change it) and
+  // TLS over `stream`; null for plain HTTP.
+  std::shared_ptr<asio::ssl::context> tls_ctx;
+  std::unique_ptr<detail::tls_stream> tls;
   bool memory = false;     // on the in-memory network (memory_network.hpp)
   bool idle = true;        // between requests: waiting for the next one's first bytes
   bool in_handler = false; // a request task is running
@@ -134,6 +140,14 @@ struct connection {
   // the wait at shutdown).
   loupe::timer* body_wait = nullptr;
 };
+
+/// Calls `f` with the stream the connection's HTTP goes over: TLS, or TCP.
+/// (Both calls return the same awaitable type.)
+template <class F>
+decltype(auto) on_stream(connection& c, F&& f) {
+  if (c.tls) return f(*c.tls);
+  return f(c.stream);
+}
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(loop& l, application& a, server_options o)
@@ -224,12 +238,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   /// Answers a request refused before it reached the application (its status
   /// from r.reason; `detail`, or the reason's message, in the body), records
   /// it, closes.
-  awaitable<void> refuse_request(beast::tcp_stream& stream, detail::refused r, std::string detail, std::int64_t start,
+  awaitable<void> refuse_request(connection& c, detail::refused r, std::string detail, std::int64_t start,
                                  tcp::endpoint remote);
   /// Sends an error response (the caller then closes); returns the body size.
-  awaitable<std::size_t> send_error(beast::tcp_stream& s, http::status status, std::string_view detail,
+  awaitable<std::size_t> send_error(connection& c, http::status status, std::string_view detail,
                                     std::string_view request_id);
-  awaitable<void> linger_close(beast::tcp_stream& s);
+  /// Closes politely: TLS's close_notify, half-close, then drain (bounded).
+  awaitable<void> linger_close(connection& c);
+  /// An HTTPS connection's handshake, to be over by `due_ns`; false when it
+  /// failed (logged, counted, the connection closed).
+  awaitable<bool> tls_handshake(connection& c, std::int64_t due_ns, const tcp::endpoint& remote);
   void connection_done() {
     --open;
     detail::process_connections.fetch_sub(1, std::memory_order_relaxed);

@@ -152,7 +152,8 @@ awaitable<std::unique_ptr<websocket>> websocket::connect(loop& l, std::string ur
                                                          std::source_location at) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) throw client_error(client_errc::invalid_url, "invalid WebSocket URL '" + url + "'");
-  const auto to = detail::origin_of(*parsed, "ws");
+  const auto to = detail::origin_of(*parsed, true);
+  if (to.secure) throw client_error(client_errc::invalid_url, "WebSocket URL '" + url + "': wss:// is not supported yet");
   auto s = co_await detail::connect_tcp(l, to, loupe::clock::now() + opts.handshake_timeout);
   auto i = std::make_unique<impl>(std::move(s));
   i->configure(false, opts);

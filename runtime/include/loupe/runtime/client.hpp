@@ -2,6 +2,7 @@
 //
 //   loupe::client_session http(loop);
 //   auto res = co_await http.get("http://127.0.0.1:8080/json");
+//   auto page = co_await http.get("https://example.org/");   // verified against the system CAs
 //   boost::json::value v = res.json();
 //   loupe::request_options item{.json = {{"name", "x"}}};
 //   auto created = co_await http.post("http://api.test/items", std::move(item));
@@ -36,6 +37,7 @@
 
 #include <loupe/runtime/memory_network.hpp>
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/tls.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/fields.hpp>
@@ -70,6 +72,10 @@ enum class client_errc {
   too_many_redirects,
   response_too_large,
   session_closed,
+  certificate_untrusted,   ///< https: not signed by a trusted CA (or self-signed)
+  certificate_expired,     ///< https: expired, or not valid yet
+  certificate_wrong_host,  ///< https: valid, but for another host name or address
+  tls_handshake_failed,    ///< https: no common protocol or cipher, not TLS, cut off mid-handshake
 };
 const std::error_category& client_category() noexcept;
 std::error_code make_error_code(client_errc e) noexcept;
@@ -90,6 +96,9 @@ struct client_options {
   std::string user_agent = "loupe";
   /// Keep cookies from responses and send them back (the session's jar).
   bool cookies = true;
+  /// https: what is trusted (the system's CA store unless told), a client
+  /// certificate (tls.hpp).
+  client_tls_options tls;
 };
 
 /// A cookie in a session's jar.
@@ -99,7 +108,7 @@ struct client_cookie {
   std::string domain;   ///< the host it came from, or its Domain attribute
   bool host_only = true;  ///< no Domain attribute: only `domain` itself, not its subdomains
   std::string path = "/";
-  bool secure = false;  ///< sent only to loopback hosts (this client speaks plain HTTP)
+  bool secure = false;  ///< sent only over https (and to loopback hosts)
   std::optional<std::chrono::system_clock::time_point> expires;  ///< none: a session cookie
 };
 

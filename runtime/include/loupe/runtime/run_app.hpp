@@ -61,6 +61,11 @@ struct run_options {
   std::string metrics_path = "/metrics";  ///< where Prometheus scrapes; empty: no metrics route
   std::size_t max_body_bytes = 0;       ///< the application's client_max_size; 0: leave it
   server_options server;                ///< limits and timeouts (their flags write here)
+  /// HTTPS: PEM files of the certificate chain and its key (the key may
+  /// follow the chain in the certificate file). run_main loads them into
+  /// server.tls before anything binds; SIGHUP loads them again.
+  std::string tls_cert;
+  std::string tls_key;
   /// Started after start-up, stopped after shutdown, in this order (not owned).
   std::vector<run_extension*> extensions;
 
@@ -69,7 +74,8 @@ struct run_options {
   /// the server's limits and timeouts (--max-connections,
   /// --header-timeout-ms, --keepalive-timeout-ms, --body-timeout-ms,
   /// --write-timeout-ms, --max-header-bytes, --max-body-bytes,
-  /// --max-body-bytes-in-flight) on `flags`, writing into *this.
+  /// --max-body-bytes-in-flight), and --tls-cert, --tls-key on `flags`,
+  /// writing into *this.
   void add_flags(flag_set& flags);
 };
 

@@ -26,6 +26,12 @@
 // they arrive and the bytes they hold in the whole process are bounded
 // (max_body_bytes_in_flight).
 //
+// HTTPS: with server_options::tls (tls.hpp), every listener of the server,
+// TCP and in-memory, speaks TLS; the handshake must be over within
+// header_timeout of the accept. A plain-HTTP request to such a port is
+// answered 400 in plain text, as nginx does. WebSocket upgrades are served
+// over plain connections only, for now: over TLS they get 501.
+//
 // Graceful shutdown stops accepting, closes idle keep-alive connections, lets
 // requests in flight finish (their responses say `Connection: close`) and,
 // past the grace period, cancels what is left.
@@ -36,6 +42,7 @@
 
 #include <loupe/runtime/memory_network.hpp>
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/tls.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -116,6 +123,9 @@ struct server_options {
   /// deadlines (a tenth of the shortest timeout, 10 ms to 1 s);
   /// request::client_gone() asks the socket at once.
   bool cancel_on_client_gone = false;
+  /// HTTPS: the certificate and TLS settings (tls.hpp), shared with other
+  /// servers; null for plain HTTP.
+  std::shared_ptr<tls_context> tls;
 };
 
 class server {

@@ -44,10 +44,15 @@ class test_server {
   /// Where it listens, on either network.
   const address& where() const noexcept { return where_; }
   network net() const noexcept { return where_.in_memory() ? network::memory : network::tcp; }
-  /// "http://127.0.0.1:PORT" (or "http://NAME") + path; `scheme` "ws" for WebSocket routes.
+  /// "http://127.0.0.1:PORT" (or "http://NAME") + path; `scheme` "ws" for
+  /// WebSocket routes. A TLS server's are https:// (and wss://).
   std::string url(std::string_view path = "/", std::string_view scheme = "http") const {
+    if (secure_ && scheme == "http") scheme = "https";
+    if (secure_ && scheme == "ws") scheme = "wss";
     return where_.url(path, scheme);
   }
+  /// Serving HTTPS (server_options::tls).
+  bool secure() const noexcept { return secure_; }
   application& app() noexcept { return app_; }
   loupe::server& native() noexcept { return *srv_; }
 
@@ -60,6 +65,7 @@ class test_server {
 
  private:
   application& app_;
+  bool secure_ = false;
   std::unique_ptr<loupe::server> srv_;
   address where_;
   bool closed_ = false;
