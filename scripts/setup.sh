@@ -10,6 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev prometheus-cpp-dev libbenchmark-dev
   libgtest-dev libgmock-dev libgoogle-perftools-dev libssl-dev openssl
   curl netcat-openbsd telnet wrk prometheus python3 google-perftools slowhttptest gdb
+  nginx-light python3-aiohttp
   clang-format-16
   "$@"
 )
@@ -38,4 +39,13 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# Packages with a service (nginx) are installed without starting it: the
+# tests start their own, on ports of their own.
+guard=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  guard=yes
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ -n "$guard" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi

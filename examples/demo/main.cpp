@@ -20,6 +20,7 @@
 //   loupe-demo --port 8080 --log-format text
 //   telnet 127.0.0.1 20101                 the monitor console (--monitor-port, --monitor off)
 //   loupe-demo --debug-endpoints            GET /debug/pprof/profile?seconds=N and /debug/pprof/heap
+//   loupe-demo --tls-cert site.crt --tls-key site.key   HTTPS (and wss:// for /ws); SIGHUP reloads them
 #include <loupe/monitor/console.hpp>
 #include <loupe/profiler/profiler.hpp>
 #include <loupe/runtime.hpp>
@@ -81,6 +82,7 @@ class upstream_flag : public loupe::run_extension {
 
 int main(int argc, char** argv) {
   loupe::application app;
+  loupe::run_options opts;  // the standard flags write here (run_main, below)
   // An application metric on the application's registry: resolved once, then
   // an atomic add per request.
   auto& echoed = prometheus::BuildCounter()
@@ -161,10 +163,16 @@ int main(int argc, char** argv) {
 
   app.get(
       "/fanout",
-      [](request& req) -> awaitable<response> {
-        loupe::loop& here = *loupe::loop::current();      // the loop serving this request
-        loupe::client_session session(here);               // a session belongs to one loop
-        const auto self = "http://" + req.local().address().to_string() + ":" + std::to_string(req.local().port());
+      [&opts](request& req) -> awaitable<response> {
+        loupe::loop& here = *loupe::loop::current();  // the loop serving this request
+        // With --tls-cert the demo calls itself over https, on 127.0.0.1, which
+        // its certificate need not name: this one self-call does not verify.
+        const bool tls = !opts.tls_cert.empty();
+        loupe::client_options co;
+        co.tls.verify = !tls;
+        loupe::client_session session(here, co);  // a session belongs to one loop
+        const auto self = std::string(tls ? "https://" : "http://") + req.local().address().to_string() + ":" +
+                          std::to_string(req.local().port());
         auto [json, slept] = co_await loupe::gather(here, "fanout", session.get(self + "/json"),
                                                     session.get(self + "/sleep?ms=10"));
         co_return response::json({{"json", json.json()},
@@ -197,7 +205,6 @@ int main(int argc, char** argv) {
       {}, "ws");
 
   loupe::flag_set flags("loupe-demo", "The loupe reference application.");
-  loupe::run_options opts;
   loupe::monitor::console console;                    // telnet 127.0.0.1 20101: ps, where, cancel
   console.add_flags(flags);
   loupe::profiler::profiler profiler;                 // --debug-endpoints: /debug/pprof/profile, /heap

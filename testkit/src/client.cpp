@@ -6,7 +6,7 @@ namespace loupe::testkit {
 namespace http = boost::beast::http;
 
 test_client::test_client(loop& l, std::string base_url, client_options opts)
-    : loop_(l), base_(std::move(base_url)), session_(l, std::move(opts)) {
+    : loop_(l), base_(std::move(base_url)), tls_(opts.tls), session_(l, std::move(opts)) {
   while (!base_.empty() && base_.back() == '/') base_.pop_back();
 }
 
@@ -48,11 +48,17 @@ awaitable<std::unique_ptr<client_stream>> test_client::stream(http::verb method,
   co_return co_await session_.stream(method, url(path), std::move(opts), at);
 }
 
+awaitable<std::unique_ptr<websocket>> test_client::ws_connect(std::string_view path, std::source_location at) {
+  return ws_connect(path, websocket_options{}, at);
+}
+
 awaitable<std::unique_ptr<websocket>> test_client::ws_connect(std::string_view path, websocket_options opts,
                                                               std::source_location at) {
   std::string u = url(path);
   if (u.starts_with("http://")) u.replace(0, 4, "ws");
-  co_return co_await websocket::connect(loop_, std::move(u), opts, at);
+  if (u.starts_with("https://")) u.replace(0, 5, "wss");
+  if (opts.tls.ca_file.empty() && opts.tls.ca_pem.empty()) opts.tls = tls_;
+  return websocket::connect(loop_, std::move(u), std::move(opts), at);
 }
 
 }  // namespace loupe::testkit

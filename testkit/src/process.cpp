@@ -93,7 +93,7 @@ child::~child() {
 int child::pid() const noexcept { return impl_->pid; }
 
 unsigned short child::wait_for_port(std::chrono::milliseconds deadline) {
-  static const std::regex running(R"(Running on http://[^\s]+:(\d+))");
+  static const std::regex running(R"(Running on https?://[^\s]+:(\d+))");
   std::unique_lock lock(impl_->m);
   std::smatch m;
   const bool ok = impl_->cv.wait_for(lock, deadline, [&] {

@@ -25,7 +25,7 @@
 # wait_exit PID SECONDS          wait at most SECONDS for background process PID; EXIT_CODE = its exit code, or "timeout" (still running)
 # kill_tree PID...               SIGKILL the processes and all their descendants (each stopped first, so none forks away) and reap them
 # term_wait PID SECONDS LABEL    SIGTERM PID and wait at most SECONDS, then kill_tree it; prints and sets EXIT_CODE (or "timeout") and STOP_MS
-# demo_start TAG [VAR=VALUE...] [FLAG...]  run [env VAR=VALUE...] $DEMO --port 0 --monitor-port 0 FLAG... in the background, wait at most 10 s for its ports; sets DEMO_PID PORT BASE MPORT DEMO_OUT DEMO_ERR, or kills it and returns 1 with the reason in DEMO_START_ERROR
+# demo_start TAG [VAR=VALUE...] [FLAG...]  run [env VAR=VALUE...] $DEMO --port 0 --monitor-port 0 FLAG... in the background, wait at most 10 s for its ports; sets DEMO_PID PORT BASE (https://localhost:PORT with --tls-cert) MPORT DEMO_OUT DEMO_ERR, or kills it and returns 1 with the reason in DEMO_START_ERROR
 # start_checked TAG [ARG...]     demo_start, counted as the check `start-TAG`
 # demo_stop [SECONDS]            term_wait the demo (at most SECONDS, 10 by default); clears DEMO_PID
 # do_curl CURL-ARG...            run curl (at most 10 s) and print the exchange; sets STATUS HDRS BODYF BODY CURL_RC
@@ -185,7 +185,7 @@ term_wait() {
 # True once the demo's stdout names its port (and its console's unless
 # --monitor off), or once the demo has exited.
 _e2e_demo_up() {
-  PORT="$(sed -n 's|.*Running on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$DEMO_OUT" | head -n 1)"
+  PORT="$(sed -n 's|.*Running on https\{0,1\}://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$DEMO_OUT" | head -n 1)"
   MPORT="$(sed -n 's|.*Monitor console on [^ ]*:\([0-9][0-9]*\).*|\1|p' "$DEMO_OUT" | head -n 1)"
   [[ -n "$PORT" && ($_E2E_CONSOLE == no || -n "$MPORT") ]] || _e2e_gone "$DEMO_PID"
 }
@@ -219,6 +219,7 @@ demo_start() {
     return 1
   fi
   BASE="http://127.0.0.1:$PORT"
+  grep -q 'Running on https://' "$DEMO_OUT" && BASE="https://localhost:$PORT"
   grep -E 'Running on|Monitor console on' "$DEMO_OUT"
   return 0
 }

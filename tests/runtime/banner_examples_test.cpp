@@ -1,5 +1,5 @@
 // The examples in the banners of client.hpp, testkit/client.hpp,
-// memory_network.hpp and testkit/network.hpp, as they
+// memory_network.hpp, testkit/network.hpp, tls.hpp and testkit/tls.hpp, as they
 // are written there, compiled (GCC in the main build, clang in the sanitizer
 // build) and run against a small application. The documented
 // `co_await http.post(url, {.json = {...}})` did not compile on GCC 12.
@@ -8,7 +8,12 @@
 #include <loupe/runtime/client.hpp>
 #include <loupe/runtime/memory_network.hpp>
 #include <loupe/runtime/server.hpp>
+#include <loupe/runtime/tls.hpp>
 #include <loupe/testkit/test.hpp>
+#include <loupe/testkit/tls.hpp>
+
+#include <filesystem>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -121,4 +126,59 @@ LOUPE_TEST(BannerExamples, TestkitNetworkHpp) {
   EXPECT_EQ(res.status_code(), 200u);  // read by the server in 69-byte pieces
   // ---------------------------------------------------------------------------
   EXPECT_GE(link.writes_to_server(), 2048u / 69);
+}
+
+LOUPE_TEST(BannerExamples, TlsHpp) {
+  // The files the example names, made by the test CA in a directory of its own.
+  const auto dir = std::filesystem::temp_directory_path() / ("loupe-banner-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir);
+  const auto& ca = loupe::testkit::test_ca::shared();
+  ca.issue({.hosts = {"api.example.com"}}).write(".", "site");
+  ca.write_cert("corp-ca.pem");
+  loupe::application app = shop();
+  app.get("/items", [](request&) -> awaitable<response> { co_return response::text("items"); });
+  const std::string host = "127.0.0.1";
+  const unsigned short port = 0;
+  // ---- as in loupe/runtime/tls.hpp ------------------------------------------
+  auto tls = loupe::tls_context::server({.cert_file = "site.crt", .key_file = "site.key"});
+  loupe::server srv(loop, app, {.tls = tls});  // every listener of srv speaks TLS
+  srv.listen(host, port);
+  tls->reload();  // new certificate; open connections keep theirs
+
+  loupe::client_options co;
+  co.tls.ca_file = "corp-ca.pem";  // trusted instead of the system store
+  // (the test's own line: the name goes to the server)
+  loupe::map_host(loop, "api.example.com", srv.endpoints().front());
+  loupe::client_session http(loop, co);
+  auto res = co_await http.get("https://api.example.com/items");
+  // ---------------------------------------------------------------------------
+  EXPECT_EQ(res.text(), "items");
+  EXPECT_EQ(tls->generation(), 1u);
+  std::filesystem::current_path(cwd);
+  std::filesystem::remove_all(dir);
+  co_await http.close();
+  co_await srv.shutdown(std::chrono::seconds(1));
+}
+
+LOUPE_TEST(BannerExamples, TestkitTlsHpp) {
+  // ---- as in loupe/testkit/tls.hpp --------------------------------------------
+  auto& srv = server(shop(), {.tls = server_tls()});  // https://127.0.0.1:PORT
+  auto& http = client(srv);                                          // trusts the test CA
+  auto res = co_await http.get("/orders");
+  EXPECT_EQ(res.status_code(), 200u);
+
+  using loupe::testkit::test_ca;
+  const auto& ca = test_ca::shared();  // one CA for the test process
+  auto site = ca.issue();              // localhost and 127.0.0.1, valid 30 days
+  auto tls = loupe::tls_context::server({.cert_pem = site.cert_pem, .key_pem = site.key_pem});
+  loupe::client_options co;
+  co.tls.ca_pem = ca.cert_pem();  // the client trusts this CA only
+  auto old = ca.issue({.valid_until = std::chrono::seconds(-60)});  // expired a minute ago
+  auto alice = ca.issue({.hosts = {"alice"}, .client = true});      // a client certificate
+  // ---------------------------------------------------------------------------
+  EXPECT_NE(tls->describe().find("CN=localhost"), std::string::npos);
+  EXPECT_NE(old.cert_pem, site.cert_pem);
+  EXPECT_FALSE(alice.key_pem.empty());
 }

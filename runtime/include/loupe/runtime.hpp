@@ -19,5 +19,6 @@
 #include <loupe/runtime/server.hpp>
 #include <loupe/runtime/task.hpp>
 #include <loupe/runtime/timer.hpp>
+#include <loupe/runtime/tls.hpp>
 #include <loupe/runtime/tracking.hpp>
 #include <loupe/runtime/websocket.hpp>

@@ -185,18 +185,13 @@ awaitable<server::impl::admission> server::impl::admit_body(connection& c, detai
 
 
 awaitable<void> server::impl::run_websocket(connection& c, request& req, const websocket_upgrade& up) {
-  if (c.tls) {
-    // The WebSocket session is built on a TCP stream; over TLS it is not served yet.
-    log::runtime().warn("WebSocket upgrade of {} over TLS refused (501): not supported yet", req.target());
-    co_await send_error(c, http::status::not_implemented, "WebSocket over TLS is not supported yet", req.request_id());
-    co_await linger_close(c);
-    co_return;
-  }
-  auto w = std::make_unique<websocket::impl>(std::move(c.stream));
+  // Over TLS the session uses the connection's TLS stream (this frame
+  // outlives it); over TCP it takes the stream.
+  auto w = c.tls ? std::make_unique<websocket::impl>(*c.tls) : std::make_unique<websocket::impl>(std::move(c.stream));
   w->configure(true, up.options);
   auto& ws_impl = *w;
   const auto aec = co_await w->timed_handshake([&]() -> awaitable<error_code> {
-    auto [ec] = co_await ws_impl.stream.async_accept(req.native(), nothrow);
+    auto [ec] = co_await ws_impl.with([&](auto& s) { return s.async_accept(req.native(), nothrow); });
     co_return ec;
   });
   if (aec) co_return;
@@ -468,7 +463,7 @@ awaitable<void> server::impl::serve(std::shared_ptr<impl> self, tcp::socket sock
     error_code ignored;
     if (c.idle) c.stream.socket().cancel(ignored);
     if (c.in_handler && c.request_task) lp.cancel(c.request_task, cancel_source::parent);
-    if (c.ws) beast::get_lowest_layer(detail::access::of(*c.ws).stream).socket().cancel(ignored);
+    if (c.ws) detail::access::of(*c.ws).socket().cancel(ignored);
                      }});
   for (;;) {
     if (stopping || c.close_requested) break;

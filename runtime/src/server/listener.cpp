@@ -147,7 +147,7 @@ awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   for (auto* c : self->conns) {
     if (c->idle) c->stream.socket().cancel(ec);
     // A WebSocket handler's pending receive() ends; the session then closes with 1001.
-    if (c->ws) boost::beast::get_lowest_layer(detail::access::of(*c->ws).stream).socket().cancel(ec);
+    if (c->ws) detail::access::of(*c->ws).socket().cancel(ec);
   }
   if (self->open == 0) co_return;
 

@@ -1,21 +1,47 @@
-// Private: the Beast stream behind loupe::websocket (shared with the server).
+// Private: the Beast stream behind loupe::websocket (shared with the server):
+// over TCP, or over TLS (wss).
 #pragma once
 
 #include <loupe/runtime/timer.hpp>
 #include <loupe/runtime/websocket.hpp>
 
+#include "tls/tls_internals.hpp"
+
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include <optional>
 
 namespace loupe {
 
+namespace detail {
+struct client_conn;
+}
+
 struct websocket::impl {
-  explicit impl(boost::beast::tcp_stream s)
-      : stream(std::move(s)), idle_timer(stream.get_executor()),
-        ping_done(stream.get_executor(), loupe::clock::time_point::max()) {}
-  ~impl() { *alive = false; }
+  using plain_stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+  /// Over TLS: the TLS stream is the server connection's (which outlives the
+  /// session) or the client's own connection's (`owned`).
+  using tls_ws_stream = boost::beast::websocket::stream<detail::tls_stream&>;
+
+  explicit impl(boost::beast::tcp_stream s);
+  explicit impl(detail::tls_stream& s);  // over a server connection's TLS
+  impl(detail::tls_stream& s, std::unique_ptr<detail::client_conn> owner);
+  ~impl();
   void configure(bool server, const websocket_options& o);
+
+  /// Calls `f` with the WebSocket stream, plain or over TLS (both calls
+  /// return one type).
+  template <class F>
+  decltype(auto) with(F&& f) {
+    if (secure) return f(*secure);
+    return f(*plain);
+  }
+  /// The TCP (or in-memory) socket underneath: what the idle timeout and
+  /// shutdown close or cancel.
+  boost::asio::ip::tcp::socket& socket();
 
   // The idle timeout on loupe::clock (Beast's own runs on the steady clock,
   // which virtual time does not move): a peer heard from nothing for half of
@@ -27,7 +53,9 @@ struct websocket::impl {
   // The handshake's deadline (handshake_timeout), armed around it.
   awaitable<boost::system::error_code> timed_handshake(std::function<awaitable<boost::system::error_code>()> step);
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> stream;
+  std::unique_ptr<detail::client_conn> owned;  // a wss client's TCP and TLS
+  std::optional<plain_stream> plain;
+  std::optional<tls_ws_stream> secure;
   boost::beast::flat_buffer buffer;
   std::uint16_t code = 0;
   std::string reason;

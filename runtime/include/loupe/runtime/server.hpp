@@ -29,8 +29,8 @@
 // HTTPS: with server_options::tls (tls.hpp), every listener of the server,
 // TCP and in-memory, speaks TLS; the handshake must be over within
 // header_timeout of the accept. A plain-HTTP request to such a port is
-// answered 400 in plain text, as nginx does. WebSocket upgrades are served
-// over plain connections only, for now: over TLS they get 501.
+// answered 400 in plain text, as nginx does. WebSocket routes are then
+// reached as wss://.
 //
 // Graceful shutdown stops accepting, closes idle keep-alive connections, lets
 // requests in flight finish (their responses say `Connection: close`) and,

@@ -2,13 +2,15 @@
 //
 //   auto tls = loupe::tls_context::server({.cert_file = "site.crt", .key_file = "site.key"});
 //   loupe::server srv(loop, app, {.tls = tls});     // every listener of srv speaks TLS
-//   srv.listen("0.0.0.0", 8443);
+//   srv.listen(host, port);
 //   tls->reload();                                   // new certificate; open connections keep theirs
 //
 //   loupe::client_options co;
 //   co.tls.ca_file = "corp-ca.pem";                  // trusted instead of the system store
 //   loupe::client_session http(loop, co);
 //   auto res = co_await http.get("https://api.example.com/items");
+//
+// (tests/runtime/banner_examples_test.cpp runs these lines.)
 //
 // A server: TLS 1.2 and 1.3 (OpenSSL, through Asio's ssl::stream and Beast),
 // ALPN "http/1.1" (a client offering only other protocols is served without

@@ -5,7 +5,7 @@
 //       co_await ws.send(msg->data, msg->binary);         // echo
 //   });
 //
-//   auto ws = co_await loupe::websocket::connect(loop, "ws://127.0.0.1:8080/ws");
+//   auto ws = co_await loupe::websocket::connect(loop, "ws://127.0.0.1:8080/ws");   // or wss://
 //   co_await ws->send("hello");
 //   auto reply = co_await ws->receive();
 //   co_await ws->close(1000, "done");                  // or ws->close(loupe::ws_close::normal)
@@ -15,10 +15,14 @@
 // dropped (receive() then ends with 1006), and a message larger than
 // `max_message_bytes` closes the connection with 1009 (too big). After the
 // close handshake `receive()` returns std::nullopt and `close_code()` says
-// why. A websocket belongs to the loop that made it; not thread-safe.
+// why. Over HTTPS servers (server_options::tls) routes are served as wss://,
+// and a wss:// client verifies the server as client_session does
+// (websocket_options::tls). A websocket belongs to the loop that made it;
+// not thread-safe.
 #pragma once
 
 #include <loupe/runtime/task.hpp>
+#include <loupe/runtime/tls.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -43,6 +47,8 @@ struct websocket_options {
   /// Both on loupe::clock (virtual time in tests); zero: none.
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds handshake_timeout{30};
+  /// wss:// clients: what is trusted (as client_options::tls, tls.hpp).
+  client_tls_options tls{};
 };
 
 struct ws_message {
@@ -77,8 +83,14 @@ class websocket {
   // Each operation's wait carries the caller's `co_await` file:line (`at`),
   // as the console's `ps` and `where` show it.
 
-  /// Connects to a ws:// URL as a client. Throws client_error on failure.
-  static awaitable<std::unique_ptr<websocket>> connect(loop& l, std::string url, websocket_options opts = {},
+  /// Connects to a ws:// or wss:// URL as a client. Throws client_error on failure.
+  /// (Two overloads, not a defaulted `opts = {}`: GCC 12 copies a defaulted
+  /// argument that holds strings bit by bit when the call is in a co_await
+  /// expression, and frees its strings twice. Give options as a variable of
+  /// their own, not a braced list in the co_await, for the same reason.)
+  static awaitable<std::unique_ptr<websocket>> connect(loop& l, std::string url,
+                                                       std::source_location at = std::source_location::current());
+  static awaitable<std::unique_ptr<websocket>> connect(loop& l, std::string url, websocket_options opts,
                                                        std::source_location at = std::source_location::current());
 
   /// The next message, or std::nullopt once the connection is closed.

@@ -58,8 +58,12 @@ class test_client {
   awaitable<std::unique_ptr<client_stream>> stream(boost::beast::http::verb method, std::string_view path,
                                                    request_options opts = {},
                                                    std::source_location at = std::source_location::current());
-  /// Opens a WebSocket to the server's ws:// URL for `path`.
-  awaitable<std::unique_ptr<websocket>> ws_connect(std::string_view path, websocket_options opts = {},
+  /// Opens a WebSocket to the server's ws:// (wss:// for https) URL for
+  /// `path`; over wss it trusts what the session trusts. (Two overloads:
+  /// see websocket::connect.)
+  awaitable<std::unique_ptr<websocket>> ws_connect(std::string_view path,
+                                                   std::source_location at = std::source_location::current());
+  awaitable<std::unique_ptr<websocket>> ws_connect(std::string_view path, websocket_options opts,
                                                    std::source_location at = std::source_location::current());
 
   /// base URL + path (a full URL is returned as it is).
@@ -71,6 +75,7 @@ class test_client {
  private:
   loop& loop_;
   std::string base_;
+  client_tls_options tls_;  // what the session trusts, for ws_connect
   client_session session_;
 };
 

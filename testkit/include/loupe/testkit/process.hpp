@@ -27,7 +27,7 @@ class child {
   child& operator=(const child&) = delete;
 
   int pid() const noexcept;
-  /// Waits for the "Running on http://HOST:PORT" line on stdout and returns PORT.
+  /// Waits for the "Running on http(s)://HOST:PORT" line on stdout and returns PORT.
   unsigned short wait_for_port(std::chrono::milliseconds deadline = std::chrono::seconds(20));
   void signal(int signo);
   /// Waits for the child to exit: its exit code, or 128 + the signal that killed it.

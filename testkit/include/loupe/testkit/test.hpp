@@ -65,6 +65,7 @@
 #include <loupe/testkit/run.hpp>
 #include <loupe/testkit/raw_client.hpp>
 #include <loupe/testkit/server.hpp>
+#include <loupe/testkit/tls.hpp>
 #include <loupe/testkit/wait.hpp>
 
 #include <gtest/gtest.h>
@@ -109,7 +110,11 @@ class test : public ::testing::Test {
   test_client& client(const test_server& srv, client_options opts = {});
   /// A client whose requests cross the chaos link `link`.
   test_client& client(const chaos_link& link, client_options opts = {});
+  /// (An https server's or URL's client trusts the test CA: tls.hpp.)
   test_client& client(std::string base_url, client_options opts = {});
+  /// HTTPS: `server(app, {.tls = server_tls()})` (tls.hpp).
+  static std::shared_ptr<tls_context> server_tls(const issue_options& o = {}) { return testkit::server_tls(o); }
+  static std::shared_ptr<tls_context> server_tls(const tls_identity& id) { return testkit::server_tls(id); }
   /// Connections from this loop to `host` (any port) reach `srv`.
   void map_host(std::string host, const test_server& srv);
   void map_host(std::string host, const fault_server& srv);

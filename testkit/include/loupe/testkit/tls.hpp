@@ -12,6 +12,7 @@
 // in-memory network gets a certificate for its own name too. Test clients
 // of an https server or URL trust the shared CA, and only it, unless their
 // client_options say otherwise (trust_test_ca() is that setting).
+// (tests/runtime/banner_examples_test.cpp runs the examples here.)
 //
 //   const auto& ca = test_ca::shared();                     // one CA for the test process
 //   auto site = ca.issue();                                 // localhost and 127.0.0.1, valid 30 days
